@@ -2,7 +2,26 @@
 //!
 //! With default features off, this crate is only the generated scaler protocol ([`proto`]) and
 //! the protocol helpers every scaler and host share ([`protocol`]); scaler crates depend on it
-//! that way so they never compile the Kubernetes client.
+//! that way so they never compile the Kubernetes client. The `controller` feature (on by
+//! default) adds everything else: the scaling engine, the scaler client, the Kubernetes
+//! controller, the local runner and the CLI.
 
 pub mod proto;
 pub mod protocol;
+
+#[cfg(feature = "controller")]
+pub mod cli;
+#[cfg(feature = "controller")]
+pub mod client;
+#[cfg(feature = "controller")]
+pub mod kubernetes;
+#[cfg(feature = "controller")]
+pub mod local;
+#[cfg(feature = "controller")]
+pub mod runtime;
+#[cfg(feature = "controller")]
+pub mod scaling;
+#[cfg(feature = "controller")]
+pub mod simulate;
+#[cfg(feature = "controller")]
+pub mod spec;

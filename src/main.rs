@@ -1,1 +1,24 @@
-fn main(){}
+//! The `ebb` binary: parses arguments and hands over to the library.
+
+use anyhow::Result;
+use clap::Parser;
+use ebb::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    ebb::runtime::telemetry::init_logging(&cli.log, cli.log_json);
+    match cli.command {
+        Command::Run(args) => ebb::local::run(args).await?,
+        Command::Controller(args) => ebb::kubernetes::run(args).await?,
+        Command::Crd(args) => ebb::kubernetes::write_crds(args)?,
+        Command::Simulate(args) => ebb::simulate::run(args)?,
+        Command::Scaler(command) => {
+            let passed = ebb::client::run_scaler_command(command).await?;
+            if !passed {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}

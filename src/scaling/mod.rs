@@ -1,0 +1,1 @@
+//! The scaling engine: pure decisions from spec, readings, remembered state and time.
