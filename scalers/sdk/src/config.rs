@@ -43,7 +43,8 @@ impl MetadataSchema {
         &self.fields
     }
 
-    fn field(&self, key: &str) -> Option<&MetadataField> {
+    /// The field for `key`, if the schema has it.
+    pub fn field(&self, key: &str) -> Option<&MetadataField> {
         self.fields.iter().find(|field| field.key == key)
     }
 }
@@ -116,14 +117,21 @@ fn field_of(key: &str, property: &Value, required: bool) -> MetadataField {
 fn json_type(property: &Value) -> Option<&str> {
     match property.get("type") {
         Some(Value::String(kind)) => Some(kind),
-        Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).find(|k| *k != "null"),
+        Some(Value::Array(kinds)) => kinds
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|k| *k != "null"),
         _ => None,
     }
 }
 
 fn enum_values(property: &Value) -> Vec<String> {
     if let Some(values) = property.get("enum").and_then(Value::as_array) {
-        return values.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+        return values
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
     }
     property
         .get("oneOf")
@@ -139,7 +147,11 @@ fn enum_values(property: &Value) -> Vec<String> {
                         .into_iter()
                         .flatten()
                         .filter_map(Value::as_str);
-                    constant.into_iter().chain(listed).map(str::to_owned).collect::<Vec<_>>()
+                    constant
+                        .into_iter()
+                        .chain(listed)
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
                 })
                 .collect()
         })
@@ -150,6 +162,8 @@ fn enum_values(property: &Value) -> Vec<String> {
 #[derive(Clone, Default)]
 pub struct TriggerMetadata {
     values: BTreeMap<String, String>,
+    /// Keys whose value came from the secret map: masked in errors like schema secrets.
+    from_secrets: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for TriggerMetadata {
@@ -167,6 +181,7 @@ impl TriggerMetadata {
         let mut merged = Self::from_plain(metadata);
         for (key, value) in secrets {
             merged.values.insert(key.clone(), value.clone());
+            merged.from_secrets.insert(key.clone());
         }
         merged
     }
@@ -184,13 +199,19 @@ impl TriggerMetadata {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         for (key, value) in metadata {
-            if let Some(base) = key.strip_suffix(FROM_ENV_SUFFIX) {
-                if !base.is_empty() && !value.is_empty() {
-                    values.entry(base.to_owned()).or_insert_with(|| value.clone());
-                }
+            if let Some(base) = key.strip_suffix(FROM_ENV_SUFFIX)
+                && !base.is_empty()
+                && !value.is_empty()
+            {
+                values
+                    .entry(base.to_owned())
+                    .or_insert_with(|| value.clone());
             }
         }
-        Self { values }
+        Self {
+            values,
+            from_secrets: std::collections::BTreeSet::new(),
+        }
     }
 
     /// The raw value of a key.
@@ -206,7 +227,8 @@ impl TriggerMetadata {
         for field in schema.fields() {
             match self.values.get(&field.key) {
                 Some(raw) => {
-                    object.insert(field.key.clone(), coerce(field, raw)?);
+                    let secret = field.secret || self.from_secrets.contains(&field.key);
+                    object.insert(field.key.clone(), coerce(field, raw, secret)?);
                 }
                 None if field.required => {
                     return Err(ScalerError::invalid(&field.key, "is required"));
@@ -226,23 +248,28 @@ impl TriggerMetadata {
     }
 }
 
-fn coerce(field: &MetadataField, raw: &str) -> Result<Value, ScalerError> {
+fn coerce(field: &MetadataField, raw: &str, secret: bool) -> Result<Value, ScalerError> {
     let text = raw.trim();
     // A secret's value must never appear in an error message.
-    let shown = if field.secret { "<secret>" } else { text };
+    let shown = if secret { "<secret>" } else { text };
     match ValueKind::try_from(field.kind).unwrap_or(ValueKind::Unspecified) {
-        ValueKind::Integer => text
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| ScalerError::invalid(&field.key, format!("`{shown}` is not a whole number"))),
+        ValueKind::Integer => text.parse::<i64>().map(Value::from).map_err(|_| {
+            ScalerError::invalid(&field.key, format!("`{shown}` is not a whole number"))
+        }),
         ValueKind::Number => match text.parse::<f64>() {
             Ok(number) if number.is_finite() => Ok(Value::from(number)),
-            _ => Err(ScalerError::invalid(&field.key, format!("`{shown}` is not a number"))),
+            _ => Err(ScalerError::invalid(
+                &field.key,
+                format!("`{shown}` is not a number"),
+            )),
         },
         ValueKind::Boolean => match text.to_ascii_lowercase().as_str() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
-            _ => Err(ScalerError::invalid(&field.key, format!("`{shown}` is not true or false"))),
+            _ => Err(ScalerError::invalid(
+                &field.key,
+                format!("`{shown}` is not true or false"),
+            )),
         },
         ValueKind::Enum => field
             .allowed_values
@@ -252,7 +279,10 @@ fn coerce(field: &MetadataField, raw: &str) -> Result<Value, ScalerError> {
             .ok_or_else(|| {
                 ScalerError::invalid(
                     &field.key,
-                    format!("`{shown}` is not one of {}", field.allowed_values.join(", ")),
+                    format!(
+                        "`{shown}` is not one of {}",
+                        field.allowed_values.join(", ")
+                    ),
                 )
             }),
         ValueKind::Duration => parse_duration(text)

@@ -95,6 +95,9 @@ pub trait Scaler: Send + Sync + 'static {
     /// `schemars::JsonSchema` derive is the metadata schema `GetInfo` reports: doc comments
     /// become descriptions, `#[serde(default)]` values become defaults, `Option` and defaulted
     /// fields are optional, and `#[schemars(extend("x-secret" = true))]` marks a secret.
+    /// Field types must implement `serde::Serialize` for their defaults to be reported (derive
+    /// it on enums); durations are strings marked `#[schemars(extend("x-kind" = "duration"))]`
+    /// and read with [`crate::serde_helpers::duration`].
     type Config: DeserializeOwned + schemars::JsonSchema + Clone + Send + Sync + 'static;
 
     /// Who the scaler is.
@@ -129,5 +132,10 @@ pub trait Scaler: Send + Sync + 'static {
     /// Whether this scaler can report in-flight work (advertised in `GetInfo`).
     fn reports_in_flight(&self) -> bool {
         false
+    }
+
+    /// The loopback port the binary listens on when `--listen` is not given.
+    fn default_port(&self) -> u16 {
+        9000
     }
 }

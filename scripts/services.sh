@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs (on Debian/Ubuntu, when missing) and starts the services the tests use:
+# RabbitMQ with its management plugin on 127.0.0.1:5672/15672 and Azurite's queue service on
+# 127.0.0.1:10001. Safe to run again: running services are left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[services] %s\n' "$*" >&2; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+start_rabbitmq() {
+  if ! port_open 5672; then
+    if ! command -v rabbitmq-server >/dev/null; then
+      say "installing rabbitmq-server (Debian package)"
+      apt_install rabbitmq-server
+    fi
+    say "starting RabbitMQ"
+    rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
+    rabbitmq-server -detached
+    sleep 2
+    rabbitmqctl wait --timeout 90 "/var/lib/rabbitmq/mnesia/rabbit@$(hostname).pid" >/dev/null \
+      || rabbitmqctl await_startup --timeout 90 >/dev/null
+  fi
+  if ! port_open 15672; then
+    say "enabling the RabbitMQ management plugin"
+    rabbitmq-plugins enable rabbitmq_management >/dev/null
+    for _ in $(seq 1 60); do port_open 15672 && break; sleep 1; done
+  fi
+  port_open 15672 || { say "RabbitMQ management API did not come up"; exit 1; }
+  say "RabbitMQ ready (amqp 5672, management 15672)"
+}
+
+start_azurite() {
+  if port_open 10001; then say "Azurite already running"; return; fi
+  if ! command -v npm >/dev/null; then
+    say "installing nodejs and npm (Debian packages)"
+    apt_install nodejs npm
+  fi
+  if [ ! -x tests/services/node_modules/.bin/azurite-queue ]; then
+    say "installing azurite 3.35.0 from npm"
+    (cd tests/services && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  say "starting Azurite (queue service)"
+  mkdir -p target
+  nohup tests/services/node_modules/.bin/azurite-queue --queueHost 127.0.0.1 --queuePort 10001 \
+    --inMemoryPersistence --silent --skipApiVersionCheck --loose --disableTelemetry \
+    >target/azurite.log 2>&1 &
+  for _ in $(seq 1 60); do
+    if curl -s -o /dev/null "http://127.0.0.1:10001/devstoreaccount1?comp=list"; then
+      say "Azurite ready (queue 10001)"; return
+    fi
+    sleep 0.5
+  done
+  say "Azurite did not come up; see target/azurite.log"; exit 1
+}
+
+start_python() {
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health' 2>/dev/null; then
+    say "creating .venv with grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection"
+    python3 -m venv .venv
+    .venv/bin/pip install -q grpcio grpcio-tools grpcio-health-checking grpcio-reflection
+  fi
+}
+
+start_rabbitmq
+start_azurite
+start_python
