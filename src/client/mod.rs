@@ -1,25 +1,41 @@
-//! Calling scalers: protocol detection (ebb v1, else KEDA), one protocol-neutral client, and
-//! the `ebb scaler check` / `ebb scaler conformance` commands built on it.
+//! Calling scalers, whatever protocol they speak.
+//!
+//! A [`ScalerClient`] wraps one tonic [`Channel`](tonic::transport::Channel) to one scaler.
+//! On first use it asks `ebb.scaler.v1` `GetInfo`: an answer means the scaler speaks ebb's
+//! protocol, `UNIMPLEMENTED` means it speaks only KEDA's `externalscaler`. The answer is cached
+//! for the client's lifetime (clones share it). Every call then takes the same
+//! protocol-neutral inputs ([`TriggerInput`]: object, trigger, metadata, secrets) and returns
+//! protocol-neutral values ([`ScalerInfo`], [`MetricSpec`], [`MetricsReading`], an
+//! [`ActivityStream`]):
+//!
+//! - over v1, a reading is ONE `GetMetrics` call carrying values, targets, activity and
+//!   in-flight work; secrets travel in their own map;
+//! - over KEDA's protocol, a reading is `GetMetrics` per metric name plus `IsActive`, values
+//!   read by KEDA's float-wins rule ([`crate::protocol::keda_metric_value`]), and secrets are
+//!   merged into `scalerMetadata` because KEDA has no other place for them.
+//!
+//! Every call takes a `timeout`, sent to the scaler as `grpc-timeout` and enforced locally.
+//! Failures are [`ClientError`]s whose [`ClientError::code`] is the gRPC code, so callers can
+//! tell bad metadata (`InvalidArgument`) from an unreachable scaler (`Unavailable`) or a
+//! missing source (`NotFound`).
+//!
+//! [`channel`] builds channels from an address and TLS settings; the runtime's connection pool
+//! and the CLI both use it. The `ebb scaler check` and `ebb scaler conformance` commands
+//! ([`ScalerCommand`]) are built on the same client.
 
-use clap::Subcommand;
+pub mod channel;
+mod check;
+mod command;
+mod conformance;
+mod error;
+mod scaler_client;
+mod types;
 
-/// Why a scaler command failed to run (a failed conformance check is not an error).
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Placeholder until the client lands.
-    #[error("not built yet")]
-    NotBuilt,
-}
-
-/// `ebb scaler ...` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ScalerCommand {
-    /// Placeholder.
-    Check,
-}
-
-/// Runs a scaler subcommand; `Ok(false)` means checks ran and some failed.
-pub async fn run_scaler_command(command: ScalerCommand) -> Result<bool, ClientError> {
-    let _ = command;
-    Err(ClientError::NotBuilt)
-}
+pub use channel::{ChannelSettings, TlsSettings};
+pub use command::{ScalerCommand, TargetArgs, run_scaler_command};
+pub use error::ClientError;
+pub use scaler_client::{ActivityStream, ScalerClient};
+pub use types::{
+    Capabilities, MetadataField, MetricReading, MetricSpec, MetricsReading, Protocol, ScalerInfo,
+    TargetType, TriggerInput, ValueKind,
+};

@@ -15,14 +15,19 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// Path of binary `bin` from workspace package `package`, building it (debug) if needed.
 /// `cargo test --workspace` has normally built it already, so this is a quick no-op then.
 pub fn binary(package: &str, bin: &str) -> PathBuf {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "-p", package, "--bin", bin])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
     target_dir().join("debug").join(bin)
 }
 

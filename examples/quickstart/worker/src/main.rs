@@ -1,0 +1,130 @@
+//! The quickstart worker: consumes one RabbitMQ queue, one message at a time, spends a fixed
+//! time on each, records its id, and only then acknowledges it.
+//!
+//! On SIGTERM or SIGINT it stops taking messages, finishes the one in hand, and exits; a
+//! message it had received but not started is returned to the queue when the connection
+//! closes. That is what lets `ebb run` scale in without losing or repeating work.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Consume a RabbitMQ queue slowly, to show ebb scaling workers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// AMQP URL of the broker.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+    /// Queue to consume (declared durable if missing).
+    #[arg(long, env = "QUEUE", default_value = "orders")]
+    queue: String,
+    /// Time spent on each message, e.g. `1s` or `50ms`.
+    #[arg(long, env = "WORK_TIME", default_value = "1s", value_parser = humantime::parse_duration)]
+    work_time: Duration,
+    /// File to append each processed message id to (one line each, synced before the ack).
+    #[arg(long, env = "PROCESSED_FILE")]
+    processed_file: Option<PathBuf>,
+    /// File to append `<unix-nanos> <pid>` to as the very first thing the process does.
+    #[arg(long, env = "STARTED_FILE")]
+    started_file: Option<PathBuf>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(path) = &args.started_file {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("clock before 1970")?
+            .as_nanos();
+        append_line(path, &format!("{nanos} {}", std::process::id()))?;
+    }
+    let mut terminate = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+
+    let connection = Connection::connect(&args.amqp_url, ConnectionProperties::default())
+        .await
+        .context("connect to RabbitMQ")?;
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_declare(
+            args.queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("declare queue {}", args.queue))?;
+    // One message at a time: the broker keeps the rest for other workers.
+    channel.basic_qos(1, BasicQosOptions::default()).await?;
+    let mut deliveries = channel
+        .basic_consume(
+            args.queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    println!("worker {} consuming {}", std::process::id(), args.queue);
+
+    let mut processed = 0u64;
+    loop {
+        let delivery = tokio::select! {
+            biased;
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            next = deliveries.next() => match next {
+                Some(delivery) => delivery.context("receive")?,
+                None => break,
+            },
+        };
+        // Signals arriving now wait until this message is done.
+        tokio::time::sleep(args.work_time).await;
+        let id = message_id(&delivery);
+        if let Some(path) = &args.processed_file {
+            append_line(path, &id)?;
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+        processed += 1;
+    }
+    // Closing returns any message received but not started to the queue.
+    let _ = connection.close(200, "worker stopping".into()).await;
+    println!("worker {} stopped after {processed} messages", std::process::id());
+    Ok(())
+}
+
+/// The message id property, else the body as text.
+fn message_id(delivery: &lapin::message::Delivery) -> String {
+    match delivery.properties.message_id() {
+        Some(id) => id.to_string(),
+        None => String::from_utf8_lossy(&delivery.data).into_owned(),
+    }
+}
+
+/// Appends one line with a single write and syncs it, so lines from several workers never mix.
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    file.write_all(format!("{line}\n").as_bytes())?;
+    file.sync_data()?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! rustls client configurations (ring provider) for AMQP over TLS and the management API.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, ring};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::config::TlsOptions;
+
+/// Why TLS material cannot be used. Messages name the key and never quote the material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM value holds no usable certificate or key.
+    #[error("`{key}` is not valid PEM: {reason}")]
+    BadPem {
+        /// Metadata key of the value.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// rustls refused the combination (for example a key that does not match `cert`).
+    #[error("TLS setup failed: {0}")]
+    Setup(String),
+}
+
+impl TlsError {
+    /// The metadata key at fault.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::BadPem { key, .. } => key,
+            Self::Setup(_) => "cert",
+        }
+    }
+}
+
+/// Builds a client configuration: system roots plus `ca`, the client certificate if given,
+/// and no verification at all with `unsafe_ssl`.
+pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Setup(error.to_string()))?;
+    let builder = if options.unsafe_ssl {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+    } else {
+        builder.with_root_certificates(roots(options.ca.as_deref())?)
+    };
+    match &options.client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = certificates(cert, "cert")?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| TlsError::BadPem {
+                key: "key",
+                reason: "no private key found".into(),
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|error| TlsError::Setup(error.to_string()))
+        }
+    }
+}
+
+fn roots(ca: Option<&str>) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    // Unreadable system certificates are skipped: a given `ca` may be all that is needed.
+    let native = rustls_native_certs::load_native_certs();
+    store.add_parsable_certificates(native.certs);
+    if let Some(ca) = ca {
+        for certificate in certificates(ca, "ca")? {
+            store.add(certificate).map_err(|error| TlsError::BadPem {
+                key: "ca",
+                reason: error.to_string(),
+            })?;
+        }
+    }
+    Ok(store)
+}
+
+fn certificates(pem: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| TlsError::BadPem {
+            key,
+            reason: error.to_string(),
+        })?;
+    if certificates.is_empty() {
+        return Err(TlsError::BadPem {
+            key,
+            reason: "no certificate found".into(),
+        });
+    }
+    Ok(certificates)
+}
+
+/// `unsafeSsl`: accepts any server certificate, still checking handshake signatures so the
+/// connection is at least encrypted to whoever answered.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_unsafe_configs_build() {
+        client_config(&TlsOptions::default()).unwrap();
+        client_config(&TlsOptions { unsafe_ssl: true, ..TlsOptions::default() }).unwrap();
+    }
+
+    #[test]
+    fn bad_pem_names_key_without_quoting_it() {
+        let options = TlsOptions {
+            ca: Some("not a certificate SECRETISH".into()),
+            ..TlsOptions::default()
+        };
+        let error = client_config(&options).unwrap_err();
+        assert_eq!(error.key(), "ca");
+        assert!(!error.to_string().contains("SECRETISH"));
+        let options = TlsOptions {
+            client: Some(("garbage".into(), "garbage-key".into())),
+            ..TlsOptions::default()
+        };
+        let error = client_config(&options).unwrap_err();
+        assert_eq!(error.key(), "cert");
+        assert!(!error.to_string().contains("garbage-key"));
+    }
+}

@@ -1,0 +1,208 @@
+//! Building a tonic [`Channel`] to a scaler from an address and TLS settings. The connection
+//! pool keys its channels by [`ChannelSettings`] (which is `Eq + Hash`), so one connection is
+//! shared by every trigger that names the same scaler with the same TLS material.
+
+use std::time::Duration;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::ClientError;
+
+/// How long to wait for a TCP (and TLS) connection before giving up, unless set otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a scaler listens and how to reach it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ChannelSettings {
+    /// `host:port`, or a full `http://` / `https://` URI. A bare `host:port` gets `https://`
+    /// when [`ChannelSettings::tls`] is set and `http://` otherwise.
+    pub address: String,
+    /// TLS material; `None` means plain HTTP/2 (typical for a sidecar on 127.0.0.1).
+    pub tls: Option<TlsSettings>,
+    /// Limit on establishing the connection.
+    pub connect_timeout: Duration,
+}
+
+impl ChannelSettings {
+    /// Plain-text settings for `address` with the default connect timeout.
+    pub fn plain(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            tls: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// TLS material for a scaler connection, as PEM text (KEDA's `caCert`, `tlsClientCert`,
+/// `tlsClientKey` carry PEM text too).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct TlsSettings {
+    /// CA certificate(s) that sign the scaler's certificate; `None` uses the roots built in.
+    pub ca_pem: Option<String>,
+    /// Client certificate chain for mutual TLS.
+    pub client_cert_pem: Option<String>,
+    /// Client private key for mutual TLS (a secret: never shown by `Debug`).
+    pub client_key_pem: Option<String>,
+    /// Name to verify the scaler's certificate against, when it differs from the address host.
+    pub server_name: Option<String>,
+    /// Skip verifying the scaler's certificate (KEDA's `unsafeSsl`). This build cannot honour
+    /// it (tonic offers no switch and the crate does not depend on rustls directly), so
+    /// [`endpoint`] rejects it with [`ClientError::InvalidTls`] rather than silently verifying.
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
+            .field(
+                "client_cert_pem",
+                &self.client_cert_pem.as_ref().map(|_| "<pem>"),
+            )
+            .field(
+                "client_key_pem",
+                &self.client_key_pem.as_ref().map(|_| "***"),
+            )
+            .field("server_name", &self.server_name)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish()
+    }
+}
+
+/// The endpoint URI for an address: keeps an explicit scheme, else adds one by TLS.
+fn endpoint_uri(address: &str, tls: bool) -> String {
+    if address.starts_with("http://") || address.starts_with("https://") {
+        address.to_owned()
+    } else if tls {
+        format!("https://{address}")
+    } else {
+        format!("http://{address}")
+    }
+}
+
+/// Builds the endpoint for `settings` without connecting.
+pub fn endpoint(settings: &ChannelSettings) -> Result<Endpoint, ClientError> {
+    let address = settings.address.trim();
+    if address.is_empty() {
+        return Err(ClientError::InvalidAddress {
+            address: settings.address.clone(),
+            reason: "the address is empty".into(),
+        });
+    }
+    let uri = endpoint_uri(address, settings.tls.is_some());
+    let endpoint = Endpoint::from_shared(uri).map_err(|error| ClientError::InvalidAddress {
+        address: settings.address.clone(),
+        reason: error.to_string(),
+    })?;
+    let endpoint = endpoint
+        .connect_timeout(settings.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    match &settings.tls {
+        None => Ok(endpoint),
+        Some(tls) => endpoint
+            .tls_config(client_tls_config(tls)?)
+            .map_err(|error| ClientError::InvalidTls(error.to_string())),
+    }
+}
+
+fn client_tls_config(tls: &TlsSettings) -> Result<ClientTlsConfig, ClientError> {
+    if tls.insecure_skip_verify {
+        return Err(ClientError::InvalidTls(
+            "skipping certificate verification (unsafeSsl) is not supported; give the CA \
+             certificate instead"
+                .into(),
+        ));
+    }
+    let mut config = ClientTlsConfig::new();
+    config = match &tls.ca_pem {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+        None => config.with_enabled_roots(),
+    };
+    match (&tls.client_cert_pem, &tls.client_key_pem) {
+        (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(cert, key)),
+        (None, None) => {}
+        _ => {
+            return Err(ClientError::InvalidTls(
+                "a client certificate and a client key must be given together".into(),
+            ));
+        }
+    }
+    if let Some(name) = &tls.server_name {
+        config = config.domain_name(name.clone());
+    }
+    Ok(config)
+}
+
+/// A channel that connects on first use and reconnects by itself; what a pool wants.
+pub fn connect_lazy(settings: &ChannelSettings) -> Result<Channel, ClientError> {
+    Ok(endpoint(settings)?.connect_lazy())
+}
+
+/// A channel connected now, so an unreachable scaler is reported at once (what the CLI wants).
+pub async fn connect(settings: &ChannelSettings) -> Result<Channel, ClientError> {
+    endpoint(settings)?
+        .connect()
+        .await
+        .map_err(|error| ClientError::Connect {
+            address: settings.address.clone(),
+            reason: transport_reason(&error),
+        })
+}
+
+/// A transport error with its causes, which tonic keeps in the source chain.
+fn transport_reason(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_address_gets_scheme_by_tls() {
+        assert_eq!(
+            endpoint_uri("127.0.0.1:9000", false),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(endpoint_uri("scaler:9000", true), "https://scaler:9000");
+        assert_eq!(endpoint_uri("http://x:1", true), "http://x:1");
+    }
+
+    #[test]
+    fn empty_address_is_rejected() {
+        let error = endpoint(&ChannelSettings::plain(" ")).unwrap_err();
+        assert!(matches!(error, ClientError::InvalidAddress { .. }));
+    }
+
+    #[test]
+    fn half_a_client_identity_is_rejected() {
+        let settings = ChannelSettings {
+            tls: Some(TlsSettings {
+                client_cert_pem: Some("cert".into()),
+                ..TlsSettings::default()
+            }),
+            ..ChannelSettings::plain("scaler:9000")
+        };
+        let error = endpoint(&settings).unwrap_err();
+        assert!(error.to_string().contains("together"), "{error}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_client_key() {
+        let tls = TlsSettings {
+            client_key_pem: Some("TOP-SECRET-KEY".into()),
+            ..TlsSettings::default()
+        };
+        assert!(!format!("{tls:?}").contains("TOP-SECRET-KEY"));
+    }
+}

@@ -1,0 +1,293 @@
+//! The leader's work: watch ScaledObjects, check and resolve each one, and hand it to the
+//! runtime supervisor, which runs one scale loop per object. Objects that cannot run get
+//! Ready=False with a specific reason and a Warning Event; objects that cannot even be decoded
+//! are logged and skipped, and the watch goes on.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use super::lookup::KubeLookup;
+use super::resolve::{ResolveProblem, resolve_triggers};
+use super::schema::check_metadata;
+use super::status::KubeStatusSink;
+use super::target::TargetResolver;
+use crate::client::{Protocol, ScalerInfo};
+use crate::runtime::{
+    EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScalerPool, Supervisor,
+};
+use crate::spec::{Condition, ConditionStatus, ConditionType, ScaledObject, from_time};
+
+/// Settings of the leader's work.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    /// Watch only this namespace; all when `None`.
+    pub watch_namespace: Option<String>,
+    /// Where ClusterScalerAuthentication Secrets live.
+    pub controller_namespace: String,
+    /// This replica's name (Events' reportingInstance).
+    pub identity: String,
+    /// How often every object is resolved again (Secret rotation, scalers that came up).
+    pub resync_interval: Duration,
+    /// How often objects whose resolution hit a cluster read error are retried.
+    pub retry_interval: Duration,
+    /// Deadline of the GetInfo call used to check trigger metadata.
+    pub info_timeout: Duration,
+    /// Status writes in flight at once.
+    pub status_concurrency: usize,
+}
+
+/// Reason of Ready=False for an object that cannot be decoded.
+pub const REASON_UNDECODABLE: &str = "InvalidObject";
+/// Event reason for an object that is not valid.
+pub const REASON_INVALID: &str = "InvalidScaledObject";
+
+/// What was applied for an object, to skip our own status writes coming back on the watch.
+#[derive(PartialEq)]
+struct Applied {
+    generation: Option<i64>,
+    annotations: BTreeMap<String, String>,
+}
+
+struct Controller {
+    settings: ControllerSettings,
+    client: kube::Client,
+    supervisor: Supervisor,
+    pool: ScalerPool,
+    sink: KubeStatusSink,
+    targets: TargetResolver,
+    objects: HashMap<ObjectKey, DynamicObject>,
+    applied: HashMap<ObjectKey, Applied>,
+    retry: HashSet<ObjectKey>,
+    /// Scalers whose GetInfo failed recently: not asked again for a while, so a dead scaler
+    /// does not cost every one of its objects a full RPC deadline.
+    info_failures: HashMap<String, std::time::Instant>,
+}
+
+/// How long a failed GetInfo keeps a scaler from being asked again.
+const INFO_FAILURE_MEMORY: Duration = Duration::from_secs(10);
+
+/// The ScaledObject resource, for dynamic (decode-per-object) watching.
+pub fn scaled_object_resource() -> ApiResource {
+    ApiResource::erase::<ScaledObject>(&())
+}
+
+fn key_of(object: &DynamicObject) -> ObjectKey {
+    ObjectKey::new(object.metadata.namespace.clone().unwrap_or_default(), object.metadata.name.clone().unwrap_or_default())
+}
+
+/// Runs the leader's work until `stop` completes, then stops every scale loop.
+pub async fn lead(
+    client: kube::Client,
+    pool: ScalerPool,
+    settings: ControllerSettings,
+    readiness: Readiness,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let sink = KubeStatusSink::start(client.clone(), settings.identity.clone(), settings.status_concurrency);
+    let supervisor = Supervisor::new(pool.clone(), Arc::new(sink.clone()), RuntimeConfig::default());
+    let mut controller = Controller {
+        targets: TargetResolver::new(client.clone()),
+        settings,
+        client: client.clone(),
+        supervisor,
+        pool,
+        sink,
+        objects: HashMap::new(),
+        applied: HashMap::new(),
+        retry: HashSet::new(),
+        info_failures: HashMap::new(),
+    };
+    let resource = scaled_object_resource();
+    let api: Api<DynamicObject> = match &controller.settings.watch_namespace {
+        Some(namespace) => Api::namespaced_with(client, namespace, &resource),
+        None => Api::all_with(client, &resource),
+    };
+    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut resync = tokio::time::interval(controller.settings.resync_interval);
+    resync.tick().await;
+    let mut retry = tokio::time::interval(controller.settings.retry_interval);
+    let mut listed: HashSet<ObjectKey> = HashSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(watcher::Event::Init)) => listed.clear(),
+                Some(Ok(watcher::Event::InitApply(object))) => {
+                    listed.insert(key_of(&object));
+                    controller.reconcile(object, false).await;
+                }
+                Some(Ok(watcher::Event::InitDone)) => {
+                    let gone: Vec<ObjectKey> = controller.objects.keys().filter(|k| !listed.contains(*k)).cloned().collect();
+                    for key in gone {
+                        controller.removed(&key);
+                    }
+                    readiness.set_ready(true);
+                    tracing::info!(objects = controller.objects.len(), "initial list done");
+                }
+                Some(Ok(watcher::Event::Apply(object))) => controller.reconcile(object, false).await,
+                Some(Ok(watcher::Event::Delete(object))) => controller.removed(&key_of(&object)),
+                Some(Err(error)) => tracing::warn!(%error, "ScaledObject watch failed; retrying"),
+                None => break,
+            },
+            _ = resync.tick() => controller.resync(None).await,
+            _ = retry.tick(), if !controller.retry.is_empty() => {
+                let keys: HashSet<ObjectKey> = std::mem::take(&mut controller.retry);
+                controller.resync(Some(keys)).await;
+            }
+            () = &mut stop => break,
+        }
+    }
+    controller.supervisor.shutdown().await;
+    controller.sink.flush(Duration::from_secs(5)).await;
+}
+
+impl Controller {
+    fn removed(&mut self, key: &ObjectKey) {
+        self.supervisor.remove(key);
+        self.sink.forget(key);
+        self.objects.remove(key);
+        self.applied.remove(key);
+        self.retry.remove(key);
+        tracing::info!(object = %key, "ScaledObject removed");
+    }
+
+    async fn resync(&mut self, only: Option<HashSet<ObjectKey>>) {
+        let objects: Vec<DynamicObject> = self
+            .objects
+            .iter()
+            .filter(|(key, _)| only.as_ref().is_none_or(|only| only.contains(*key)))
+            .map(|(_, object)| object.clone())
+            .collect();
+        for object in objects {
+            self.reconcile(object, true).await;
+        }
+    }
+
+    /// Marks an object not Ready, stops its loop, and tells people once.
+    fn fail(&mut self, key: &ObjectKey, object: Option<&ScaledObject>, reason: &str, message: String) {
+        self.supervisor.remove(key);
+        let mut status = object.and_then(|o| o.status.clone()).unwrap_or_default();
+        let previous = status.condition(ConditionType::Ready).cloned();
+        status.set_condition(Condition::new(ConditionType::Ready, ConditionStatus::False, reason, message.clone(), SystemTime::now()));
+        status.set_condition(Condition::new(ConditionType::Active, ConditionStatus::False, reason, String::new(), SystemTime::now()));
+        if let Some(object) = object {
+            status.observed_generation = object.metadata.generation;
+        }
+        self.sink.publish(key, &status);
+        let unchanged = previous.is_some_and(|p| p.status == ConditionStatus::False && p.reason == reason && p.message == message);
+        if !unchanged {
+            tracing::warn!(object = %key, reason, %message, "ScaledObject cannot run");
+            let reason_static = if reason == REASON_UNDECODABLE { REASON_UNDECODABLE } else { REASON_INVALID };
+            self.sink.event(key, ObjectEvent { kind: EventKind::Warning, reason: reason_static, message });
+        }
+    }
+
+    fn report(&mut self, key: &ObjectKey, object: &ScaledObject, problems: &[ResolveProblem]) {
+        let Some(first) = problems.first() else { return };
+        let message: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        if problems.iter().all(|p| p.transient) {
+            tracing::warn!(object = %key, problem = %message.join("; "), "resolving failed; retrying");
+            self.retry.insert(key.clone());
+            return;
+        }
+        self.fail(key, Some(object), first.reason, message.join("; "));
+    }
+
+    async fn reconcile(&mut self, raw: DynamicObject, resync: bool) {
+        let key = key_of(&raw);
+        self.objects.insert(key.clone(), raw.clone());
+        let decoded = serde_json::to_value(&raw).and_then(serde_json::from_value::<ScaledObject>);
+        let object = match decoded {
+            Ok(object) => object,
+            Err(error) => {
+                tracing::warn!(object = %key, %error, "skipping a ScaledObject that cannot be decoded");
+                self.applied.remove(&key);
+                self.fail(&key, None, REASON_UNDECODABLE, format!("the object cannot be decoded: {error}"));
+                return;
+            }
+        };
+        self.sink.observe(&object);
+        let applied = Applied {
+            generation: object.metadata.generation,
+            annotations: object.metadata.annotations.clone().unwrap_or_default(),
+        };
+        if !resync && self.applied.get(&key) == Some(&applied) {
+            // Our own status write coming back, or a label change: nothing to do.
+            return;
+        }
+        self.applied.insert(key.clone(), applied);
+        let problems = object.validate();
+        if let Some(first) = problems.first() {
+            let message: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            self.fail(&key, Some(&object), first.reason, message.join("; "));
+            return;
+        }
+        let pause = object.pause_state().unwrap_or_default();
+        let target_ref = &object.spec.scale_target_ref;
+        let resource = match self.targets.resource(target_ref.api_version(), target_ref.kind()).await {
+            Ok(resource) => resource,
+            Err(error) => {
+                self.fail(&key, Some(&object), "TargetNotScalable", format!("spec.scaleTargetRef: {error}"));
+                return;
+            }
+        };
+        let lookup = KubeLookup::new(self.client.clone(), self.targets.clone());
+        let triggers = match resolve_triggers(&lookup, &key, &object.spec, &self.settings.controller_namespace).await {
+            Ok(triggers) => triggers,
+            Err(problems) => {
+                self.report(&key, &object, &problems);
+                return;
+            }
+        };
+        let mut problems = Vec::new();
+        for (index, trigger) in triggers.iter().enumerate() {
+            if let Some(info) = self.scaler_info(trigger).await {
+                problems.extend(check_metadata(&info, index, trigger));
+            }
+        }
+        if !problems.is_empty() {
+            self.report(&key, &object, &problems);
+            return;
+        }
+        let target = Arc::new(self.targets.target(&resource, &key.namespace, &target_ref.name));
+        let created = object.metadata.creation_timestamp.as_ref().map_or_else(SystemTime::now, |t| from_time(t));
+        self.supervisor.apply(ManagedObject {
+            key: key.clone(),
+            generation: object.metadata.generation.unwrap_or(0),
+            spec: Arc::new(object.spec.clone()),
+            pause,
+            triggers,
+            target,
+            last_status: object.status.clone(),
+            created,
+        });
+        tracing::debug!(object = %key, "ScaledObject applied");
+    }
+
+    /// The scaler's GetInfo answer, when it can be had now. A scaler that is down is not a
+    /// reason to refuse the object: its loop counts the failures and applies fallback.
+    async fn scaler_info(&mut self, trigger: &crate::runtime::ResolvedTrigger) -> Option<ScalerInfo> {
+        if trigger.protocol == Some(Protocol::Keda) {
+            return None;
+        }
+        let address = trigger.channel.address.clone();
+        if self.info_failures.get(&address).is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY) {
+            return None;
+        }
+        let connection = self.pool.connection(&trigger.channel).ok()?;
+        match connection.client().info(self.settings.info_timeout).await {
+            Ok(info) if info.protocol == Protocol::V1 => Some(info.clone()),
+            Ok(_) => None,
+            Err(error) => {
+                self.info_failures.insert(address, std::time::Instant::now());
+                tracing::debug!(address = %trigger.channel.address, %error, "GetInfo failed; metadata not checked now");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Status and Events towards the API server. Scale loops must never wait on the API, so the
+//! sink only records what changed and returns; a writer task patches the `/status`
+//! subresource, coalescing several changes of one object into one write and skipping writes
+//! that would not change the stored status. Events are created by another task.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+use super::target::FIELD_MANAGER;
+use crate::runtime::{EventKind, ObjectEvent, ObjectKey, StatusSink};
+use crate::spec::{ScaledObject, ScaledObjectStatus};
+
+/// `reportingController` of ebb's Events.
+pub const REPORTING_CONTROLLER: &str = "ebb.dev/controller";
+
+#[derive(Default)]
+struct State {
+    /// Status as stored on the server (from the watch, or after our write).
+    stored: HashMap<ObjectKey, Value>,
+    /// Latest status to write, per object.
+    pending: HashMap<ObjectKey, Value>,
+    /// UIDs for event references.
+    uids: HashMap<ObjectKey, String>,
+}
+
+struct Inner {
+    client: kube::Client,
+    state: Mutex<State>,
+    wake: Notify,
+    events: mpsc::UnboundedSender<(ObjectKey, ObjectEvent)>,
+    instance: String,
+    concurrency: usize,
+}
+
+/// The Kubernetes [`StatusSink`]. Cheap to clone.
+#[derive(Clone)]
+pub struct KubeStatusSink {
+    inner: Arc<Inner>,
+}
+
+/// The JSON merge patch turning `old` status into `new`: top-level fields that disappear are
+/// set to null; lists are replaced whole, as merge patch does.
+pub fn status_patch(old: Option<&Value>, new: &Value) -> Value {
+    let mut status = new.as_object().cloned().unwrap_or_default();
+    if let Some(Value::Object(old)) = old {
+        for key in old.keys() {
+            if !status.contains_key(key) {
+                status.insert(key.clone(), Value::Null);
+            }
+        }
+    }
+    json!({"status": Value::Object(status)})
+}
+
+impl KubeStatusSink {
+    /// Starts the writer tasks; they stop when every clone of the sink is dropped.
+    pub fn start(client: kube::Client, instance: String, concurrency: usize) -> Self {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let sink = Self {
+            inner: Arc::new(Inner {
+                client,
+                state: Mutex::default(),
+                wake: Notify::new(),
+                events,
+                instance,
+                concurrency: concurrency.max(1),
+            }),
+        };
+        tokio::spawn(status_writer(Arc::downgrade(&sink.inner)));
+        tokio::spawn(event_writer(sink.inner.client.clone(), sink.inner.instance.clone(), Arc::downgrade(&sink.inner), receiver));
+        sink
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records what the server holds for an object (from the watch), so equal statuses are
+    /// not written again, e.g. after a controller restart.
+    pub fn observe(&self, object: &ScaledObject) {
+        let key = ObjectKey::new(object.metadata.namespace.clone().unwrap_or_default(), object.metadata.name.clone().unwrap_or_default());
+        let status = object.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or(json!({}));
+        let mut state = self.lock();
+        if let Some(uid) = &object.metadata.uid {
+            state.uids.insert(key.clone(), uid.clone());
+        }
+        state.stored.insert(key, status);
+    }
+
+    /// Queues `status` for writing unless the server already has it; returns whether it was
+    /// queued.
+    pub fn publish(&self, key: &ObjectKey, status: &ScaledObjectStatus) -> bool {
+        let Ok(value) = serde_json::to_value(status) else { return false };
+        let mut state = self.lock();
+        if state.stored.get(key) == Some(&value) {
+            state.pending.remove(key);
+            return false;
+        }
+        state.pending.insert(key.clone(), value);
+        drop(state);
+        self.inner.wake.notify_one();
+        true
+    }
+
+    /// Queues an Event about an object.
+    pub fn event(&self, key: &ObjectKey, event: ObjectEvent) {
+        let _ = self.inner.events.send((key.clone(), event));
+    }
+
+    /// Forgets an object (deleted).
+    pub fn forget(&self, key: &ObjectKey) {
+        let mut state = self.lock();
+        state.stored.remove(key);
+        state.pending.remove(key);
+        state.uids.remove(key);
+    }
+
+    /// Number of statuses waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Waits until no status is waiting (or `limit` passes).
+    pub async fn flush(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn write_one(inner: &Inner, key: ObjectKey, value: Value) {
+    let old = inner.state.lock().unwrap_or_else(|p| p.into_inner()).stored.get(&key).cloned();
+    let api: Api<ScaledObject> = Api::namespaced(inner.client.clone(), &key.namespace);
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+    let patch = status_patch(old.as_ref(), &value);
+    match api.patch_status(&key.name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.stored.insert(key, value);
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            tracing::debug!(object = %key, "object gone before its status was written");
+        }
+        Err(error) => {
+            tracing::warn!(object = %key, %error, "writing status failed; will retry");
+            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.pending.entry(key).or_insert(value);
+        }
+    }
+}
+
+async fn status_writer(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let batch: Vec<(ObjectKey, Value)> = strong.state.lock().unwrap_or_else(|p| p.into_inner()).pending.drain().collect();
+        if batch.is_empty() {
+            // Wake up now and then to notice the sink was dropped.
+            let _ = tokio::time::timeout(Duration::from_secs(1), strong.wake.notified()).await;
+            continue;
+        }
+        let failed_before = batch.len();
+        futures::stream::iter(batch)
+            .for_each_concurrent(strong.concurrency, |(key, value)| write_one(&strong, key, value))
+            .await;
+        let retrying = strong.state.lock().unwrap_or_else(|p| p.into_inner()).pending.len();
+        drop(strong);
+        if retrying > 0 && retrying >= failed_before {
+            // Everything failed: the API server is struggling; do not spin.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn kubernetes_event(key: &ObjectKey, uid: Option<String>, event: &ObjectEvent, instance: &str, sequence: u64) -> Event {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut note = event.message.clone();
+    if note.len() > 1000 {
+        let mut cut = 1000;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+    }
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}{:x}", key.name, now.as_nanosecond(), sequence)),
+            namespace: Some(key.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(if event.reason == crate::runtime::REASON_SCALED { "Scale" } else { "Reconcile" }.to_owned()),
+        reason: Some(event.reason.to_owned()),
+        note: Some(note),
+        type_: Some(match event.kind {
+            EventKind::Normal => "Normal",
+            EventKind::Warning => "Warning",
+        }.to_owned()),
+        reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
+        reporting_instance: Some(instance.to_owned()),
+        regarding: Some(ObjectReference {
+            api_version: Some("ebb.dev/v1alpha1".to_owned()),
+            kind: Some("ScaledObject".to_owned()),
+            name: Some(key.name.clone()),
+            namespace: Some(key.namespace.clone()),
+            uid,
+            ..ObjectReference::default()
+        }),
+        ..Event::default()
+    }
+}
+
+async fn event_writer(
+    client: kube::Client,
+    instance: String,
+    inner: std::sync::Weak<Inner>,
+    receiver: mpsc::UnboundedReceiver<(ObjectKey, ObjectEvent)>,
+) {
+    let sequence = std::sync::atomic::AtomicU64::new(0);
+    tokio_stream::wrappers::UnboundedReceiverStream::new(receiver)
+        .for_each_concurrent(16, |(key, event)| {
+            let client = client.clone();
+            let uid = inner
+                .upgrade()
+                .and_then(|inner| inner.state.lock().unwrap_or_else(|p| p.into_inner()).uids.get(&key).cloned());
+            let number = sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let body = kubernetes_event(&key, uid, &event, &instance, number);
+            async move {
+                let api: Api<Event> = Api::namespaced(client, &key.namespace);
+                if let Err(error) = api.create(&PostParams::default(), &body).await {
+                    tracing::warn!(object = %key, reason = event.reason, %error, "creating an Event failed");
+                }
+            }
+        })
+        .await;
+}
+
+impl StatusSink for KubeStatusSink {
+    fn publish_status<'a>(&'a self, key: &'a ObjectKey, status: &'a ScaledObjectStatus) -> BoxFuture<'a, ()> {
+        self.publish(key, status);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn record_event<'a>(&'a self, key: &'a ObjectKey, event: &'a ObjectEvent) -> BoxFuture<'a, ()> {
+        self.event(key, event.clone());
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vanished_fields_become_null() {
+        let old = json!({"desiredReplicas": 3, "lastActiveTime": "2026-01-01T00:00:00Z"});
+        let new = json!({"desiredReplicas": 0});
+        assert_eq!(status_patch(Some(&old), &new), json!({"status": {"desiredReplicas": 0, "lastActiveTime": null}}));
+    }
+}

@@ -1,0 +1,55 @@
+//! The runtime's scale loops for the planned objects: one [`ManagedObject`] per ScaledObject,
+//! its target the object's process group, its status going to the board. No scale logic
+//! lives here: the loop, the engine, the pool and push are the runtime's.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::group::ProcessGroupHandle;
+use super::plan::Plan;
+use super::status::StatusBoard;
+use crate::runtime::{
+    ManagedObject, PoolConfig, RuntimeConfig, RuntimeMetrics, ScalerPool, Supervisor,
+};
+
+/// The running scale loops.
+pub(crate) struct Loops {
+    supervisor: Supervisor,
+}
+
+/// Starts one scale loop per planned object. Every object's target group is in `groups`
+/// (the plan checked it).
+pub(crate) fn start(
+    plan: &Plan,
+    groups: &[ProcessGroupHandle],
+    board: &StatusBoard,
+    metrics: RuntimeMetrics,
+) -> Loops {
+    let pool = ScalerPool::new(PoolConfig::default(), metrics);
+    let supervisor = Supervisor::new(pool, Arc::new(board.clone()), RuntimeConfig::default());
+    let created = SystemTime::now();
+    for object in &plan.objects {
+        let Some(group) = groups.iter().find(|group| group.name() == object.group) else {
+            tracing::error!(object = %object.key, group = %object.group, "no such process group");
+            continue;
+        };
+        supervisor.apply(ManagedObject {
+            key: object.key.clone(),
+            generation: 0,
+            spec: object.spec.clone(),
+            pause: object.pause.clone(),
+            triggers: object.triggers.clone(),
+            target: Arc::new(group.clone()),
+            last_status: None,
+            created,
+        });
+    }
+    Loops { supervisor }
+}
+
+impl Loops {
+    /// Stops every loop; returns when none will touch a target again.
+    pub(crate) async fn shutdown(self) {
+        self.supervisor.shutdown().await;
+    }
+}

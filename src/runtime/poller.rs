@@ -1,0 +1,285 @@
+//! Polling one trigger: the RPCs of one poll, their deadline, the cached metric specs, and
+//! what the loop remembers about the trigger between polls.
+//!
+//! Steady state is ONE `GetMetrics` per poll over v1 and `GetMetrics` + `IsActive` over KEDA's
+//! protocol (its specs are fetched once per trigger configuration and cached here; the
+//! poller is rebuilt when the trigger changes).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::ObjectKey;
+use super::metrics::{FloatGauge, MetricLabels, RuntimeMetrics, TriggerLabels};
+use super::pool::{RpcMethod, ScalerConnection, ScalerPool};
+use super::push::{PushBackoff, PushTask, TriggerActivity};
+use super::trigger::{PushMode, ResolvedTrigger};
+use crate::client::{ClientError, MetricSpec, MetricsReading, Protocol, ScalerClient, ScalerInfo};
+
+/// What the loop knows about one trigger.
+pub(crate) struct TriggerPoller {
+    pub(crate) trigger: ResolvedTrigger,
+    /// `Err` holds why no connection could be made (bad address or TLS): every poll fails.
+    connection: Result<Arc<ScalerConnection>, String>,
+    client: Option<ScalerClient>,
+    protocol: Option<Protocol>,
+    keda_specs: Option<Vec<MetricSpec>>,
+    pub(crate) activity: Arc<TriggerActivity>,
+    push_task: Option<JoinHandle<()>>,
+    /// The last successful reading (kept across failures, for status and push evaluation).
+    pub(crate) last_reading: Option<MetricsReading>,
+    /// The error of the last poll, if it failed.
+    pub(crate) last_error: Option<PollFailure>,
+    /// Failed polls since the last success.
+    pub(crate) consecutive_failures: u32,
+    /// A pushed activation not yet confirmed or denied by a poll.
+    pub(crate) pushed_active: bool,
+    active_gauge: Gauge,
+    failures_gauge: Gauge,
+    value_gauges: Vec<ValueGauge>,
+    value_family: Family<MetricLabels, FloatGauge>,
+    labels: TriggerLabels,
+}
+
+/// A failed poll, classified by gRPC code, with a message safe to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PollFailure {
+    pub(crate) code: tonic::Code,
+    pub(crate) message: String,
+}
+
+impl From<&ClientError> for PollFailure {
+    fn from(error: &ClientError) -> Self {
+        Self {
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl TriggerPoller {
+    pub(crate) fn new(
+        key: &ObjectKey,
+        trigger: ResolvedTrigger,
+        pool: &ScalerPool,
+        previous_activity: Option<Arc<TriggerActivity>>,
+    ) -> Self {
+        let connection = pool
+            .connection(&trigger.channel)
+            .map_err(|error| error.to_string());
+        let client = connection
+            .as_ref()
+            .ok()
+            .map(|connection| match trigger.protocol {
+                // Named KEDA (trigger type `external`): trust it, share the channel, skip GetInfo.
+                Some(Protocol::Keda) => ScalerClient::with_info(
+                    connection.client().channel().clone(),
+                    ScalerInfo::keda(),
+                ),
+                _ => connection.client().clone(),
+            });
+        let metrics = pool.metrics();
+        let labels = TriggerLabels {
+            namespace: key.namespace.clone(),
+            object: key.name.clone(),
+            trigger: trigger.name().to_owned(),
+        };
+        Self {
+            active_gauge: metrics.trigger_active.get_or_create_owned(&labels),
+            failures_gauge: metrics.trigger_failures.get_or_create_owned(&labels),
+            value_gauges: Vec::new(),
+            value_family: metrics.trigger_metric_value.clone(),
+            labels,
+            trigger,
+            connection,
+            client,
+            protocol: None,
+            keda_specs: None,
+            activity: previous_activity.unwrap_or_default(),
+            push_task: None,
+            last_reading: None,
+            last_error: None,
+            consecutive_failures: 0,
+            pushed_active: false,
+        }
+    }
+
+    /// Starts the push subscription unless push is off or there is no connection.
+    pub(crate) fn start_push(
+        &mut self,
+        wake: &Arc<Notify>,
+        backoff: PushBackoff,
+        metrics: &RuntimeMetrics,
+        object: &ObjectKey,
+    ) {
+        if self.trigger.push == PushMode::Never {
+            return;
+        }
+        let (Ok(connection), Some(client)) = (&self.connection, &self.client) else {
+            return;
+        };
+        let task = PushTask {
+            trigger: self.trigger.clone(),
+            client: client.clone(),
+            connection: connection.clone(),
+            activity: self.activity.clone(),
+            wake: wake.clone(),
+            backoff,
+            subscriptions: metrics
+                .push_subscriptions
+                .get_or_create_owned(&object.into()),
+            object: object.to_string(),
+        };
+        self.push_task = Some(tokio::spawn(task.run()));
+    }
+
+    /// Polls the trigger once, updating what is remembered about it.
+    pub(crate) async fn poll(&mut self, object: &ObjectKey) -> bool {
+        let span = tracing::debug_span!(
+            "poll",
+            object = %object,
+            trigger = self.trigger.name(),
+            address = self.trigger.channel.address.as_str()
+        );
+        let result = self.measure().instrument(span).await;
+        let address = self.trigger.channel.address.as_str();
+        match result {
+            Ok(reading) => {
+                if self.consecutive_failures > 0 {
+                    tracing::info!(object = %object, trigger = self.trigger.name(), address, "trigger answers again");
+                }
+                self.activity.set_polled(reading.active);
+                self.pushed_active = false;
+                self.active_gauge.set(i64::from(reading.active));
+                self.failures_gauge.set(0);
+                self.record_values(&reading);
+                self.last_reading = Some(reading);
+                self.last_error = None;
+                self.consecutive_failures = 0;
+                true
+            }
+            Err(failure) => {
+                if self.consecutive_failures == 0 {
+                    tracing::warn!(object = %object, trigger = self.trigger.name(), address, code = ?failure.code, error = %failure.message, "trigger poll failed");
+                } else {
+                    tracing::debug!(object = %object, trigger = self.trigger.name(), address, code = ?failure.code, error = %failure.message, "trigger poll failed again");
+                }
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.failures_gauge
+                    .set(i64::from(self.consecutive_failures));
+                self.last_error = Some(failure);
+                false
+            }
+        }
+    }
+
+    async fn measure(&mut self) -> Result<MetricsReading, PollFailure> {
+        let connection = self.connection.as_ref().map_err(|message| PollFailure {
+            code: tonic::Code::InvalidArgument,
+            message: message.clone(),
+        })?;
+        let Some(client) = self.client.as_ref() else {
+            return Err(PollFailure {
+                code: tonic::Code::InvalidArgument,
+                message: "no scaler client".into(),
+            });
+        };
+        let rpc = connection.rpc();
+        let timeout = self.trigger.timeout;
+        let protocol = match self.protocol {
+            Some(protocol) => protocol,
+            None => {
+                // GetInfo runs once per connection (the client caches it); the first poll of
+                // each trigger records how long detection took from its point of view.
+                let started = Instant::now();
+                let detected = client.protocol(timeout).await;
+                rpc.record(RpcMethod::GetInfo, started, &detected);
+                let detected = detected.map_err(|error| PollFailure::from(&error))?;
+                self.protocol = Some(detected);
+                detected
+            }
+        };
+        if protocol == Protocol::Keda && self.keda_specs.is_none() {
+            let started = Instant::now();
+            let specs = client.metric_specs(&self.trigger.input, timeout).await;
+            rpc.record(RpcMethod::GetMetricSpec, started, &specs);
+            self.keda_specs = Some(specs.map_err(|error| PollFailure::from(&error))?);
+        }
+        let specs = self.keda_specs.as_deref().unwrap_or(&[]);
+        let started = Instant::now();
+        let reading = client
+            .metrics_with_specs(&self.trigger.input, specs, timeout)
+            .await;
+        rpc.record(RpcMethod::GetMetrics, started, &reading);
+        reading.map_err(|error| {
+            // A spec that no longer matches the scaler's answers is refetched next time.
+            if matches!(error, ClientError::BadAnswer { .. }) || error.is_invalid_metadata() {
+                self.keda_specs = None;
+            }
+            PollFailure::from(&error)
+        })
+    }
+
+    fn record_values(&mut self, reading: &MetricsReading) {
+        // Metric names come from the scaler; bound them so a misbehaving scaler cannot grow
+        // the series set without limit.
+        const MAX_METRICS_PER_TRIGGER: usize = 8;
+        for value in &reading.values {
+            if let Some(known) = self
+                .value_gauges
+                .iter()
+                .find(|known| known.metric == value.metric_name)
+            {
+                known.gauge.set(value.value);
+                continue;
+            }
+            let label = if self.value_gauges.len() < MAX_METRICS_PER_TRIGGER {
+                value.metric_name.clone()
+            } else {
+                "other".to_owned()
+            };
+            let labels = self.metric_labels_for(label);
+            let gauge = self.value_family.get_or_create_owned(&labels);
+            gauge.set(value.value);
+            self.value_gauges.push(ValueGauge {
+                metric: value.metric_name.clone(),
+                labels,
+                gauge,
+            });
+        }
+    }
+
+    fn metric_labels_for(&self, metric: String) -> MetricLabels {
+        MetricLabels {
+            namespace: self.labels.namespace.clone(),
+            object: self.labels.object.clone(),
+            trigger: self.labels.trigger.clone(),
+            metric,
+        }
+    }
+
+    /// Every metric label set this poller created (to remove them when the loop stops).
+    pub(crate) fn metric_labels(&self) -> impl Iterator<Item = &MetricLabels> {
+        self.value_gauges.iter().map(|known| &known.labels)
+    }
+}
+
+/// A cached per-metric gauge handle.
+struct ValueGauge {
+    metric: String,
+    labels: MetricLabels,
+    gauge: FloatGauge,
+}
+
+impl Drop for TriggerPoller {
+    fn drop(&mut self) {
+        if let Some(task) = self.push_task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Where the loop reports: object status (the Kubernetes controller patches it, `ebb run`
+//! shows a table) and events (scale changes with their reason, trigger failures).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+use super::ObjectKey;
+use crate::spec::ScaledObjectStatus;
+
+/// Normal or Warning, as Kubernetes events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Something expected happened (a scale change).
+    Normal,
+    /// Something needs attention (a failing trigger, a failed write).
+    Warning,
+}
+
+/// Something that happened to an object, worth telling people about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEvent {
+    /// Normal or Warning.
+    pub kind: EventKind,
+    /// A CamelCase machine reason: one of the `REASON_*` constants of this module.
+    pub reason: &'static str,
+    /// A sentence for people; never holds secrets.
+    pub message: String,
+}
+
+/// The target's replica count was changed.
+pub const REASON_SCALED: &str = "Scaled";
+/// Writing the target's replica count failed.
+pub const REASON_SCALE_FAILED: &str = "ScaleFailed";
+/// Reading the target's replica count failed.
+pub const REASON_TARGET_UNREADABLE: &str = "TargetUnreadable";
+/// A trigger's poll failed after succeeding before (or at its first poll).
+pub const REASON_TRIGGER_FAILING: &str = "TriggerFailing";
+/// A failing trigger answered again.
+pub const REASON_TRIGGER_RECOVERED: &str = "TriggerRecovered";
+/// A trigger's connection could not be set up (bad address or TLS material).
+pub const REASON_TRIGGER_INVALID: &str = "TriggerInvalid";
+
+/// Receives what the scale loops report. Called from the objects' own tasks; an
+/// implementation that does slow I/O should keep it short (queue and return) because the
+/// object's next poll waits for it. Failures are the sink's to log: the loop does not retry.
+pub trait StatusSink: Send + Sync + 'static {
+    /// The object's status changed (called only when it differs from the last one published
+    /// by this loop, and once at the first poll).
+    fn publish_status<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        status: &'a ScaledObjectStatus,
+    ) -> BoxFuture<'a, ()>;
+
+    /// Something happened to the object.
+    fn record_event<'a>(&'a self, key: &'a ObjectKey, event: &'a ObjectEvent) -> BoxFuture<'a, ()>;
+
+    /// The object's loop stopped (the object was removed); forget what is kept about it.
+    fn object_removed<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, ()> {
+        let _ = key;
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A sink that keeps everything in memory: the latest status per object and every event.
+/// For tests, benchmarks and hosts that render a table. Clones share the same data.
+#[derive(Clone, Debug, Default)]
+pub struct MemorySink {
+    inner: Arc<Mutex<MemorySinkInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemorySinkInner {
+    statuses: HashMap<ObjectKey, ScaledObjectStatus>,
+    events: Vec<(ObjectKey, ObjectEvent)>,
+    publishes: u64,
+    keep_events: bool,
+}
+
+impl MemorySink {
+    /// A sink that keeps statuses and events.
+    pub fn new() -> Self {
+        let sink = Self::default();
+        sink.lock().keep_events = true;
+        sink
+    }
+
+    /// A sink that keeps statuses only (benchmarks: events would grow without bound).
+    pub fn statuses_only() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemorySinkInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The latest status of `key`.
+    pub fn status(&self, key: &ObjectKey) -> Option<ScaledObjectStatus> {
+        self.lock().statuses.get(key).cloned()
+    }
+
+    /// Every object with a status, sorted.
+    pub fn statuses(&self) -> Vec<(ObjectKey, ScaledObjectStatus)> {
+        let mut all: Vec<_> = self
+            .lock()
+            .statuses
+            .iter()
+            .map(|(key, status)| (key.clone(), status.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Every event recorded for `key`, oldest first.
+    pub fn events(&self, key: &ObjectKey) -> Vec<ObjectEvent> {
+        self.lock()
+            .events
+            .iter()
+            .filter(|(owner, _)| owner == key)
+            .map(|(_, event)| event.clone())
+            .collect()
+    }
+
+    /// How many statuses were published in total.
+    pub fn publishes(&self) -> u64 {
+        self.lock().publishes
+    }
+}
+
+impl StatusSink for MemorySink {
+    fn publish_status<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        status: &'a ScaledObjectStatus,
+    ) -> BoxFuture<'a, ()> {
+        let mut inner = self.lock();
+        inner.publishes += 1;
+        match inner.statuses.get_mut(key) {
+            Some(existing) => existing.clone_from(status),
+            None => {
+                inner.statuses.insert(key.clone(), status.clone());
+            }
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn record_event<'a>(&'a self, key: &'a ObjectKey, event: &'a ObjectEvent) -> BoxFuture<'a, ()> {
+        let mut inner = self.lock();
+        if inner.keep_events {
+            inner.events.push((key.clone(), event.clone()));
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn object_removed<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, ()> {
+        self.lock().statuses.remove(key);
+        Box::pin(std::future::ready(()))
+    }
+}

@@ -1,0 +1,110 @@
+//! The text timeline `ebb simulate` prints.
+
+use std::fmt::Write;
+
+use super::model::{Outcome, Simulation};
+
+/// `m:ss`, or `h:mm:ss` from an hour on.
+pub fn clock(second: u64) -> String {
+    let (hours, minutes, seconds) = (second / 3600, second / 60 % 60, second % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
+}
+
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// The header, one line per replica change (or per poll with `every_poll`), and a summary.
+pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> String {
+    let spec = &simulation.spec;
+    let mut text = String::new();
+    let idle = spec
+        .idle_replicas
+        .map(|idle| format!(", idle {idle}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        text,
+        "replicas {}..{}{idle}, poll {}s, cooldown {}s, start at {} replica(s)",
+        spec.min_replicas,
+        spec.max_replicas,
+        simulation.poll.as_secs(),
+        spec.cooldown_period.as_secs(),
+        simulation.initial_replicas
+    );
+    for trigger in &simulation.triggers {
+        let _ = writeln!(
+            text,
+            "trigger {}: target {} ({:?}), active above {}",
+            trigger.name,
+            number(trigger.target),
+            trigger.metric_type,
+            number(trigger.activation)
+        );
+    }
+    if let Some(consumption) = &simulation.consumption {
+        let _ = writeln!(
+            text,
+            "consumption: {} messages/s per ready replica, startup delay {}s; series cells are arrivals/s",
+            number(consumption.per_replica_per_second),
+            consumption.startup_delay.as_secs()
+        );
+    }
+    let _ = writeln!(text);
+    let _ = writeln!(text, "{:>7}  {:>9}  reason", "time", "replicas");
+    for poll in &outcome.polls {
+        if poll.from == poll.to && !every_poll {
+            continue;
+        }
+        let change = format!("{}→{}", poll.from, poll.to);
+        let _ = writeln!(
+            text,
+            "{:>7}  {:>9}  {}",
+            clock(poll.time),
+            change,
+            poll.reason
+        );
+    }
+    let peak = outcome
+        .samples
+        .iter()
+        .map(|sample| sample.replicas)
+        .max()
+        .unwrap_or(0);
+    let errors = outcome
+        .samples
+        .iter()
+        .filter(|sample| sample.values.iter().any(Option::is_none))
+        .count();
+    let _ = writeln!(text);
+    let _ = write!(
+        text,
+        "{} change(s) in {}, peak {} replicas, {} replica-seconds",
+        outcome.changes().count(),
+        clock(outcome.samples.last().map(|sample| sample.time).unwrap_or(0)),
+        peak,
+        outcome.replica_seconds()
+    );
+    if errors > 0 {
+        let _ = write!(text, ", {errors} second(s) with a failing trigger");
+    }
+    if simulation.consumption.is_some() {
+        for (index, trigger) in simulation.triggers.iter().enumerate() {
+            let deepest = outcome
+                .samples
+                .iter()
+                .filter_map(|sample| sample.values[index])
+                .fold(0.0f64, f64::max);
+            let _ = write!(text, ", {} deepest {}", trigger.name, number(deepest.round()));
+        }
+    }
+    let _ = writeln!(text);
+    text
+}

@@ -1,0 +1,221 @@
+//! Loading objects from multi-document YAML files or directories of them.
+//!
+//! [`load_path`] returns every document with its kind and name; callers pick the kinds they
+//! know with [`Document::parse`] (e.g. `ebb run` adds its own `ProcessGroup`), or use
+//! [`Document::scaled_object`] for ScaledObjects.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::scaled_object::ScaledObject;
+use super::validate::ValidationProblem;
+
+/// Why objects could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file or directory could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A document is not valid YAML, or lacks `kind`.
+    #[error("{path} (document {index}, line {line}): {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Position of the document in the file, from 1.
+        index: usize,
+        /// Line in the file.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A document does not match its kind's schema.
+    #[error("{path}: {kind} {name:?} (line {line}): {message}")]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// The object's kind.
+        kind: String,
+        /// The object's name.
+        name: String,
+        /// Line in the file, where known.
+        line: usize,
+        /// What is wrong, starting with the field path.
+        message: String,
+    },
+    /// A ScaledObject failed validation.
+    #[error("{path}: ScaledObject {name:?}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The object's name.
+        name: String,
+        /// Every problem found.
+        problems: Vec<ValidationProblem>,
+    },
+}
+
+/// One YAML document of a file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Position in the file, from 1.
+    pub index: usize,
+    /// Line of the document's first line in the file, from 1.
+    pub first_line: usize,
+    /// `apiVersion` ("" when absent).
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.name` ("" when absent).
+    pub name: String,
+    /// The document's text.
+    pub text: String,
+}
+
+impl Document {
+    /// Parses the document as `T`; errors name file, object, field and line.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, LoadError> {
+        serde_norway::from_str(&self.text).map_err(|error| {
+            let line = error
+                .location()
+                .map(|location| self.first_line + location.line().saturating_sub(1))
+                .unwrap_or(self.first_line);
+            let mut message = error.to_string();
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            LoadError::Schema {
+                path: self.path.clone(),
+                kind: self.kind.clone(),
+                name: self.name.clone(),
+                line,
+                message,
+            }
+        })
+    }
+
+    /// Parses and validates a ScaledObject (spec and pause annotations).
+    pub fn scaled_object(&self) -> Result<ScaledObject, LoadError> {
+        let object: ScaledObject = self.parse()?;
+        let problems = object.validate();
+        if problems.is_empty() {
+            Ok(object)
+        } else {
+            Err(LoadError::Invalid {
+                path: self.path.clone(),
+                name: self.name.clone(),
+                problems,
+            })
+        }
+    }
+}
+
+/// Loads every document of a file, or of every `.yaml`/`.yml` file in a directory (sorted by
+/// name, not recursive). Empty documents are skipped.
+pub fn load_path(path: &Path) -> Result<Vec<Document>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_dir() {
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        return parse_documents(path, &text);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let entry_path = entry.map_err(read_error)?.path();
+        let is_yaml = entry_path
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml");
+        if is_yaml && entry_path.is_file() {
+            files.push(entry_path);
+        }
+    }
+    files.sort();
+    let mut documents = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        documents.extend(parse_documents(&file, &text)?);
+    }
+    Ok(documents)
+}
+
+/// Loads every ScaledObject from a file or directory, skipping other kinds.
+pub fn load_scaled_objects(path: &Path) -> Result<Vec<ScaledObject>, LoadError> {
+    load_path(path)?
+        .iter()
+        .filter(|document| document.kind == "ScaledObject")
+        .map(Document::scaled_object)
+        .collect()
+}
+
+/// Splits YAML text into documents on `---` lines, keeping each one's first line number.
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadError> {
+    let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
+    for (number, line) in text.lines().enumerate() {
+        let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_separator {
+            chunks.push((number + 2, String::new()));
+        } else if let Some((_, chunk)) = chunks.last_mut() {
+            chunk.push_str(line);
+            chunk.push('\n');
+        }
+    }
+    let mut documents = Vec::new();
+    for (first_line, chunk) in chunks {
+        let value: serde_norway::Value = serde_norway::from_str(&chunk).map_err(|error| {
+            let line = error
+                .location()
+                .map(|location| first_line + location.line().saturating_sub(1))
+                .unwrap_or(first_line);
+            let mut message = error.to_string();
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            LoadError::Syntax {
+                path: path.to_owned(),
+                index: documents.len() + 1,
+                line,
+                message,
+            }
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let text_field = |value: &serde_norway::Value, key: &str| {
+            value.get(key).and_then(|field| field.as_str()).map(str::to_owned)
+        };
+        let index = documents.len() + 1;
+        let kind = text_field(&value, "kind").ok_or_else(|| LoadError::Syntax {
+            path: path.to_owned(),
+            index,
+            line: first_line,
+            message: "kind: missing; every object needs `apiVersion` and `kind`".to_owned(),
+        })?;
+        let name = value
+            .get("metadata")
+            .and_then(|metadata| text_field(metadata, "name"))
+            .unwrap_or_default();
+        documents.push(Document {
+            path: path.to_owned(),
+            index,
+            first_line,
+            api_version: text_field(&value, "apiVersion").unwrap_or_default(),
+            kind,
+            name,
+            text: chunk,
+        });
+    }
+    Ok(documents)
+}

@@ -1,0 +1,231 @@
+//! The ScaledObject custom resource and its KEDA-compatible defaults.
+
+use std::time::Duration;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::behavior::HpaBehavior;
+use super::pause::PauseState;
+use super::status::ScaledObjectStatus;
+use super::trigger::Trigger;
+use super::validate::ValidationProblem;
+
+/// KEDA's default `pollingInterval` in seconds.
+pub const DEFAULT_POLLING_INTERVAL_SECONDS: u32 = 30;
+/// KEDA's default `cooldownPeriod` in seconds.
+pub const DEFAULT_COOLDOWN_PERIOD_SECONDS: u32 = 300;
+/// KEDA's default `maxReplicaCount`.
+pub const DEFAULT_MAX_REPLICAS: u32 = 100;
+
+/// What to scale, on which events, within which bounds. Field names and defaults follow KEDA's
+/// `keda.sh/v1alpha1` ScaledObject, so existing objects move over by changing `apiVersion`.
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ebb.dev",
+    version = "v1alpha1",
+    kind = "ScaledObject",
+    namespaced,
+    status = "ScaledObjectStatus",
+    shortname = "eso",
+    derive = "PartialEq",
+    doc = "Scales a workload with a /scale subresource on events measured by scalers.",
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.scaleTargetRef.name"),
+    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicaCount"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicaCount"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.currentReplicas"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Active",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Active\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaledObjectSpec {
+    /// The workload to scale; any kind with a `/scale` subresource.
+    pub scale_target_ref: ScaleTargetRef,
+    /// Seconds between polls of each trigger (default 30, at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polling_interval: Option<u32>,
+    /// Seconds without activity before scaling to zero (or idle) (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_period: Option<u32>,
+    /// Seconds after creation before a never-active object may scale to zero (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_cooldown_period: Option<u32>,
+    /// Replicas while no trigger is active; must be below `minReplicaCount`. Unset: `min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_replica_count: Option<u32>,
+    /// Fewest replicas while active (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replica_count: Option<u32>,
+    /// Most replicas (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replica_count: Option<u32>,
+    /// What to do when a trigger keeps failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    /// Scaling behavior (HPA v2 style).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advanced: Option<AdvancedConfig>,
+    /// The event sources; several are combined by taking the largest replica count.
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+}
+
+/// The workload a ScaledObject scales.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleTargetRef {
+    /// API version of the target (default `apps/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind of the target (default `Deployment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the target, in the ScaledObject's namespace.
+    pub name: String,
+    /// Container whose environment resolves `xFromEnv` metadata (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_source_container_name: Option<String>,
+}
+
+impl ScaleTargetRef {
+    /// The target's API version, `apps/v1` when unset.
+    pub fn api_version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or("apps/v1")
+    }
+
+    /// The target's kind, `Deployment` when unset.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or("Deployment")
+    }
+}
+
+/// Replicas to run while a trigger keeps failing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Fallback {
+    /// Consecutive failed polls of a trigger after which fallback applies (must be >= 1).
+    pub failure_threshold: u32,
+    /// The replicas fallback asks for (with the `static` behavior).
+    pub replicas: u32,
+    /// How `replicas` combines with the current count (default `static`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<FallbackBehavior>,
+}
+
+/// How fallback picks its replica count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FallbackBehavior {
+    /// Exactly `fallback.replicas`.
+    #[default]
+    Static,
+    /// Keep the current replica count.
+    CurrentReplicas,
+    /// The larger of the current count and `fallback.replicas`.
+    CurrentReplicasIfHigher,
+    /// The smaller of the current count and `fallback.replicas`.
+    CurrentReplicasIfLower,
+}
+
+/// Advanced settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvancedConfig {
+    /// HPA-style settings; ebb creates no HPA but applies the same behavior itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizontal_pod_autoscaler_config: Option<HorizontalPodAutoscalerConfig>,
+}
+
+/// The part of KEDA's HPA config ebb honours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HorizontalPodAutoscalerConfig {
+    /// Scale-up and scale-down rules (autoscaling/v2 `behavior`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<HpaBehavior>,
+}
+
+impl ScaledObjectSpec {
+    /// KEDA's default `maxReplicaCount` (100).
+    pub const fn default_max_replicas() -> u32 {
+        DEFAULT_MAX_REPLICAS
+    }
+
+    /// Effective polling interval (default 30 s).
+    pub fn polling_interval(&self) -> Duration {
+        let seconds = self
+            .polling_interval
+            .unwrap_or(DEFAULT_POLLING_INTERVAL_SECONDS);
+        Duration::from_secs(u64::from(seconds.max(1)))
+    }
+
+    /// Effective cooldown period (default 300 s).
+    pub fn cooldown_period(&self) -> Duration {
+        let seconds = self
+            .cooldown_period
+            .unwrap_or(DEFAULT_COOLDOWN_PERIOD_SECONDS);
+        Duration::from_secs(u64::from(seconds))
+    }
+
+    /// Effective initial cooldown period (default 0 s).
+    pub fn initial_cooldown_period(&self) -> Duration {
+        Duration::from_secs(u64::from(self.initial_cooldown_period.unwrap_or(0)))
+    }
+
+    /// Effective minimum replicas (default 0).
+    pub fn min_replicas(&self) -> u32 {
+        self.min_replica_count.unwrap_or(0)
+    }
+
+    /// Effective maximum replicas (default 100).
+    pub fn max_replicas(&self) -> u32 {
+        self.max_replica_count.unwrap_or(DEFAULT_MAX_REPLICAS)
+    }
+
+    /// The idle replica count, if set.
+    pub fn idle_replicas(&self) -> Option<u32> {
+        self.idle_replica_count
+    }
+
+    /// The HPA behavior as written (defaults are applied by the engine).
+    pub fn behavior(&self) -> Option<&HpaBehavior> {
+        self.advanced
+            .as_ref()
+            .and_then(|advanced| advanced.horizontal_pod_autoscaler_config.as_ref())
+            .and_then(|config| config.behavior.as_ref())
+    }
+
+    /// The trigger with this name, if any (see [`Trigger::effective_name`]).
+    pub fn trigger(&self, name: &str) -> Option<&Trigger> {
+        self.triggers
+            .iter()
+            .enumerate()
+            .find(|(index, trigger)| trigger.effective_name(*index) == name)
+            .map(|(_, trigger)| trigger)
+    }
+}
+
+impl ScaledObject {
+    /// The pause state from this object's annotations.
+    pub fn pause_state(&self) -> Result<PauseState, ValidationProblem> {
+        match &self.metadata.annotations {
+            Some(annotations) => PauseState::from_annotations(annotations),
+            None => Ok(PauseState::default()),
+        }
+    }
+
+    /// Every problem of this object (spec and annotations); empty when valid.
+    pub fn validate(&self) -> Vec<ValidationProblem> {
+        super::validate::validate(self)
+    }
+}

@@ -1,0 +1,486 @@
+//! The fake's state: objects, the resourceVersion counter, the change history watches replay,
+//! and every operation's API semantics (conflicts, subresources, generation, defaulting).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::patch::{self, PatchKind};
+use super::resources::ResourceType;
+
+/// An API error, answered as a `Status` object.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `Status.reason`, e.g. `NotFound`, `Conflict`.
+    pub reason: &'static str,
+    /// `Status.message`.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { code: 400, reason: "BadRequest", message: message.into() }
+    }
+
+    /// A 422 Invalid.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { code: 422, reason: "Invalid", message: message.into() }
+    }
+
+    /// The `Status` body.
+    pub fn to_status(&self) -> Value {
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": self.message, "reason": self.reason, "code": self.code
+        })
+    }
+}
+
+/// One recorded change, replayed to watches.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The resourceVersion the change produced.
+    pub resource_version: u64,
+    /// Index into the type table.
+    pub type_index: usize,
+    /// ADDED, MODIFIED or DELETED.
+    pub event_type: &'static str,
+    /// The object after the change (before deletion for DELETED, with the new version).
+    pub object: Value,
+}
+
+/// Object key: type, namespace ("" when cluster-scoped), name.
+pub type Key = (usize, String, String);
+
+/// Everything the fake knows.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Served types.
+    pub types: Vec<ResourceType>,
+    /// Current objects.
+    pub objects: BTreeMap<Key, Value>,
+    /// Every change, oldest first.
+    pub history: Vec<Change>,
+    /// The last issued resourceVersion.
+    pub resource_version: u64,
+    /// Watches from a resourceVersion below this get 410 Gone.
+    pub compacted_below: u64,
+    uid_counter: u64,
+}
+
+fn now_timestamp() -> Value {
+    let time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    serde_json::to_value(time).unwrap_or(Value::Null)
+}
+
+fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(field)?.as_str()
+}
+
+fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"].as_object_mut().expect("metadata was just made an object")
+}
+
+fn without(object: &Value, fields: &[&str]) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        for field in fields {
+            map.remove(*field);
+        }
+    }
+    copy
+}
+
+/// The API server folds a Secret's write-only `stringData` into `data` (base64).
+fn fold_string_data(ty: &ResourceType, object: &mut Value) {
+    if !(ty.group.is_empty() && ty.kind == "Secret") {
+        return;
+    }
+    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    for (key, value) in strings {
+        let bytes = value.as_str().unwrap_or_default().as_bytes().to_vec();
+        let encoded = serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap_or(Value::Null);
+        if !object.get("data").is_some_and(Value::is_object) {
+            object["data"] = json!({});
+        }
+        object["data"][key] = encoded;
+    }
+}
+
+impl Store {
+    /// A store serving `types`, with nothing in it.
+    pub fn new(types: Vec<ResourceType>) -> Self {
+        Self { types, resource_version: 1, ..Self::default() }
+    }
+
+    fn not_found(&self, type_index: usize, name: &str) -> ApiError {
+        let ty = &self.types[type_index];
+        ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{} \"{name}\" not found", ty.qualified_plural()),
+        }
+    }
+
+    fn conflict(&self, type_index: usize, name: &str) -> ApiError {
+        let ty = &self.types[type_index];
+        ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                ty.qualified_plural()
+            ),
+        }
+    }
+
+    /// Stores `object` under `key` with a fresh resourceVersion and records the change.
+    fn commit(&mut self, key: Key, mut object: Value, event_type: &'static str) -> Value {
+        self.resource_version += 1;
+        metadata_mut(&mut object)
+            .insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        self.history.push(Change {
+            resource_version: self.resource_version,
+            type_index: key.0,
+            event_type,
+            object: object.clone(),
+        });
+        if event_type == "DELETED" {
+            self.objects.remove(&key);
+        } else {
+            self.objects.insert(key, object.clone());
+        }
+        object
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, key: &Key) -> Result<Value, ApiError> {
+        self.objects.get(key).cloned().ok_or_else(|| self.not_found(key.0, &key.2))
+    }
+
+    /// Objects of a type, in one namespace or all, in key order.
+    pub fn list(&self, type_index: usize, namespace: Option<&str>) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|((ty, ns, _), _)| *ty == type_index && namespace.is_none_or(|n| n == ns))
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+
+    /// Creates an object (POST to a collection).
+    pub fn create(
+        &mut self,
+        type_index: usize,
+        namespace: Option<&str>,
+        mut body: Value,
+    ) -> Result<Value, ApiError> {
+        let ty = self.types[type_index].clone();
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        self.check_type_meta(&ty, &body)?;
+        let namespace = match (ty.namespaced, namespace, meta_str(&body, "namespace")) {
+            (false, _, _) => String::new(),
+            (true, Some(url), Some(body)) if url != body => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            (true, Some(url), _) => url.to_string(),
+            (true, None, _) => return Err(ApiError::bad_request("a namespace is required")),
+        };
+        let name = match (meta_str(&body, "name"), meta_str(&body, "generateName")) {
+            (Some(name), _) if !name.is_empty() => name.to_string(),
+            (_, Some(prefix)) => {
+                self.uid_counter += 1;
+                format!("{prefix}{:05x}", self.uid_counter)
+            }
+            _ => return Err(ApiError::invalid("metadata.name: Required value: name or generateName is required")),
+        };
+        validate_name(&name)?;
+        let key = (type_index, namespace.clone(), name.clone());
+        if self.objects.contains_key(&key) {
+            return Err(ApiError {
+                code: 409,
+                reason: "AlreadyExists",
+                message: format!("{} \"{name}\" already exists", ty.qualified_plural()),
+            });
+        }
+        self.uid_counter += 1;
+        body["apiVersion"] = json!(ty.api_version());
+        body["kind"] = json!(ty.kind);
+        fold_string_data(&ty, &mut body);
+        let uid = format!("00000000-0000-4000-8000-{:012x}", self.uid_counter);
+        let metadata = metadata_mut(&mut body);
+        metadata.insert("name".into(), json!(name));
+        if ty.namespaced {
+            metadata.insert("namespace".into(), json!(namespace));
+        }
+        metadata.insert("uid".into(), json!(uid));
+        metadata.insert("creationTimestamp".into(), now_timestamp());
+        if ty.status_subresource {
+            metadata.insert("generation".into(), json!(1));
+        }
+        if ty.scale.is_some() && body.pointer("/spec/replicas").is_none() {
+            // The API server defaults apps/v1 workloads to one replica.
+            if let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".into(), json!(1));
+            }
+        }
+        let stored = self.commit(key.clone(), body, "ADDED");
+        self.simulate_workload(&key);
+        Ok(self.objects.get(&key).cloned().unwrap_or(stored))
+    }
+
+    fn check_type_meta(&self, ty: &ResourceType, body: &Value) -> Result<(), ApiError> {
+        let api_version = body.get("apiVersion").and_then(Value::as_str);
+        let kind = body.get("kind").and_then(Value::as_str);
+        if api_version.is_some_and(|v| v != ty.api_version()) || kind.is_some_and(|k| k != ty.kind) {
+            return Err(ApiError::bad_request(format!(
+                "the body is a {}/{}, the URL is for {} {}",
+                api_version.unwrap_or(""),
+                kind.unwrap_or(""),
+                ty.api_version(),
+                ty.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// Replaces an object or its status (PUT); `body` carries the full new object.
+    pub fn update(&mut self, key: &Key, body: Value, status_only: bool) -> Result<Value, ApiError> {
+        let current = self.get(key)?;
+        let ty = self.types[key.0].clone();
+        self.check_type_meta(&ty, &body)?;
+        if meta_str(&body, "name").is_some_and(|name| name != key.2) {
+            return Err(ApiError::bad_request("the name of the object does not match the URL"));
+        }
+        if let Some(expected) = meta_str(&body, "resourceVersion") {
+            if Some(expected) != meta_str(&current, "resourceVersion") {
+                return Err(self.conflict(key.0, &key.2));
+            }
+        }
+        self.store_update(key, current, body, status_only)
+    }
+
+    /// Applies a patch to an object or its status (PATCH).
+    pub fn patch(
+        &mut self,
+        key: &Key,
+        kind: PatchKind,
+        body: &Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let current = match self.get(key) {
+            Ok(current) => current,
+            Err(error) if kind == PatchKind::Apply && !status_only => {
+                // Server-side apply creates what does not exist.
+                let namespace = (!key.1.is_empty()).then_some(key.1.as_str());
+                let _ = error;
+                return self.create(key.0, namespace, body.clone());
+            }
+            Err(error) => return Err(error),
+        };
+        if let Some(expected) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+            if Some(expected) != meta_str(&current, "resourceVersion") {
+                return Err(self.conflict(key.0, &key.2));
+            }
+        }
+        let patched = patch::apply(kind, &current, body).map_err(ApiError::invalid)?;
+        self.store_update(key, current, patched, status_only)
+    }
+
+    /// Stores `proposed` over `current`, keeping what the server owns.
+    fn store_update(
+        &mut self,
+        key: &Key,
+        current: Value,
+        proposed: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        let ty = self.types[key.0].clone();
+        let mut next = if status_only {
+            // The status subresource changes status and nothing else.
+            let mut next = current.clone();
+            match proposed.get("status") {
+                Some(status) => next["status"] = status.clone(),
+                None => {
+                    next.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
+            next
+        } else if ty.status_subresource {
+            // With a status subresource, writes to the main resource leave status alone.
+            let mut next = proposed.clone();
+            match current.get("status") {
+                Some(status) => next["status"] = status.clone(),
+                None => {
+                    next.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
+            next
+        } else {
+            proposed.clone()
+        };
+        if !next.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        // Identity and bookkeeping fields are the server's.
+        for field in ["name", "namespace", "uid", "creationTimestamp", "generation"] {
+            match current.get("metadata").and_then(|m| m.get(field)) {
+                Some(value) => {
+                    metadata_mut(&mut next).insert(field.into(), value.clone());
+                }
+                None => {
+                    metadata_mut(&mut next).remove(field);
+                }
+            }
+        }
+        next["apiVersion"] = json!(ty.api_version());
+        next["kind"] = json!(ty.kind);
+        fold_string_data(&ty, &mut next);
+        let spec_changed = without(&current, &["metadata", "status"]) != without(&next, &["metadata", "status"]);
+        if spec_changed && ty.status_subresource && !status_only {
+            let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            metadata_mut(&mut next).insert("generation".into(), json!(generation + 1));
+        }
+        let mut current_for_compare = current.clone();
+        metadata_mut(&mut current_for_compare).remove("resourceVersion");
+        let mut next_for_compare = next.clone();
+        metadata_mut(&mut next_for_compare).remove("resourceVersion");
+        if current_for_compare == next_for_compare {
+            // A no-op write keeps the resourceVersion and sends no watch event, as etcd does.
+            return Ok(current);
+        }
+        let stored = self.commit(key.clone(), next, "MODIFIED");
+        if spec_changed {
+            self.simulate_workload(key);
+        }
+        Ok(self.objects.get(key).cloned().unwrap_or(stored))
+    }
+
+    /// Deletes an object (no finalizers: it goes at once).
+    pub fn delete(&mut self, key: &Key) -> Result<Value, ApiError> {
+        let current = self.get(key)?;
+        Ok(self.commit(key.clone(), current, "DELETED"))
+    }
+
+    /// The `autoscaling/v1` Scale of a workload.
+    pub fn get_scale(&self, key: &Key) -> Result<Value, ApiError> {
+        let object = self.get(key)?;
+        let paths = self.types[key.0].scale.clone().ok_or_else(|| self.not_found(key.0, &key.2))?;
+        let read = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+        let mut status = json!({"replicas": read(&paths.status_replicas)});
+        if let Some(Value::Object(labels)) = paths.selector.as_deref().and_then(|p| object.pointer(p)) {
+            let selector: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            status["selector"] = json!(selector.join(","));
+        }
+        let metadata = object.get("metadata").cloned().unwrap_or_default();
+        let mut scale_meta = json!({});
+        for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+            if let Some(value) = metadata.get(field) {
+                scale_meta[field] = value.clone();
+            }
+        }
+        Ok(json!({
+            "kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": scale_meta,
+            "spec": {"replicas": read(&paths.spec_replicas)}, "status": status
+        }))
+    }
+
+    /// Writes a Scale (PUT) or patches one (PATCH with `kind`), updating the workload.
+    pub fn write_scale(&mut self, key: &Key, kind: Option<PatchKind>, body: &Value) -> Result<Value, ApiError> {
+        let scale = self.get_scale(key)?;
+        let proposed = match kind {
+            Some(kind) => patch::apply(kind, &scale, body).map_err(ApiError::invalid)?,
+            None => body.clone(),
+        };
+        let expected = proposed.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+        let is_put = kind.is_none();
+        if let Some(expected) = expected {
+            let patch_has_version = body.pointer("/metadata/resourceVersion").is_some();
+            if (is_put || patch_has_version) && Some(expected) != meta_str(&scale, "resourceVersion") {
+                return Err(self.conflict(key.0, &key.2));
+            }
+        }
+        let replicas = proposed
+            .pointer("/spec/replicas")
+            .map(|value| value.as_i64().filter(|n| *n >= 0 && *n <= i64::from(i32::MAX)))
+            .unwrap_or(Some(0))
+            .ok_or_else(|| ApiError::invalid("spec.replicas: Invalid value: must be a non-negative int32"))?;
+        let paths = self.types[key.0].scale.clone().ok_or_else(|| self.not_found(key.0, &key.2))?;
+        let mut object = self.get(key)?;
+        set_pointer(&mut object, &paths.spec_replicas, json!(replicas));
+        self.store_update(key, self.get(key)?, object, false)?;
+        self.get_scale(key)
+    }
+
+    /// Plays the workload's controller: observed replicas follow desired ones.
+    fn simulate_workload(&mut self, key: &Key) {
+        let ty = self.types[key.0].clone();
+        let Some(paths) = ty.scale.as_ref().filter(|_| ty.simulate_workload) else { return };
+        let Some(object) = self.objects.get(key).cloned() else { return };
+        let desired = object.pointer(&paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0);
+        let observed = object.pointer(&paths.status_replicas).and_then(Value::as_i64);
+        let generation = object.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+        if observed == Some(desired) && object.pointer("/status/observedGeneration") == Some(&generation) {
+            return;
+        }
+        let mut next = object;
+        set_pointer(&mut next, &paths.status_replicas, json!(desired));
+        if paths.status_replicas == "/status/replicas" {
+            for field in ["readyReplicas", "availableReplicas", "updatedReplicas"] {
+                next["status"][field] = json!(desired);
+            }
+            next["status"]["observedGeneration"] = generation;
+        }
+        self.commit(key.clone(), next, "MODIFIED");
+    }
+}
+
+/// Sets the value at a JSON pointer, creating objects on the way.
+pub fn set_pointer(document: &mut Value, pointer: &str, value: Value) {
+    let mut cursor = document;
+    for segment in pointer.trim_start_matches('/').split('/') {
+        if !cursor.is_object() {
+            *cursor = json!({});
+        }
+        cursor = cursor
+            .as_object_mut()
+            .expect("cursor was just made an object")
+            .entry(segment.to_string())
+            .or_insert(Value::Null);
+    }
+    *cursor = value;
+}
+
+/// DNS-1123 subdomain rule, which every name used here follows.
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of \
+             lower case alphanumeric characters, '-' or '.'"
+        )))
+    }
+}

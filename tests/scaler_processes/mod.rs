@@ -1,0 +1,190 @@
+//! Scalers run as real processes for the integration tests: the SDK example scaler binary and
+//! the Python example scaler (normal, KEDA-only and deliberately broken modes). Each process
+//! is killed when its handle drops; startup waits on gRPC health with a deadline.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::support;
+
+/// How long a scaler may take to start serving (the Python one generates its stubs first).
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running scaler process, killed on drop.
+pub struct ScalerProcess {
+    child: Child,
+    /// `127.0.0.1:PORT` it serves on.
+    pub address: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Drop for ScalerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ScalerProcess {
+    /// What the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    fn wait_healthy(mut self) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "scaler exited with {status} before serving:\n{}",
+                    self.log()
+                );
+            }
+            let settings = ebb::client::ChannelSettings::plain(self.address.clone());
+            let serving = runtime.block_on(async {
+                let Ok(channel) = ebb::client::channel::connect(&settings).await else {
+                    return false;
+                };
+                let mut client = HealthClient::new(channel);
+                let request = HealthCheckRequest { service: String::new() };
+                let answer = tokio::time::timeout(Duration::from_secs(2), client.check(request)).await;
+                matches!(answer, Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving)
+            });
+            if serving {
+                return self;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "scaler at {} not SERVING within {START_DEADLINE:?}:\n{}",
+                self.address,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A loopback port free right now (the kernel hands out a fresh one per bind).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts the SDK example scaler binary with `extra` flags.
+pub fn example_scaler(extra: &[&str]) -> ScalerProcess {
+    let binary = support::binary("ebb-example-scaler", "ebb-example-scaler");
+    let address = format!("127.0.0.1:{}", free_port());
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let child = Command::new(binary)
+        .args(["--listen", &address])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn ebb-example-scaler");
+    ScalerProcess {
+        child,
+        address,
+        log,
+    }
+    .wait_healthy()
+}
+
+/// The venv's Python, or `None` (skipping loudly) when the venv is missing locally. Under
+/// `CI=true` a missing venv fails the test.
+pub fn python() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    if std::env::var("CI").is_ok_and(|value| value == "true") {
+        panic!(
+            "{} is missing, and CI must provide the Python venv with grpcio",
+            python.display()
+        );
+    }
+    eprintln!(
+        "\n!!! SKIPPING: {} is missing (create the venv with grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection) !!!\n",
+        python.display()
+    );
+    None
+}
+
+/// Starts the Python example scaler with `flags` (`--keda-only`, `--broken`), or `None` when
+/// the venv is missing locally.
+pub fn python_scaler(flags: &[&str]) -> Option<ScalerProcess> {
+    let python = python()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-scaler/scaler.py");
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(["--address", "127.0.0.1:0"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn the Python scaler");
+    // The script prints `listening on HOST:PORT` once bound; read it on a thread so a silent
+    // process cannot hang the test past the deadline.
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = sender.send(line);
+        // Keep draining so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = receiver.recv_timeout(START_DEADLINE).unwrap_or_default();
+    let address = line.trim().strip_prefix("listening on ").map(str::to_owned);
+    let process = ScalerProcess {
+        child,
+        address: address.clone().unwrap_or_default(),
+        log,
+    };
+    assert!(
+        address.is_some(),
+        "the Python scaler did not report its address (got {line:?}):\n{}",
+        process.log()
+    );
+    Some(process.wait_healthy())
+}
+
+/// Runs the `ebb` binary with `args`.
+pub fn ebb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(args)
+        .env_remove("EBB_SCALER_METADATA")
+        .env_remove("EBB_SCALER_SECRET")
+        .output()
+        .expect("run ebb")
+}
+
+/// stdout of an `ebb` run, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes `text` to `path` atomically (temporary file + rename), as scalers expect.
+pub fn write_atomically(path: &Path, text: &str) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).expect("write");
+    std::fs::rename(&temporary, path).expect("rename");
+}
