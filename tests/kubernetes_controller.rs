@@ -115,6 +115,11 @@ fn scaled_object(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "ebb.dev/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name, "namespace": NS}, "spec": spec})
 }
 
+/// No scale-down stabilization (the HPA default holds replicas for 300 s).
+fn fast_scale_down() -> Value {
+    json!({"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}})
+}
+
 fn write_value(path: &Path, value: f64) {
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, value.to_string()).unwrap();
@@ -171,6 +176,7 @@ async fn publishing_scales_zero_to_n_and_draining_scales_back_after_cooldown() {
         .create(scaled_object("worker", json!({
             "scaleTargetRef": {"name": "worker"},
             "pollingInterval": 1, "cooldownPeriod": 2, "minReplicaCount": 0, "maxReplicaCount": 10,
+            "advanced": fast_scale_down(),
             "triggers": [{"type": "external", "name": "backlog", "metadata": {
                 "scalerAddress": format!("127.0.0.1:{port}"), "valueFileFromEnv": "BACKLOG_FILE", "target": "2"
             }}]
@@ -186,9 +192,13 @@ async fn publishing_scales_zero_to_n_and_draining_scales_back_after_cooldown() {
 
     write_value(&value_file, 9.0);
     eventually(Duration::from_secs(30), "scale 0 -> 5", || (server.deployment_replicas(NS, "worker") == Some(5)).then_some(())).await;
-    let object = scaled(&server, "worker");
-    assert_eq!(condition(&object, "Active").unwrap().0, "True");
-    assert_eq!(object.pointer("/status/desiredReplicas"), Some(&json!(5)));
+    // Status follows (written asynchronously, coalesced).
+    let object = eventually(Duration::from_secs(10), "status desiredReplicas 5", || {
+        let object = scaled(&server, "worker");
+        (object.pointer("/status/desiredReplicas") == Some(&json!(5))).then_some(object)
+    })
+    .await;
+    assert_eq!(condition(&object, "Active").unwrap().0, "True", "{object}");
     assert!(object.pointer("/status/lastActiveTime").is_some());
 
     write_value(&value_file, 0.0);
@@ -461,6 +471,7 @@ async fn rabbitmq_queue_scales_a_deployment_with_credentials_from_a_scaler_authe
     server
         .create(scaled_object("consumer", json!({
             "scaleTargetRef": {"name": "consumer"}, "pollingInterval": 1, "cooldownPeriod": 2, "maxReplicaCount": 30,
+            "advanced": fast_scale_down(),
             "triggers": [{"name": "orders", "type": "rabbitmq", "scaler": {"address": format!("127.0.0.1:{port}")},
                 "metadata": {"queueName": queue, "mode": "QueueLength", "value": "5"},
                 "authenticationRef": {"name": "broker"}}]

@@ -399,3 +399,58 @@ fn first_delay(interval: Duration, spread: Duration) -> Duration {
     }
     window.mul_f64(rand::rng().random_range(0.0..1.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{
+        InMemoryTarget, MemorySink, ObjectKey, PoolConfig, PushMode, ResolvedTrigger,
+    };
+    use crate::spec::{PauseState, ScaledObjectSpec};
+
+    fn object() -> ManagedObject {
+        let key = ObjectKey::new("ns", "o");
+        let mut trigger = ResolvedTrigger::new(&key, "t", 0, "127.0.0.1:1");
+        trigger.push = PushMode::Never;
+        ManagedObject {
+            key,
+            generation: 1,
+            spec: Arc::new(ScaledObjectSpec::default()),
+            pause: PauseState::default(),
+            triggers: vec![trigger],
+            target: Arc::new(InMemoryTarget::new(0)),
+            last_status: None,
+            created: SystemTime::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loop_stays_small() {
+        let metrics = RuntimeMetrics::unregistered();
+        let shared = Arc::new(LoopShared {
+            pool: ScalerPool::new(PoolConfig::default(), metrics.clone()),
+            sink: Arc::new(MemorySink::new()),
+            metrics,
+            config: RuntimeConfig::default(),
+        });
+        let (_control, receiver) = mpsc::unbounded_channel();
+        let scale_loop = ScaleLoop::new(object(), shared, receiver);
+        let state = std::mem::size_of_val(&scale_loop);
+        let future = std::mem::size_of_val(&scale_loop.run());
+        eprintln!("loop state {state} bytes, task future {future} bytes");
+        // Ten thousand loops must fit in a few tens of MiB.
+        assert!(future < 8 * 1024, "the loop future is {future} bytes");
+    }
+
+    #[test]
+    fn first_poll_is_spread_within_the_window() {
+        for _ in 0..100 {
+            let delay = first_delay(Duration::from_secs(30), Duration::from_secs(1));
+            assert!(delay < Duration::from_secs(1));
+        }
+        assert_eq!(
+            first_delay(Duration::from_secs(1), Duration::ZERO),
+            Duration::ZERO
+        );
+    }
+}

@@ -42,10 +42,18 @@ pub fn stabilize(
     let mut up_bound = raw;
     let mut down_bound = raw;
     for recommendation in &state.recommendations {
-        if within(recommendation.at, now, behavior.scale_up.stabilization_window) {
+        if within(
+            recommendation.at,
+            now,
+            behavior.scale_up.stabilization_window,
+        ) {
             up_bound = up_bound.min(recommendation.replicas);
         }
-        if within(recommendation.at, now, behavior.scale_down.stabilization_window) {
+        if within(
+            recommendation.at,
+            now,
+            behavior.scale_down.stabilization_window,
+        ) {
             down_bound = down_bound.max(recommendation.replicas);
         }
     }
@@ -219,6 +227,9 @@ mod tests {
             select_policy: SelectPolicy::Disabled,
             ..Rules::default_scale_down()
         };
-        assert_eq!(scale_down_floor(&rules, &EngineState::default(), 6, at(1)), 6);
+        assert_eq!(
+            scale_down_floor(&rules, &EngineState::default(), 6, at(1)),
+            6
+        );
     }
 }

@@ -343,7 +343,9 @@ fn steady_reason(
                 .map(|trigger| format!("{} has {} in flight", trigger.name, trigger.in_flight))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return format!("steady at {current}: no trigger active but {work}; not scaling to {rest}");
+            return format!(
+                "steady at {current}: no trigger active but {work}; not scaling to {rest}"
+            );
         }
         if let Some(trigger) = failing.first() {
             return format!(
@@ -352,7 +354,11 @@ fn steady_reason(
             );
         }
         if let Cooldown::Remaining { left, initial } = cooldown {
-            let which = if initial { "initial cooldown" } else { "cooldown" };
+            let which = if initial {
+                "initial cooldown"
+            } else {
+                "cooldown"
+            };
             return format!(
                 "steady at {current}: no trigger active, {rest} in {} ({which})",
                 seconds(left)

@@ -44,7 +44,10 @@ fn checked(measurement: Measurement) -> Result<Measurement, ReadingError> {
     } else {
         Err(ReadingError {
             kind: ReadingErrorKind::InvalidMetadata,
-            message: format!("target must be a number above 0, got {}", measurement.target),
+            message: format!(
+                "target must be a number above 0, got {}",
+                measurement.target
+            ),
         })
     }
 }
@@ -58,7 +61,10 @@ pub fn evaluate(
     current: u32,
 ) -> Vec<TriggerReport> {
     let names: Vec<String> = if spec.triggers.is_empty() {
-        readings.iter().map(|reading| reading.trigger.clone()).collect()
+        readings
+            .iter()
+            .map(|reading| reading.trigger.clone())
+            .collect()
     } else {
         spec.triggers.clone()
     };

@@ -88,6 +88,9 @@ mod tests {
     fn bad_values_count_as_zero() {
         assert_eq!(recommend(&Measurement::new(f64::NAN, 10.0), 4).replicas, 0);
         assert_eq!(recommend(&Measurement::new(-5.0, 10.0), 4).replicas, 0);
-        assert_eq!(recommend(&Measurement::new(f64::INFINITY, 10.0), 4).replicas, 0);
+        assert_eq!(
+            recommend(&Measurement::new(f64::INFINITY, 10.0), 4).replicas,
+            0
+        );
     }
 }

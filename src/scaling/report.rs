@@ -43,14 +43,15 @@ pub(crate) fn conditions(
     active: bool,
     verdict: &Verdict,
 ) -> Vec<ConditionReport> {
-    let failing: Vec<String> = triggers
-        .iter()
-        .filter_map(|trigger| {
-            trigger.outcome.as_ref().err().map(|error| {
-                format!("{}: {error} ({} failures)", trigger.name, trigger.failures)
+    let failing: Vec<String> =
+        triggers
+            .iter()
+            .filter_map(|trigger| {
+                trigger.outcome.as_ref().err().map(|error| {
+                    format!("{}: {error} ({} failures)", trigger.name, trigger.failures)
+                })
             })
-        })
-        .collect();
+            .collect();
     let ready = if failing.is_empty() {
         report(
             ConditionType::Ready,

@@ -97,7 +97,12 @@ impl EngineState {
     }
 
     /// Drops history older than `keep` before `now`.
-    pub(crate) fn prune(&mut self, now: SystemTime, keep_recommendations: Duration, keep_events: Duration) {
+    pub(crate) fn prune(
+        &mut self,
+        now: SystemTime,
+        keep_recommendations: Duration,
+        keep_events: Duration,
+    ) {
         let cutoff = |keep: Duration| now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
         let recommendations_cutoff = cutoff(keep_recommendations);
         self.recommendations

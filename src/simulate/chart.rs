@@ -26,11 +26,14 @@ pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<S
     {
         let root = SVGBackend::with_string(&mut svg, (960, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(failed)?;
-        let root = root
-            .titled(title, ("sans-serif", 20))
-            .map_err(failed)?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(failed)?;
         let (top, bottom) = root.split_vertically(320);
-        let end = outcome.samples.last().map(|sample| sample.time).unwrap_or(1).max(1);
+        let end = outcome
+            .samples
+            .last()
+            .map(|sample| sample.time)
+            .unwrap_or(1)
+            .max(1);
         let metric_label = if simulation.consumption.is_some() {
             "queue depth"
         } else {
@@ -79,11 +82,9 @@ pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<S
                     .draw_series(LineSeries::new(points, color.stroke_width(2)))
                     .map_err(failed)?;
                 if number == 0 {
-                    series
-                        .label(trigger.name.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                        });
+                    series.label(trigger.name.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
                 }
             }
             if !failures.is_empty() {
@@ -100,6 +101,7 @@ pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<S
         }
         metrics
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()
@@ -155,6 +157,7 @@ pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<S
         }
         replicas
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
             .draw()

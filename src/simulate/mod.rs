@@ -130,7 +130,11 @@ pub struct SimulateArgs {
     #[arg(long = "target", env = "EBB_SIMULATE_TARGETS", value_delimiter = ',')]
     pub targets: Vec<String>,
     /// A trigger's activation threshold, as NAME=VALUE (repeatable).
-    #[arg(long = "activation", env = "EBB_SIMULATE_ACTIVATIONS", value_delimiter = ',')]
+    #[arg(
+        long = "activation",
+        env = "EBB_SIMULATE_ACTIVATIONS",
+        value_delimiter = ','
+    )]
     pub activations: Vec<String>,
     /// Print every poll, not only replica changes.
     #[arg(long, env = "EBB_SIMULATE_EVERY_POLL")]
@@ -155,7 +159,11 @@ fn overrides(flags: &[String], flag: &str) -> Result<Vec<(String, f64)>, Simulat
             let (name, value) = pair.split_once('=').ok_or_else(|| {
                 SimulateError::Settings(format!("--{flag} {pair:?}: expected NAME=VALUE"))
             })?;
-            let value = value.trim().parse::<f64>().ok().filter(|value| value.is_finite());
+            let value = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|value| value.is_finite());
             let value = value.ok_or_else(|| {
                 SimulateError::Settings(format!("--{flag} {pair:?}: VALUE must be a number"))
             })?;
@@ -260,7 +268,11 @@ pub fn run(args: SimulateArgs) -> Result<(), SimulateError> {
     let document = documents
         .iter()
         .filter(|document| document.kind == "ScaledObject")
-        .find(|document| args.object.as_ref().is_none_or(|name| *name == document.name))
+        .find(|document| {
+            args.object
+                .as_ref()
+                .is_none_or(|name| *name == document.name)
+        })
         .ok_or_else(|| SimulateError::NoObject {
             path: args.file.clone(),
             message: match &args.object {
@@ -269,10 +281,11 @@ pub fn run(args: SimulateArgs) -> Result<(), SimulateError> {
             },
         })?;
     let object = document.scaled_object()?;
-    let text = std::fs::read_to_string(&args.series).map_err(|source| SimulateError::ReadSeries {
-        path: args.series.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(&args.series).map_err(|source| SimulateError::ReadSeries {
+            path: args.series.clone(),
+            source,
+        })?;
     let series = Series::parse(&text).map_err(|source| SimulateError::Series {
         path: args.series.clone(),
         source,

@@ -181,7 +181,13 @@ pub fn simulate(simulation: &Simulation, series: &Series) -> Result<Outcome, Mod
                     ),
                 })
                 .collect();
-            let decision = decide(&simulation.spec, replicas, &readings, &state, instant(second));
+            let decision = decide(
+                &simulation.spec,
+                replicas,
+                &readings,
+                &state,
+                instant(second),
+            );
             polls.push(Poll {
                 time: second,
                 from: replicas,

@@ -51,11 +51,15 @@ fn parse_time(text: &str) -> Result<f64, String> {
         if seconds.is_finite() && seconds >= 0.0 {
             return Ok(seconds);
         }
-        return Err(format!("time must be a number of seconds >= 0, got {text:?}"));
+        return Err(format!(
+            "time must be a number of seconds >= 0, got {text:?}"
+        ));
     }
     humantime::parse_duration(text)
         .map(|duration: Duration| duration.as_secs_f64())
-        .map_err(|_| format!("time must be seconds (e.g. 90) or a duration (e.g. 1m30s), got {text:?}"))
+        .map_err(|_| {
+            format!("time must be seconds (e.g. 90) or a duration (e.g. 1m30s), got {text:?}")
+        })
 }
 
 impl Series {
@@ -67,7 +71,10 @@ impl Series {
             .trim(csv::Trim::All)
             .from_reader(text.as_bytes());
         let csv_error = |error: csv::Error| SeriesError::Csv {
-            line: error.position().map(|position| position.line()).unwrap_or(0),
+            line: error
+                .position()
+                .map(|position| position.line())
+                .unwrap_or(0),
             message: error.to_string(),
         };
         let header = reader.headers().map_err(csv_error)?.clone();
@@ -81,7 +88,10 @@ impl Series {
         let mut rows: Vec<Row> = Vec::new();
         for record in reader.records() {
             let record = record.map_err(csv_error)?;
-            let line = record.position().map(|position| position.line()).unwrap_or(0);
+            let line = record
+                .position()
+                .map(|position| position.line())
+                .unwrap_or(0);
             let cell_error = |column: &str, message: String| SeriesError::Cell {
                 line,
                 column: column.to_owned(),
@@ -111,7 +121,9 @@ impl Series {
                     .ok_or_else(|| {
                         cell_error(
                             column,
-                            format!("expected a number >= 0 or an empty cell (error), got {cell:?}"),
+                            format!(
+                                "expected a number >= 0 or an empty cell (error), got {cell:?}"
+                            ),
                         )
                     })?;
                 values.push(Some(value));
@@ -160,9 +172,16 @@ mod tests {
 
     #[test]
     fn bad_cells_name_line_and_column() {
-        let error = Series::parse("time,orders\n0,10\n5,many\n").unwrap_err().to_string();
-        assert!(error.contains("line 3") && error.contains("orders"), "{error}");
-        let error = Series::parse("time,orders\n10,1\n5,1\n").unwrap_err().to_string();
+        let error = Series::parse("time,orders\n0,10\n5,many\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 3") && error.contains("orders"),
+            "{error}"
+        );
+        let error = Series::parse("time,orders\n10,1\n5,1\n")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("before the previous row"), "{error}");
         let error = Series::parse("time\n0\n").unwrap_err().to_string();
         assert!(error.contains("header"), "{error}");

@@ -88,7 +88,13 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
         text,
         "{} change(s) in {}, peak {} replicas, {} replica-seconds",
         outcome.changes().count(),
-        clock(outcome.samples.last().map(|sample| sample.time).unwrap_or(0)),
+        clock(
+            outcome
+                .samples
+                .last()
+                .map(|sample| sample.time)
+                .unwrap_or(0)
+        ),
         peak,
         outcome.replica_seconds()
     );
@@ -102,7 +108,12 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
                 .iter()
                 .filter_map(|sample| sample.values[index])
                 .fold(0.0f64, f64::max);
-            let _ = write!(text, ", {} deepest {}", trigger.name, number(deepest.round()));
+            let _ = write!(
+                text,
+                ", {} deepest {}",
+                trigger.name,
+                number(deepest.round())
+            );
         }
     }
     let _ = writeln!(text);

@@ -194,7 +194,10 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadErr
             continue;
         }
         let text_field = |value: &serde_norway::Value, key: &str| {
-            value.get(key).and_then(|field| field.as_str()).map(str::to_owned)
+            value
+                .get(key)
+                .and_then(|field| field.as_str())
+                .map(str::to_owned)
         };
         let index = documents.len() + 1;
         let kind = text_field(&value, "kind").ok_or_else(|| LoadError::Syntax {

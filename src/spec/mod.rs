@@ -34,3 +34,6 @@ pub use trigger::{
     ScalerProtocol, ScalerRef, ScalerTls, SecretKeyRef, TlsSettings, Trigger, parse_duration,
 };
 pub use validate::{ValidationProblem, validate, validate_spec};
+
+#[cfg(test)]
+mod tests;

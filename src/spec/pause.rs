@@ -123,7 +123,10 @@ mod tests {
         let problem =
             PauseState::from_annotations(&annotations(&[("ebb.dev/paused-replicas", "three")]))
                 .unwrap_err();
-        assert!(problem.field.contains("ebb.dev/paused-replicas"), "{problem:?}");
+        assert!(
+            problem.field.contains("ebb.dev/paused-replicas"),
+            "{problem:?}"
+        );
         let problem =
             PauseState::from_annotations(&annotations(&[("ebb.dev/paused-scale-in", "maybe")]))
                 .unwrap_err();

@@ -31,10 +31,18 @@ pub const DEFAULT_MAX_REPLICAS: u32 = 100;
     shortname = "eso",
     derive = "PartialEq",
     doc = "Scales a workload with a /scale subresource on events measured by scalers.",
-    printcolumn(name = "Target", type_ = "string", json_path = ".spec.scaleTargetRef.name"),
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.scaleTargetRef.name"
+    ),
     printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicaCount"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicaCount"),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.currentReplicas"),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.currentReplicas"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -45,7 +53,11 @@ pub const DEFAULT_MAX_REPLICAS: u32 = 100;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Active\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScaledObjectSpec {

@@ -54,7 +54,9 @@ pub struct Condition {
 }
 
 /// The conditions ebb reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum ConditionType {
     /// The object is valid and its triggers answer.
     Ready,
@@ -168,7 +170,8 @@ impl ScaledObjectStatus {
             }
             None => {
                 self.conditions.push(condition);
-                self.conditions.sort_by_key(|condition| condition.condition_type);
+                self.conditions
+                    .sort_by_key(|condition| condition.condition_type);
             }
         }
     }

@@ -21,11 +21,7 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `external` / `external-push` for KEDA's form; free text (e.g. `rabbitmq`) otherwise.
-    #[serde(
-        default,
-        rename = "type",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub trigger_type: Option<String>,
     /// Settings passed to the scaler as they are; never credentials.
     #[serde(default)]
@@ -343,11 +339,13 @@ fn native_endpoint(name: &str, scaler: &ScalerRef) -> Result<ScalerEndpoint, End
     }
     let timeout = match scaler.timeout.as_deref() {
         None => DEFAULT_SCALER_TIMEOUT,
-        Some(text) => parse_duration(text)
-            .map_err(|message| invalid("scaler.timeout", message))?,
+        Some(text) => parse_duration(text).map_err(|message| invalid("scaler.timeout", message))?,
     };
     if timeout.is_zero() {
-        return Err(invalid("scaler.timeout", "must be greater than 0".to_owned()));
+        return Err(invalid(
+            "scaler.timeout",
+            "must be greater than 0".to_owned(),
+        ));
     }
     let tls = match &scaler.tls {
         None => None,

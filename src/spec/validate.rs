@@ -48,7 +48,11 @@ pub fn validate(object: &ScaledObject) -> Vec<ValidationProblem> {
 pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
     let mut problems = Vec::new();
     let mut problem = |field: &str, reason: &'static str, message: String| {
-        problems.push(ValidationProblem::new(format!("spec.{field}"), reason, message));
+        problems.push(ValidationProblem::new(
+            format!("spec.{field}"),
+            reason,
+            message,
+        ));
     };
     if spec.scale_target_ref.name.trim().is_empty() {
         problem(
@@ -100,7 +104,10 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
             problem(
                 "fallback.replicas",
                 "InvalidFallback",
-                format!("fallback replicas {} exceed maxReplicaCount {max}", fallback.replicas),
+                format!(
+                    "fallback replicas {} exceed maxReplicaCount {max}",
+                    fallback.replicas
+                ),
             );
         }
     }

@@ -59,7 +59,11 @@ impl QueueClients {
     /// on a pooled connection the server just closed) is tried once more, within
     /// `request_timeout`; the host polls again soon, so nothing retries longer than that.
     /// `token_file` is the federated token file for workload identity.
-    pub fn new(transport: Transport, request_timeout: Duration, token_file: Option<PathBuf>) -> Self {
+    pub fn new(
+        transport: Transport,
+        request_timeout: Duration,
+        token_file: Option<PathBuf>,
+    ) -> Self {
         let budget = azure_core::time::Duration::try_from(request_timeout)
             .unwrap_or(azure_core::time::Duration::seconds(5));
         let retry = RetryOptions::fixed(FixedRetryOptions {
@@ -131,7 +135,10 @@ impl QueueClients {
         })
     }
 
-    fn credential(&self, settings: &EntraSettings) -> Result<Arc<dyn TokenCredential>, AccessError> {
+    fn credential(
+        &self,
+        settings: &EntraSettings,
+    ) -> Result<Arc<dyn TokenCredential>, AccessError> {
         if let Some(credential) = lock(&self.credentials).get(settings) {
             return Ok(credential.clone());
         }
@@ -154,7 +161,9 @@ impl std::fmt::Debug for QueueClients {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves a cache that is still consistent.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn secret_refs(secrets: &[String]) -> Vec<&str> {
@@ -186,7 +195,12 @@ impl AzureQueue {
     }
 
     fn classify(&self, error: &azure_core::Error) -> AccessError {
-        classify(error, &self.queue, &self.endpoint, &secret_refs(&self.secrets))
+        classify(
+            error,
+            &self.queue,
+            &self.endpoint,
+            &secret_refs(&self.secrets),
+        )
     }
 }
 

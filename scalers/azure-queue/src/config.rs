@@ -172,7 +172,10 @@ impl AzureQueueConfig {
             ));
         }
         if self.queue_length <= 0 {
-            return Err(ScalerError::invalid("queueLength", "must be greater than 0"));
+            return Err(ScalerError::invalid(
+                "queueLength",
+                "must be greater than 0",
+            ));
         }
         if self.activation_queue_length < 0 {
             return Err(ScalerError::invalid(
@@ -199,7 +202,9 @@ impl AzureQueueConfig {
         {
             return Err(ScalerError::invalid(
                 "accountName",
-                format!("`{name}` is not a storage account name (3-24 lowercase letters and digits)"),
+                format!(
+                    "`{name}` is not a storage account name (3-24 lowercase letters and digits)"
+                ),
             ));
         }
         if self.cloud == Cloud::Private && !connection_given {
@@ -285,8 +290,11 @@ mod tests {
 
     #[test]
     fn defaults_match_keda() {
-        let config = parse(&[("queueName", "orders"), ("connection", "UseDevelopmentStorage=true")])
-            .unwrap();
+        let config = parse(&[
+            ("queueName", "orders"),
+            ("connection", "UseDevelopmentStorage=true"),
+        ])
+        .unwrap();
         assert_eq!(config.queue_length, 5);
         assert_eq!(config.activation_queue_length, 0);
         assert_eq!(config.queue_length_strategy, QueueLengthStrategy::All);
@@ -318,7 +326,10 @@ mod tests {
             "identityClientId",
             "identityTenantId",
         ] {
-            assert!(!field(key).description.is_empty(), "{key} has no description");
+            assert!(
+                !field(key).description.is_empty(),
+                "{key} has no description"
+            );
         }
         assert!(field("queueName").required);
         assert!(!field("connection").required);
@@ -327,11 +338,19 @@ mod tests {
         assert_eq!(field("queueLength").default_value, "5");
         assert_eq!(field("queueLength").kind, ValueKind::Integer as i32);
         assert_eq!(field("queueLengthStrategy").kind, ValueKind::Enum as i32);
-        assert_eq!(field("queueLengthStrategy").allowed_values, ["all", "visibleonly"]);
+        assert_eq!(
+            field("queueLengthStrategy").allowed_values,
+            ["all", "visibleonly"]
+        );
         assert_eq!(field("queueLengthStrategy").default_value, "all");
         assert_eq!(
             field("cloud").allowed_values,
-            ["AzurePublicCloud", "AzureUSGovernmentCloud", "AzureChinaCloud", "Private"]
+            [
+                "AzurePublicCloud",
+                "AzureUSGovernmentCloud",
+                "AzureChinaCloud",
+                "Private"
+            ]
         );
     }
 
@@ -344,13 +363,22 @@ mod tests {
             ("cloud", "azurechinacloud"),
         ])
         .unwrap();
-        assert_eq!(config.queue_length_strategy, QueueLengthStrategy::VisibleOnly);
-        assert_eq!(config.storage_suffix().as_deref(), Some("core.chinacloudapi.cn"));
+        assert_eq!(
+            config.queue_length_strategy,
+            QueueLengthStrategy::VisibleOnly
+        );
+        assert_eq!(
+            config.storage_suffix().as_deref(),
+            Some("core.chinacloudapi.cn")
+        );
     }
 
     #[test]
     fn bad_metadata_names_the_key() {
-        let base = [("queueName", "orders"), ("connection", "UseDevelopmentStorage=true")];
+        let base = [
+            ("queueName", "orders"),
+            ("connection", "UseDevelopmentStorage=true"),
+        ];
         let with = |extra: (&'static str, &'static str)| {
             let mut pairs = base.to_vec();
             pairs.retain(|(k, _)| *k != extra.0);
@@ -359,20 +387,33 @@ mod tests {
         };
         assert_eq!(with(("queueLength", "five")), "queueLength");
         assert_eq!(with(("queueLength", "0")), "queueLength");
-        assert_eq!(with(("activationQueueLength", "-1")), "activationQueueLength");
+        assert_eq!(
+            with(("activationQueueLength", "-1")),
+            "activationQueueLength"
+        );
         assert_eq!(with(("queueLengthStrategy", "some")), "queueLengthStrategy");
         assert_eq!(with(("cloud", "Mars")), "cloud");
         assert_eq!(with(("queueName", "Bad_Name")), "queueName");
         assert_eq!(with(("accountName", "Not-An-Account")), "accountName");
         assert_eq!(with(("identity", "magic")), "identity");
-        assert_eq!(key_of(parse(&[("connection", "x")]).unwrap_err()), "queueName");
-        assert_eq!(key_of(parse(&[("queueName", "orders")]).unwrap_err()), "connection");
+        assert_eq!(
+            key_of(parse(&[("connection", "x")]).unwrap_err()),
+            "queueName"
+        );
+        assert_eq!(
+            key_of(parse(&[("queueName", "orders")]).unwrap_err()),
+            "connection"
+        );
     }
 
     #[test]
     fn private_cloud_needs_an_endpoint_suffix() {
-        let error = parse(&[("queueName", "orders"), ("accountName", "acct"), ("cloud", "Private")])
-            .unwrap_err();
+        let error = parse(&[
+            ("queueName", "orders"),
+            ("accountName", "acct"),
+            ("cloud", "Private"),
+        ])
+        .unwrap_err();
         assert_eq!(key_of(error), "endpointSuffix");
         let config = parse(&[
             ("queueName", "orders"),
@@ -386,8 +427,11 @@ mod tests {
 
     #[test]
     fn connection_from_env_fills_connection() {
-        let config = parse(&[("queueName", "orders"), ("connectionFromEnv", "UseDevelopmentStorage=true")])
-            .unwrap();
+        let config = parse(&[
+            ("queueName", "orders"),
+            ("connectionFromEnv", "UseDevelopmentStorage=true"),
+        ])
+        .unwrap();
         assert_eq!(
             config.connection.map(|c| c.expose().to_owned()).as_deref(),
             Some("UseDevelopmentStorage=true")

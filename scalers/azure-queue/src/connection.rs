@@ -121,7 +121,9 @@ pub fn parse_connection(
     let service_url = match settings.get("QueueEndpoint") {
         Some(endpoint) => parse_url("QueueEndpoint", endpoint)?,
         None => {
-            let account = account.as_deref().ok_or(ConnectionError::Missing("AccountName"))?;
+            let account = account
+                .as_deref()
+                .ok_or(ConnectionError::Missing("AccountName"))?;
             let protocol = settings.get("DefaultEndpointsProtocol").unwrap_or("https");
             if !protocol.eq_ignore_ascii_case("https") && !protocol.eq_ignore_ascii_case("http") {
                 return Err(ConnectionError::BadValue {
@@ -135,7 +137,10 @@ pub fn parse_connection(
                 .ok_or(ConnectionError::NoSuffix)?;
             let suffix = suffix.trim_start_matches('.');
             let suffix = suffix.strip_prefix("queue.").unwrap_or(suffix);
-            let text = format!("{}://{account}.queue.{suffix}", protocol.to_ascii_lowercase());
+            let text = format!(
+                "{}://{account}.queue.{suffix}",
+                protocol.to_ascii_lowercase()
+            );
             Url::parse(&text).map_err(|_| ConnectionError::BadValue {
                 name: "EndpointSuffix",
                 value: suffix.to_owned(),
@@ -268,7 +273,10 @@ mod tests {
     #[test]
     fn development_storage_uses_the_well_known_account() {
         let access = parse("UseDevelopmentStorage=true").unwrap();
-        assert_eq!(access.service_url.as_str(), "http://127.0.0.1:10001/devstoreaccount1");
+        assert_eq!(
+            access.service_url.as_str(),
+            "http://127.0.0.1:10001/devstoreaccount1"
+        );
         assert_eq!(
             access.queue_url("orders").as_str(),
             "http://127.0.0.1:10001/devstoreaccount1/orders"
@@ -281,28 +289,46 @@ mod tests {
         let proxied =
             parse("UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://10.1.2.3:7777")
                 .unwrap();
-        assert_eq!(proxied.service_url.as_str(), "http://10.1.2.3:7777/devstoreaccount1");
+        assert_eq!(
+            proxied.service_url.as_str(),
+            "http://10.1.2.3:7777/devstoreaccount1"
+        );
     }
 
     #[test]
     fn account_key_with_default_suffix_and_protocol() {
-        let access = parse("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;")
-            .unwrap();
-        assert_eq!(access.queue_url("q1").as_str(), "https://acct.queue.core.windows.net/q1");
-        assert!(matches!(access.credential, StorageCredential::SharedKey { .. }));
+        let access =
+            parse("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;").unwrap();
+        assert_eq!(
+            access.queue_url("q1").as_str(),
+            "https://acct.queue.core.windows.net/q1"
+        );
+        assert!(matches!(
+            access.credential,
+            StorageCredential::SharedKey { .. }
+        ));
     }
 
     #[test]
     fn endpoint_suffix_and_queue_endpoint() {
-        let access = parse("AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn")
-            .unwrap();
-        assert_eq!(access.service_url.as_str(), "https://acct.queue.core.chinacloudapi.cn/");
-        assert_eq!(access.queue_url("q").as_str(), "https://acct.queue.core.chinacloudapi.cn/q");
+        let access =
+            parse("AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn").unwrap();
+        assert_eq!(
+            access.service_url.as_str(),
+            "https://acct.queue.core.chinacloudapi.cn/"
+        );
+        assert_eq!(
+            access.queue_url("q").as_str(),
+            "https://acct.queue.core.chinacloudapi.cn/q"
+        );
         let access = parse(
             "accountname=devstoreaccount1;accountkey=a2V5;QueueEndpoint=http://127.0.0.1:1234/devstoreaccount1/",
         )
         .unwrap();
-        assert_eq!(access.queue_url("q").as_str(), "http://127.0.0.1:1234/devstoreaccount1/q");
+        assert_eq!(
+            access.queue_url("q").as_str(),
+            "http://127.0.0.1:1234/devstoreaccount1/q"
+        );
         let no_suffix = parse_connection("AccountName=a;AccountKey=a2V5", None, &dev());
         assert_eq!(no_suffix.unwrap_err(), ConnectionError::NoSuffix);
     }
@@ -321,9 +347,15 @@ mod tests {
     #[test]
     fn sas_urls_of_service_and_queue() {
         let service = parse("https://acct.queue.core.windows.net/?sv=2024&sig=s1g").unwrap();
-        assert_eq!(service.queue_url("jobs").as_str(), "https://acct.queue.core.windows.net/jobs");
+        assert_eq!(
+            service.queue_url("jobs").as_str(),
+            "https://acct.queue.core.windows.net/jobs"
+        );
         let queue = parse("http://127.0.0.1:10001/devstoreaccount1/jobs?sv=2024&sig=s1g").unwrap();
-        assert_eq!(queue.queue_url("jobs").as_str(), "http://127.0.0.1:10001/devstoreaccount1/jobs");
+        assert_eq!(
+            queue.queue_url("jobs").as_str(),
+            "http://127.0.0.1:10001/devstoreaccount1/jobs"
+        );
         assert_eq!(
             parse("https://acct.queue.core.windows.net/?sv=2024").unwrap_err(),
             ConnectionError::BadSasUrl("has no `sig` parameter")
@@ -352,7 +384,10 @@ mod tests {
             parse("AccountName=a;garbage").unwrap_err(),
             ConnectionError::MalformedPart(2)
         );
-        assert_eq!(parse("AccountName=a").unwrap_err(), ConnectionError::NoCredential);
+        assert_eq!(
+            parse("AccountName=a").unwrap_err(),
+            ConnectionError::NoCredential
+        );
         assert_eq!(
             parse("AccountKey=a2V5").unwrap_err(),
             ConnectionError::Missing("AccountName")

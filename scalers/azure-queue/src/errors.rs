@@ -182,10 +182,19 @@ mod tests {
     #[test]
     fn scrub_removes_queries_signatures_and_known_secrets() {
         let text = "error sending request for url (http://h:1/acct/q?sv=1&sig=abc%3D): refused";
-        assert_eq!(scrub(text, &[]), "error sending request for url (http://h:1/acct/q?***): refused");
-        assert_eq!(scrub("bad AccountKey=Zm9v; x", &[]), "bad AccountKey=***; x");
+        assert_eq!(
+            scrub(text, &[]),
+            "error sending request for url (http://h:1/acct/q?***): refused"
+        );
+        assert_eq!(
+            scrub("bad AccountKey=Zm9v; x", &[]),
+            "bad AccountKey=***; x"
+        );
         assert_eq!(scrub("sig=abc", &[]), "sig=***");
-        assert_eq!(scrub("token s3cr3t-token leaked", &["s3cr3t-token"]), "token *** leaked");
+        assert_eq!(
+            scrub("token s3cr3t-token leaked", &["s3cr3t-token"]),
+            "token *** leaked"
+        );
         assert_eq!(scrub("is it? yes a=b", &[]), "is it? yes a=b");
     }
 
@@ -203,7 +212,10 @@ mod tests {
         };
         use tonic::Code;
         assert_eq!(map(403, "AuthenticationFailed"), Code::Unauthenticated);
-        assert_eq!(map(403, "AuthorizationPermissionMismatch"), Code::PermissionDenied);
+        assert_eq!(
+            map(403, "AuthorizationPermissionMismatch"),
+            Code::PermissionDenied
+        );
         assert_eq!(map(401, ""), Code::Unauthenticated);
         assert_eq!(map(404, "QueueNotFound"), Code::NotFound);
         assert_eq!(map(503, "ServerBusy"), Code::ResourceExhausted);

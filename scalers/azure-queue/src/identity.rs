@@ -95,15 +95,29 @@ mod tests {
 
     #[test]
     fn auto_prefers_workload_identity_when_the_token_file_is_set() {
-        let file = Some(Path::new("/var/run/secrets/azure/tokens/azure-identity-token"));
-        assert_eq!(choose_identity(IdentityKind::Auto, file), ChosenIdentity::Workload);
-        assert_eq!(choose_identity(IdentityKind::Auto, None), ChosenIdentity::Managed);
+        let file = Some(Path::new(
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ));
+        assert_eq!(
+            choose_identity(IdentityKind::Auto, file),
+            ChosenIdentity::Workload
+        );
+        assert_eq!(
+            choose_identity(IdentityKind::Auto, None),
+            ChosenIdentity::Managed
+        );
         assert_eq!(
             choose_identity(IdentityKind::Auto, Some(Path::new(""))),
             ChosenIdentity::Managed
         );
-        assert_eq!(choose_identity(IdentityKind::Managed, file), ChosenIdentity::Managed);
-        assert_eq!(choose_identity(IdentityKind::Workload, None), ChosenIdentity::Workload);
+        assert_eq!(
+            choose_identity(IdentityKind::Managed, file),
+            ChosenIdentity::Managed
+        );
+        assert_eq!(
+            choose_identity(IdentityKind::Workload, None),
+            ChosenIdentity::Workload
+        );
     }
 
     #[test]

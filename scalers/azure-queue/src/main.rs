@@ -30,13 +30,21 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(!args.push_interval.is_zero(), "--push-interval must be greater than 0");
-    anyhow::ensure!(!args.request_timeout.is_zero(), "--request-timeout must be greater than 0");
+    anyhow::ensure!(
+        !args.push_interval.is_zero(),
+        "--push-interval must be greater than 0"
+    );
+    anyhow::ensure!(
+        !args.request_timeout.is_zero(),
+        "--request-timeout must be greater than 0"
+    );
     let options = ScalerOptions {
         push_interval: args.push_interval,
         request_timeout: args.request_timeout,
         dev_queue_endpoint: args.dev_queue_endpoint,
-        federated_token_file: args.federated_token_file.filter(|path| !path.as_os_str().is_empty()),
+        federated_token_file: args
+            .federated_token_file
+            .filter(|path| !path.as_os_str().is_empty()),
     };
     ebb_azure_queue_scaler::run(options, args.serve).await?;
     Ok(())

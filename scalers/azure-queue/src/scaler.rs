@@ -118,7 +118,10 @@ impl Scaler for AzureQueueScaler {
         }]
     }
 
-    async fn measure(&self, trigger: &Trigger<AzureQueueConfig>) -> Result<Measurement, ScalerError> {
+    async fn measure(
+        &self,
+        trigger: &Trigger<AzureQueueConfig>,
+    ) -> Result<Measurement, ScalerError> {
         let config = &trigger.config;
         let queue = self.queue(config)?;
         let reading = measure_queue(&queue, config.queue_length_strategy).await?;

@@ -227,7 +227,9 @@ mod tests {
         policy.sign(&mut request).unwrap();
         let auth = request
             .headers()
-            .get_optional_str(&azure_core::http::headers::HeaderName::from_static("authorization"))
+            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                "authorization",
+            ))
             .unwrap()
             .to_owned();
         assert!(auth.starts_with("SharedKey devstoreaccount1:"), "{auth}");

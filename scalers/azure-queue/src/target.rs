@@ -74,7 +74,9 @@ impl QueueTarget {
             let access = parse_connection(connection.expose(), suffix.as_deref(), dev_endpoint)
                 .map_err(|error| ScalerError::invalid("connection", error.to_string()))?;
             let auth = match access.credential.clone() {
-                StorageCredential::SharedKey { account, key } => QueueAuth::SharedKey { account, key },
+                StorageCredential::SharedKey { account, key } => {
+                    QueueAuth::SharedKey { account, key }
+                }
                 StorageCredential::Sas(sas) => QueueAuth::Sas(sas),
             };
             return Ok(Self {
@@ -183,7 +185,10 @@ mod tests {
             ("identityClientId", "0000-client"),
         ])
         .unwrap();
-        assert_eq!(target.queue_url.as_str(), "https://acct.queue.core.usgovcloudapi.net/jobs");
+        assert_eq!(
+            target.queue_url.as_str(),
+            "https://acct.queue.core.usgovcloudapi.net/jobs"
+        );
         let QueueAuth::Entra(settings) = &target.auth else {
             panic!("expected Entra, got {:?}", target.auth);
         };
@@ -201,14 +206,17 @@ mod tests {
             ("connection", "UseDevelopmentStorage=true"),
         ])
         .unwrap();
-        assert_eq!(target.queue_url.as_str(), "http://127.0.0.1:10001/devstoreaccount1/jobs");
+        assert_eq!(
+            target.queue_url.as_str(),
+            "http://127.0.0.1:10001/devstoreaccount1/jobs"
+        );
         assert!(matches!(target.auth, QueueAuth::SharedKey { .. }));
     }
 
     #[test]
     fn bad_connection_is_invalid_connection_without_the_secret() {
-        let error = resolve(&[("queueName", "jobs"), ("connection", "AccountKey=c2VjcmV0")])
-            .unwrap_err();
+        let error =
+            resolve(&[("queueName", "jobs"), ("connection", "AccountKey=c2VjcmV0")]).unwrap_err();
         let ScalerError::InvalidMetadata { key, message } = error else {
             panic!("expected InvalidMetadata");
         };
@@ -220,10 +228,16 @@ mod tests {
     fn sas_is_appended_to_the_request_url_only() {
         let target = resolve(&[
             ("queueName", "jobs"),
-            ("connection", "http://127.0.0.1:10001/devstoreaccount1?sv=1&sig=x%2By"),
+            (
+                "connection",
+                "http://127.0.0.1:10001/devstoreaccount1?sv=1&sig=x%2By",
+            ),
         ])
         .unwrap();
-        assert_eq!(target.queue_url.as_str(), "http://127.0.0.1:10001/devstoreaccount1/jobs");
+        assert_eq!(
+            target.queue_url.as_str(),
+            "http://127.0.0.1:10001/devstoreaccount1/jobs"
+        );
         assert_eq!(
             target.request_url().as_str(),
             "http://127.0.0.1:10001/devstoreaccount1/jobs?sv=1&sig=x%2By"
@@ -233,12 +247,21 @@ mod tests {
 
     #[test]
     fn fingerprints_differ_by_credential_and_match_for_equal_ones() {
-        let a = resolve(&[("queueName", "jobs"), ("connection", "AccountName=a;AccountKey=a2V5")])
-            .unwrap();
-        let a2 = resolve(&[("queueName", "jobs"), ("connection", "AccountName=a;AccountKey=a2V5")])
-            .unwrap();
-        let b = resolve(&[("queueName", "jobs"), ("connection", "AccountName=a;AccountKey=a2V6")])
-            .unwrap();
+        let a = resolve(&[
+            ("queueName", "jobs"),
+            ("connection", "AccountName=a;AccountKey=a2V5"),
+        ])
+        .unwrap();
+        let a2 = resolve(&[
+            ("queueName", "jobs"),
+            ("connection", "AccountName=a;AccountKey=a2V5"),
+        ])
+        .unwrap();
+        let b = resolve(&[
+            ("queueName", "jobs"),
+            ("connection", "AccountName=a;AccountKey=a2V6"),
+        ])
+        .unwrap();
         assert_eq!(a.auth_fingerprint(), a2.auth_fingerprint());
         assert_ne!(a.auth_fingerprint(), b.auth_fingerprint());
     }

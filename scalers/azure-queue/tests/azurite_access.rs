@@ -31,7 +31,11 @@ async fn all_counts_visible_and_invisible_messages() {
     send(&client, 5).await;
     assert_eq!(receive(&client, 2, 300).await, 2);
     let reading = measure(&scaler, &trigger).await.unwrap();
-    assert_eq!(value(&reading), 5.0, "all counts the 2 received (invisible) messages too");
+    assert_eq!(
+        value(&reading),
+        5.0,
+        "all counts the 2 received (invisible) messages too"
+    );
     assert_eq!(reading.values[0].name, format!("azure-queue-{queue}"));
 }
 
@@ -45,7 +49,10 @@ async fn visible_only_excludes_invisible_messages_and_reports_them_in_flight() {
     let scaler = scaler();
     let connection = shared_key_connection(SHARED_ENDPOINT);
     let trigger = parse_trigger(
-        &[("queueName", &queue), ("queueLengthStrategy", "visibleonly")],
+        &[
+            ("queueName", &queue),
+            ("queueLengthStrategy", "visibleonly"),
+        ],
         &[("connection", &connection)],
     )
     .unwrap();
@@ -74,7 +81,10 @@ async fn visible_only_falls_back_to_the_approximate_count_above_32() {
     let scaler = scaler();
     let connection = shared_key_connection(SHARED_ENDPOINT);
     let visible_only = parse_trigger(
-        &[("queueName", &queue), ("queueLengthStrategy", "visibleonly")],
+        &[
+            ("queueName", &queue),
+            ("queueLengthStrategy", "visibleonly"),
+        ],
         &[("connection", &connection)],
     )
     .unwrap();
@@ -83,8 +93,15 @@ async fn visible_only_falls_back_to_the_approximate_count_above_32() {
     send(&client, 40).await;
     assert_eq!(receive(&client, 3, 300).await, 3);
     let reading = measure(&scaler, &visible_only).await.unwrap();
-    assert_eq!(value(&reading), 40.0, "37 visible >= 32: the approximate count (40) is used");
-    assert_eq!(reading.in_flight, None, "visible count is not exact, so in-flight is unknown");
+    assert_eq!(
+        value(&reading),
+        40.0,
+        "37 visible >= 32: the approximate count (40) is used"
+    );
+    assert_eq!(
+        reading.in_flight, None,
+        "visible count is not exact, so in-flight is unknown"
+    );
     assert_eq!(value(&measure(&scaler, &all).await.unwrap()), 40.0);
 }
 
@@ -113,7 +130,11 @@ async fn connection_from_env_as_keda_sends_it() {
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     send(&client, 2).await;
     let connection = shared_key_connection(SHARED_ENDPOINT);
-    let trigger = parse_trigger(&[("queueName", &queue), ("connectionFromEnv", &connection)], &[]).unwrap();
+    let trigger = parse_trigger(
+        &[("queueName", &queue), ("connectionFromEnv", &connection)],
+        &[],
+    )
+    .unwrap();
     assert_eq!(value(&measure(&scaler(), &trigger).await.unwrap()), 2.0);
 }
 
@@ -126,7 +147,8 @@ async fn sas_in_a_connection_string_and_as_urls() {
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     send(&client, 4).await;
     assert_eq!(receive(&client, 1, 300).await, 1);
-    let sas = account_sas("rlp");
+    // Reading metadata and peeking need only `r`.
+    let sas = account_sas("r");
     let scaler = scaler();
     for connection in [
         format!("QueueEndpoint={SHARED_ENDPOINT};SharedAccessSignature={sas}"),
@@ -160,12 +182,18 @@ async fn wrong_key_is_rejected_without_leaking_it() {
     let trigger = parse_trigger(&[("queueName", &queue)], &[("connection", &connection)]).unwrap();
     let error = measure(&scaler(), &trigger).await.unwrap_err();
     assert!(
-        matches!(error, ScalerError::Unauthenticated(_) | ScalerError::PermissionDenied(_)),
+        matches!(
+            error,
+            ScalerError::Unauthenticated(_) | ScalerError::PermissionDenied(_)
+        ),
         "{error:?}"
     );
     eprintln!("wrong key: {error}");
     let shown = format!("{error} {error:?}");
-    assert!(!shown.contains(wrong_key) && !shown.contains("d3JvbmdrZXl3"), "{shown}");
+    assert!(
+        !shown.contains(wrong_key) && !shown.contains("d3JvbmdrZXl3"),
+        "{shown}"
+    );
     assert!(!shown.contains(DEV_ACCOUNT_KEY));
 
     let bad_sas = account_sas("rlp").replace("sig=", "sig=AAAA");
@@ -176,11 +204,42 @@ async fn wrong_key_is_rejected_without_leaking_it() {
     .unwrap();
     let error = measure(&scaler(), &sas_trigger).await.unwrap_err();
     assert!(
-        matches!(error, ScalerError::Unauthenticated(_) | ScalerError::PermissionDenied(_)),
+        matches!(
+            error,
+            ScalerError::Unauthenticated(_) | ScalerError::PermissionDenied(_)
+        ),
         "{error:?}"
     );
     eprintln!("bad SAS: {error}");
-    assert!(!format!("{error} {error:?}").contains("sig=AAAA"), "{error}");
+    assert!(
+        !format!("{error} {error:?}").contains("sig=AAAA"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn sas_without_read_permission_is_permission_denied() {
+    if !azurite_up() {
+        return;
+    }
+    let queue = unique_queue("noread");
+    create_queue(SHARED_ENDPOINT, &queue).await;
+    let sas = account_sas("al");
+    let trigger = parse_trigger(
+        &[("queueName", &queue)],
+        &[("connection", &format!("{SHARED_ENDPOINT}?{sas}"))],
+    )
+    .unwrap();
+    let error = measure(&scaler(), &trigger).await.unwrap_err();
+    eprintln!("no read permission: {error}");
+    let ScalerError::PermissionDenied(message) = &error else {
+        panic!("expected PermissionDenied, got {error:?}");
+    };
+    assert!(
+        message.contains("AuthorizationPermissionMismatch"),
+        "{message}"
+    );
+    assert!(!message.contains("sig="), "{message}");
 }
 
 #[tokio::test]
@@ -225,7 +284,10 @@ async fn stopped_azurite_is_unavailable_then_recovers() {
     let ScalerError::Unavailable(message) = &error else {
         panic!("expected Unavailable, got {error:?}");
     };
-    assert!(message.contains(&format!("127.0.0.1:{}", azurite.port)), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", azurite.port)),
+        "{message}"
+    );
     assert!(!message.contains(DEV_ACCOUNT_KEY));
 
     azurite.resume().await;
@@ -236,5 +298,8 @@ async fn stopped_azurite_is_unavailable_then_recovers() {
         matches!(measure(&scaler, &trigger).await, Ok(m) if value(&m) == 1.0)
     })
     .await;
-    assert!(recovered, "the same scaler (same pooled client) recovers after the restart");
+    assert!(
+        recovered,
+        "the same scaler (same pooled client) recovers after the restart"
+    );
 }

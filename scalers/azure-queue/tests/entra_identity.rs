@@ -27,7 +27,12 @@ struct FakeAzure {
 
 #[async_trait::async_trait]
 impl Policy for FakeAzure {
-    async fn send(&self, _: &Context, request: &mut Request, _: &[Arc<dyn Policy>]) -> PolicyResult {
+    async fn send(
+        &self,
+        _: &Context,
+        request: &mut Request,
+        _: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
         let authorization = request
             .headers()
             .get_optional_str(&HeaderName::from_static("authorization"))
@@ -46,7 +51,11 @@ impl Policy for FakeAzure {
             let json = format!(
                 r#"{{"token_type":"Bearer","expires_in":3600,"ext_expires_in":3600,"access_token":"{TOKEN}"}}"#
             );
-            return Ok(AsyncRawResponse::from_bytes(StatusCode::Ok, Headers::new(), json));
+            return Ok(AsyncRawResponse::from_bytes(
+                StatusCode::Ok,
+                Headers::new(),
+                json,
+            ));
         }
         if authorization.as_deref() == Some(&format!("Bearer {TOKEN}")) {
             let mut headers = Headers::new();
@@ -55,7 +64,11 @@ impl Policy for FakeAzure {
         }
         let mut headers = Headers::new();
         headers.insert("x-ms-error-code", "AuthenticationFailed");
-        Ok(AsyncRawResponse::from_bytes(StatusCode::Forbidden, headers, ""))
+        Ok(AsyncRawResponse::from_bytes(
+            StatusCode::Forbidden,
+            headers,
+            "",
+        ))
     }
 }
 
@@ -105,30 +118,44 @@ async fn workload_identity_exchanges_the_federated_token_and_sends_a_bearer() {
     assert_eq!(token_requests.len(), 1, "the token is cached: {seen:?}");
     let token_request = token_requests[0];
     assert_eq!(
-        token_request.url,
-        "https://login.microsoftonline.us/tenant-1/oauth2/v2.0/token",
+        token_request.url, "https://login.microsoftonline.us/tenant-1/oauth2/v2.0/token",
         "US Government cloud uses its own authority"
     );
-    assert!(token_request.body.contains("client_assertion=federated-service-account-token"));
+    assert!(
+        token_request
+            .body
+            .contains("client_assertion=federated-service-account-token")
+    );
     assert!(token_request.body.contains("client_id=client-1"));
-    assert!(token_request.body.contains("scope=https%3A%2F%2Fstorage.azure.com%2F.default"));
+    assert!(
+        token_request
+            .body
+            .contains("scope=https%3A%2F%2Fstorage.azure.com%2F.default")
+    );
 
     let queue_requests: Vec<&Seen> = seen.iter().filter(|s| !s.url.contains("oauth2")).collect();
     assert_eq!(queue_requests.len(), 2);
     for request in queue_requests {
         assert!(
-            request.url.starts_with("https://acct.queue.core.usgovcloudapi.net/jobs?comp=metadata"),
+            request
+                .url
+                .starts_with("https://acct.queue.core.usgovcloudapi.net/jobs?comp=metadata"),
             "{}",
             request.url
         );
-        assert_eq!(request.authorization.as_deref(), Some("Bearer fake-access-token"));
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer fake-access-token")
+        );
     }
 }
 
 #[tokio::test]
 async fn workload_identity_without_a_tenant_is_a_clear_credential_error() {
     if std::env::var_os("AZURE_TENANT_ID").is_some() {
-        eprintln!("AZURE_TENANT_ID is set in this environment; the missing-tenant case cannot be shown");
+        eprintln!(
+            "AZURE_TENANT_ID is set in this environment; the missing-tenant case cannot be shown"
+        );
         return;
     }
     let token_file = tempfile::NamedTempFile::new().unwrap();
@@ -151,5 +178,8 @@ async fn workload_identity_without_a_tenant_is_a_clear_credential_error() {
         panic!("expected Unauthenticated, got {error:?}");
     };
     assert!(message.contains("tenant"), "{message}");
-    assert!(fake.seen.lock().unwrap().is_empty(), "nothing is sent without a tenant");
+    assert!(
+        fake.seen.lock().unwrap().is_empty(),
+        "nothing is sent without a tenant"
+    );
 }

@@ -75,7 +75,11 @@ async fn get_info_describes_every_key() {
     assert_eq!(info.name, "azure-queue");
     let capabilities = info.capabilities.unwrap();
     assert!(capabilities.push && capabilities.in_flight && capabilities.keda_compatible);
-    let keys: Vec<&str> = info.metadata.iter().map(|field| field.key.as_str()).collect();
+    let keys: Vec<&str> = info
+        .metadata
+        .iter()
+        .map(|field| field.key.as_str())
+        .collect();
     for key in [
         "queueName",
         "queueLength",
@@ -88,7 +92,11 @@ async fn get_info_describes_every_key() {
     ] {
         assert!(keys.contains(&key), "GetInfo lacks {key}: {keys:?}");
     }
-    let connection = info.metadata.iter().find(|f| f.key == "connection").unwrap();
+    let connection = info
+        .metadata
+        .iter()
+        .find(|f| f.key == "connection")
+        .unwrap();
     assert!(connection.secret);
 }
 
@@ -98,7 +106,11 @@ async fn metric_spec_and_invalid_metadata() {
     let spec = server
         .v1
         .get_metric_spec(request(
-            &[("queueName", "orders"), ("queueLength", "7"), ("activationQueueLength", "2")],
+            &[
+                ("queueName", "orders"),
+                ("queueLength", "7"),
+                ("activationQueueLength", "2"),
+            ],
             &[("connection", "UseDevelopmentStorage=true")],
         ))
         .await
@@ -111,11 +123,27 @@ async fn metric_spec_and_invalid_metadata() {
 
     let secret_key = "c2VjcmV0LWtleS12YWx1ZQ==";
     for (metadata, secrets, key) in [
-        (vec![("queueName", "orders"), ("queueLength", "many")], vec![("connection", "UseDevelopmentStorage=true")], "queueLength"),
-        (vec![("queueLength", "3")], vec![("connection", "UseDevelopmentStorage=true")], "queueName"),
-        (vec![("queueName", "orders"), ("queueLengthStrategy", "some")], vec![("connection", "UseDevelopmentStorage=true")], "queueLengthStrategy"),
+        (
+            vec![("queueName", "orders"), ("queueLength", "many")],
+            vec![("connection", "UseDevelopmentStorage=true")],
+            "queueLength",
+        ),
+        (
+            vec![("queueLength", "3")],
+            vec![("connection", "UseDevelopmentStorage=true")],
+            "queueName",
+        ),
+        (
+            vec![("queueName", "orders"), ("queueLengthStrategy", "some")],
+            vec![("connection", "UseDevelopmentStorage=true")],
+            "queueLengthStrategy",
+        ),
         (vec![("queueName", "orders")], vec![], "connection"),
-        (vec![("queueName", "orders")], vec![("connection", "AccountKey=c2VjcmV0LWtleS12YWx1ZQ==")], "connection"),
+        (
+            vec![("queueName", "orders")],
+            vec![("connection", "AccountKey=c2VjcmV0LWtleS12YWx1ZQ==")],
+            "connection",
+        ),
     ] {
         let status = server
             .v1
@@ -123,8 +151,16 @@ async fn metric_spec_and_invalid_metadata() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        assert!(status.message().contains(key), "{key}: {}", status.message());
-        assert!(!status.message().contains(secret_key), "{}", status.message());
+        assert!(
+            status.message().contains(key),
+            "{key}: {}",
+            status.message()
+        );
+        assert!(
+            !status.message().contains(secret_key),
+            "{}",
+            status.message()
+        );
     }
 }
 
@@ -142,7 +178,10 @@ async fn get_metrics_over_both_protocols() {
 
     let all = server
         .v1
-        .get_metrics(request(&[("queueName", &queue)], &[("connection", &connection)]))
+        .get_metrics(request(
+            &[("queueName", &queue)],
+            &[("connection", &connection)],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -154,7 +193,11 @@ async fn get_metrics_over_both_protocols() {
     let visible = server
         .v1
         .get_metrics(request(
-            &[("queueName", &queue), ("queueLengthStrategy", "visibleonly"), ("activationQueueLength", "3")],
+            &[
+                ("queueName", &queue),
+                ("queueLengthStrategy", "visibleonly"),
+                ("activationQueueLength", "3"),
+            ],
             &[("connection", &connection)],
         ))
         .await
@@ -164,7 +207,10 @@ async fn get_metrics_over_both_protocols() {
     assert!(!visible.active, "3 visible is not > activation 3");
     assert_eq!(visible.in_flight.map(|f| f.count), Some(2));
 
-    let metadata = [("queueName", queue.as_str()), ("connectionFromEnv", connection.as_str())];
+    let metadata = [
+        ("queueName", queue.as_str()),
+        ("connectionFromEnv", connection.as_str()),
+    ];
     let keda_spec = server
         .keda
         .get_metric_spec(keda_ref(&metadata))
@@ -182,7 +228,15 @@ async fn get_metrics_over_both_protocols() {
         .unwrap()
         .into_inner();
     assert_eq!(keda_metrics.metric_values[0].metric_value_float, 5.0);
-    assert!(server.keda.is_active(keda_ref(&metadata)).await.unwrap().into_inner().result);
+    assert!(
+        server
+            .keda
+            .is_active(keda_ref(&metadata))
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+    );
 }
 
 #[tokio::test]
@@ -199,21 +253,34 @@ async fn failures_map_to_status_codes_and_health() {
     server.v1.get_metrics(good.clone()).await.unwrap();
     assert_eq!(health(&mut server).await, ServingStatus::Serving);
 
-    let missing = request(&[("queueName", "no-such-queue")], &[("connection", &connection)]);
+    let missing = request(
+        &[("queueName", "no-such-queue")],
+        &[("connection", &connection)],
+    );
     let status = server.v1.get_metrics(missing).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     let wrong_key = connection.replace(DEV_ACCOUNT_KEY, "d3JvbmdrZXl3cm9uZ2tleQ==");
     let status = server
         .v1
-        .get_metrics(request(&[("queueName", &queue)], &[("connection", &wrong_key)]))
+        .get_metrics(request(
+            &[("queueName", &queue)],
+            &[("connection", &wrong_key)],
+        ))
         .await
         .unwrap_err();
     assert!(
-        matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied),
+        matches!(
+            status.code(),
+            Code::Unauthenticated | Code::PermissionDenied
+        ),
         "{status:?}"
     );
-    assert!(!status.message().contains("d3JvbmdrZXl3"), "{}", status.message());
+    assert!(
+        !status.message().contains("d3JvbmdrZXl3"),
+        "{}",
+        status.message()
+    );
 
     azurite.stop();
     let status = server.v1.get_metrics(good.clone()).await.unwrap_err();
@@ -249,7 +316,10 @@ async fn stream_is_active_pushes_changes() {
     let connection = shared_key_connection(SHARED_ENDPOINT);
     let mut stream = server
         .v1
-        .stream_is_active(request(&[("queueName", &queue)], &[("connection", &connection)]))
+        .stream_is_active(request(
+            &[("queueName", &queue)],
+            &[("connection", &connection)],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -279,7 +349,12 @@ async fn the_binary_serves_both_protocols() {
         .unwrap()
         .port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ebb-azure-queue-scaler"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--push-interval", "200ms"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--push-interval",
+            "200ms",
+        ])
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -298,7 +373,11 @@ async fn the_binary_serves_both_protocols() {
     }
     let channel = channel.expect("the binary listens");
     let mut v1_client = v1::scaler_client::ScalerClient::new(channel.clone());
-    let info = v1_client.get_info(v1::GetInfoRequest {}).await.unwrap().into_inner();
+    let info = v1_client
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(info.name, "azure-queue");
 
     let queue = unique_queue("binary");
@@ -315,7 +394,10 @@ async fn the_binary_serves_both_protocols() {
     assert_eq!(metrics.metric_values[0].value, 3.0);
     let mut keda_client = keda::external_scaler_client::ExternalScalerClient::new(channel);
     let active = keda_client
-        .is_active(keda_ref(&[("queueName", &queue), ("connectionFromEnv", "UseDevelopmentStorage=true")]))
+        .is_active(keda_ref(&[
+            ("queueName", &queue),
+            ("connectionFromEnv", "UseDevelopmentStorage=true"),
+        ]))
         .await
         .unwrap()
         .into_inner();

@@ -10,7 +10,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 
 /// Everything except RFC 3986 unreserved characters is escaped inside one path segment or
 /// userinfo part, so `/`, spaces, `%`, `@`, `:` and `?` never change a URL's structure.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Why a `host` value cannot be used. Messages never contain the credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,7 +160,11 @@ impl BrokerAddress {
             host,
             port,
             path_prefix,
-            vhost: if vhost.is_empty() { "/".to_owned() } else { vhost },
+            vhost: if vhost.is_empty() {
+                "/".to_owned()
+            } else {
+                vhost
+            },
             query,
         })
     }
@@ -173,7 +181,13 @@ impl BrokerAddress {
 
     /// `scheme://host:port` followed by the path prefix: the base of management API URLs.
     pub fn http_base(&self) -> String {
-        format!("{}://{}:{}{}", self.scheme.as_str(), self.host, self.port, self.path_prefix)
+        format!(
+            "{}://{}:{}{}",
+            self.scheme.as_str(),
+            self.host,
+            self.port,
+            self.path_prefix
+        )
     }
 
     fn render(&self, mask: bool) -> String {
@@ -188,7 +202,13 @@ impl BrokerAddress {
             }
             url.push('@');
         }
-        url.push_str(&format!("{}:{}{}/{}", self.host, self.port, self.path_prefix, encode_component(&self.vhost)));
+        url.push_str(&format!(
+            "{}:{}{}/{}",
+            self.host,
+            self.port,
+            self.path_prefix,
+            encode_component(&self.vhost)
+        ));
         if !self.query.is_empty() {
             url.push('?');
             url.push_str(&self.query);
@@ -272,7 +292,10 @@ mod tests {
         assert_eq!(address.vhost, "/");
         assert_eq!(address.masked(), "amqp://guest:***@rabbit.local:5672/%2F");
         assert!(!format!("{address:?}").contains("s3cr"));
-        assert_eq!(address.with_credentials(), "amqp://guest:s3cr%40t@rabbit.local:5672/%2F");
+        assert_eq!(
+            address.with_credentials(),
+            "amqp://guest:s3cr%40t@rabbit.local:5672/%2F"
+        );
     }
 
     #[test]
@@ -307,12 +330,23 @@ mod tests {
 
     #[test]
     fn errors_never_echo_credentials() {
-        for bad in ["user:hunter2@host", "ftp://user:hunter2@host", "amqp://user:hunter2@", "amqp://user:hunter2@h:99999"] {
+        for bad in [
+            "user:hunter2@host",
+            "ftp://user:hunter2@host",
+            "amqp://user:hunter2@",
+            "amqp://user:hunter2@h:99999",
+        ] {
             let error = BrokerAddress::parse(bad).unwrap_err();
             assert!(!error.to_string().contains("hunter2"), "{error}");
         }
-        assert_eq!(BrokerAddress::parse("ftp://h").unwrap_err(), AddressError::UnsupportedScheme("ftp".into()));
-        assert_eq!(BrokerAddress::parse("amqp://h:0").unwrap_err(), AddressError::InvalidPort("0".into()));
+        assert_eq!(
+            BrokerAddress::parse("ftp://h").unwrap_err(),
+            AddressError::UnsupportedScheme("ftp".into())
+        );
+        assert_eq!(
+            BrokerAddress::parse("amqp://h:0").unwrap_err(),
+            AddressError::InvalidPort("0".into())
+        );
     }
 
     #[test]
@@ -320,6 +354,9 @@ mod tests {
         assert_eq!(encode_component("/"), "%2F");
         assert_eq!(encode_component("a b/c"), "a%20b%2Fc");
         assert_eq!(encode_component("q.name-1_~"), "q.name-1_~");
-        assert_eq!(scrub("failed for amqp://u:pw123@h", &["pw123"]), "failed for amqp://u:***@h");
+        assert_eq!(
+            scrub("failed for amqp://u:pw123@h", &["pw123"]),
+            "failed for amqp://u:***@h"
+        );
     }
 }

@@ -57,7 +57,10 @@ pub struct RabbitMqConfig {
     #[serde(default)]
     pub exclude_unacknowledged: bool,
     /// Time limit of one measurement: milliseconds, or a duration such as `2s`.
-    #[serde(default = "default_timeout", deserialize_with = "serde_helpers::duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "serde_helpers::duration"
+    )]
     #[schemars(with = "String", extend("x-kind" = "duration", "default" = "3s"))]
     pub timeout: Duration,
     /// Skip verification of the broker's TLS certificate.
@@ -255,12 +258,18 @@ impl Settings {
             return Err(ScalerError::invalid("queueName", "must not be empty"));
         }
         if config.queue_name.len() > MAX_QUEUE_NAME_BYTES && !config.use_regex {
-            return Err(ScalerError::invalid("queueName", "is longer than 255 bytes"));
+            return Err(ScalerError::invalid(
+                "queueName",
+                "is longer than 255 bytes",
+            ));
         }
         if protocol == Protocol::Amqp && config.mode.is_rate() {
             return Err(ScalerError::invalid(
                 "mode",
-                format!("{} needs the management API (protocol http)", config.mode.as_str()),
+                format!(
+                    "{} needs the management API (protocol http)",
+                    config.mode.as_str()
+                ),
             ));
         }
         if protocol == Protocol::Amqp && config.use_regex {
@@ -273,7 +282,10 @@ impl Settings {
             return Err(ScalerError::invalid("value", "must be greater than 0"));
         }
         if config.activation_value < 0.0 {
-            return Err(ScalerError::invalid("activationValue", "must not be negative"));
+            return Err(ScalerError::invalid(
+                "activationValue",
+                "must not be negative",
+            ));
         }
         if config.page_size == 0 || config.page_size > MAX_PAGE_SIZE {
             return Err(ScalerError::invalid(
@@ -306,7 +318,9 @@ impl Settings {
             broker,
             tls,
             queue: config.queue_name.clone(),
-            regex: config.use_regex.then_some((config.operation, config.page_size)),
+            regex: config
+                .use_regex
+                .then_some((config.operation, config.page_size)),
             mode: config.mode,
             exclude_unacknowledged: config.exclude_unacknowledged,
             target: config.value,

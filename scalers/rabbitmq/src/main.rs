@@ -16,7 +16,11 @@ struct Args {
     #[arg(long, env = "EBB_RABBITMQ_PUSH_INTERVAL", default_value = "250ms", value_parser = parse_duration)]
     push_interval: Duration,
     /// Connection name the broker shows for this scaler's AMQP connections.
-    #[arg(long, env = "EBB_RABBITMQ_CONNECTION_NAME", default_value = "ebb-rabbitmq-scaler")]
+    #[arg(
+        long,
+        env = "EBB_RABBITMQ_CONNECTION_NAME",
+        default_value = "ebb-rabbitmq-scaler"
+    )]
     connection_name: String,
     /// Most AMQP channels open at once per connection; further requests wait for one.
     #[arg(long, env = "EBB_RABBITMQ_MAX_CHANNELS", default_value_t = 32)]
@@ -29,7 +33,9 @@ struct Args {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     ebb_scaler_sdk::parse_duration(text)
         .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| format!("`{text}` is not a positive duration (milliseconds, or like 250ms, 2s)"))
+        .ok_or_else(|| {
+            format!("`{text}` is not a positive duration (milliseconds, or like 250ms, 2s)")
+        })
 }
 
 #[tokio::main]

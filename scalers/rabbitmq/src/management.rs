@@ -259,7 +259,10 @@ impl ManagementClient {
         let secrets: Vec<&str> = broker.password.as_deref().into_iter().collect();
         let request = client
             .get(url)
-            .basic_auth(broker.username.as_deref().unwrap_or(""), broker.password.as_deref())
+            .basic_auth(
+                broker.username.as_deref().unwrap_or(""),
+                broker.password.as_deref(),
+            )
             .timeout(timeout);
         let unreachable = |error: reqwest::Error| {
             if error.is_timeout() {
@@ -278,12 +281,12 @@ impl ManagementClient {
         let status = response.status();
         let body = response.bytes().await.map_err(unreachable)?;
         match status.as_u16() {
-            200..=299 => serde_json::from_slice(&body).map_err(|error| {
-                ManagementError::BadAnswer {
+            200..=299 => {
+                serde_json::from_slice(&body).map_err(|error| ManagementError::BadAnswer {
                     broker: masked.clone(),
                     detail: error.to_string(),
-                }
-            }),
+                })
+            }
             401 => Err(ManagementError::Unauthenticated { broker: masked }),
             403 => Err(ManagementError::Forbidden {
                 broker: masked,
@@ -345,7 +348,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(full.messages, 5);
-        assert_eq!(full.message_stats.unwrap().publish_details.unwrap().rate, 1.5);
+        assert_eq!(
+            full.message_stats.unwrap().publish_details.unwrap().rate,
+            1.5
+        );
         let fresh: QueueStats = serde_json::from_str(r#"{"name":"q"}"#).unwrap();
         assert_eq!(fresh.messages, 0);
         assert!(fresh.message_stats.is_none());
@@ -353,7 +359,10 @@ mod tests {
 
     #[test]
     fn error_reason_is_extracted() {
-        assert_eq!(reason(br#"{"error":"bad_request","reason":"nope"}"#), "nope");
+        assert_eq!(
+            reason(br#"{"error":"bad_request","reason":"nope"}"#),
+            "nope"
+        );
         assert_eq!(reason(b"plain"), "plain");
     }
 }

@@ -90,7 +90,12 @@ impl RabbitMqScaler {
             None => {
                 let stats = self
                     .management
-                    .queue(&settings.broker, &settings.tls, &settings.queue, settings.timeout)
+                    .queue(
+                        &settings.broker,
+                        &settings.tls,
+                        &settings.queue,
+                        settings.timeout,
+                    )
                     .await?;
                 (value_of(&stats, settings), stats.messages_unacknowledged)
             }
@@ -228,5 +233,46 @@ impl Scaler for RabbitMqScaler {
 
     fn default_port(&self) -> u16 {
         DEFAULT_PORT
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{Operation, TlsOptions};
+
+    fn settings(queue: &str) -> Settings {
+        Settings {
+            protocol: Protocol::Amqp,
+            broker: crate::address::BrokerAddress::parse("amqp://h").unwrap(),
+            tls: TlsOptions::default(),
+            queue: queue.into(),
+            regex: None,
+            mode: Mode::QueueLength,
+            exclude_unacknowledged: false,
+            target: 20.0,
+            activation: 0.0,
+            timeout: Duration::from_secs(3),
+        }
+    }
+
+    #[test]
+    fn metric_names_are_lowercase_dashes_and_stable() {
+        assert_eq!(metric_name(&settings("orders")), "rabbitmq-orders");
+        assert_eq!(metric_name(&settings("Team A/Orders.v2")), "rabbitmq-team-a-orders-v2");
+        assert_eq!(metric_name(&settings(r"^jobs\.\d+$")), "rabbitmq-jobs-d");
+        assert_eq!(metric_name(&settings("///")), "rabbitmq");
+        assert!(metric_name(&settings(&"q".repeat(300))).len() <= 109);
+    }
+
+    #[test]
+    fn operations_combine_without_negative_zero() {
+        assert_eq!(Operation::Sum.combine(&[1.0, 2.0, 3.0]), 6.0);
+        assert_eq!(Operation::Max.combine(&[1.0, 5.0, 3.0]), 5.0);
+        assert_eq!(Operation::Avg.combine(&[1.0, 2.0]), 1.5);
+        for operation in [Operation::Sum, Operation::Max, Operation::Avg] {
+            assert!(operation.combine(&[]).is_sign_positive());
+        }
     }
 }

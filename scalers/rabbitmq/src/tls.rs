@@ -54,10 +54,11 @@ pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
         None => Ok(builder.with_no_client_auth()),
         Some((cert, key)) => {
             let chain = certificates(cert, "cert")?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| TlsError::BadPem {
-                key: "key",
-                reason: "no private key found".into(),
-            })?;
+            let key =
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| TlsError::BadPem {
+                    key: "key",
+                    reason: "no private key found".into(),
+                })?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|error| TlsError::Setup(error.to_string()))
@@ -120,7 +121,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -129,7 +135,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -145,7 +156,11 @@ mod tests {
     #[test]
     fn default_and_unsafe_configs_build() {
         client_config(&TlsOptions::default()).unwrap();
-        client_config(&TlsOptions { unsafe_ssl: true, ..TlsOptions::default() }).unwrap();
+        client_config(&TlsOptions {
+            unsafe_ssl: true,
+            ..TlsOptions::default()
+        })
+        .unwrap();
     }
 
     #[test]

@@ -15,8 +15,10 @@ use ebb_rabbitmq_scaler::{RabbitMqConfig, RabbitMqScaler, ScalerOptions};
 use ebb_scaler_sdk::{MetadataSchema, Scaler, ScalerError, Trigger, TriggerMetadata};
 
 fn trigger(name: &str, pairs: &[(&str, &str)]) -> Trigger<RabbitMqConfig> {
-    let metadata: HashMap<String, String> =
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let metadata: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let config = TriggerMetadata::from_v1(&metadata, &HashMap::new())
         .parse(&MetadataSchema::of::<RabbitMqConfig>())
         .unwrap();
@@ -38,7 +40,10 @@ fn scaler(connection_name: &str) -> RabbitMqScaler {
     })
 }
 
-async fn value(scaler: &RabbitMqScaler, trigger: &Trigger<RabbitMqConfig>) -> Result<f64, ScalerError> {
+async fn value(
+    scaler: &RabbitMqScaler,
+    trigger: &Trigger<RabbitMqConfig>,
+) -> Result<f64, ScalerError> {
     scaler.measure(trigger).await.map(|m| m.values[0].value)
 }
 
@@ -67,13 +72,20 @@ async fn counts_equal_rabbitmqctl_ready_counts_in_a_vhost_with_space_and_slash()
             .await
             .unwrap();
         // AMQP sees ready messages only; unacknowledged ones are invisible to it.
-        assert_eq!(measured.values[0].value, truth[queue].0 as f64, "queue {queue}");
+        assert_eq!(
+            measured.values[0].value, truth[queue].0 as f64,
+            "queue {queue}"
+        );
         assert_eq!(measured.in_flight, None);
     }
     // vhostName overrides the vhost in host, and takes the raw (unescaped) name.
     let via_key = trigger(
         "override",
-        &[("host", &amqp_url("/")), ("vhostName", &vhost.name), ("queueName", "plain")],
+        &[
+            ("host", &amqp_url("/")),
+            ("vhostName", &vhost.name),
+            ("queueName", "plain"),
+        ],
     );
     assert_eq!(value(&scaler, &via_key).await.unwrap(), 5.0);
     assert_eq!(scaler.amqp_pool().open_connections(), 1);
@@ -85,7 +97,10 @@ async fn default_vhost_slash_in_every_spelling() {
         return;
     }
     let queue = unique("ebb-amqp-default-vhost");
-    let _guard = QueueGuard { vhost: "/".into(), names: vec![queue.clone()] };
+    let _guard = QueueGuard {
+        vhost: "/".into(),
+        names: vec![queue.clone()],
+    };
     let client = Client::connect("/").await;
     client.declare(&queue).await;
     client.publish(&queue, 4).await;
@@ -96,7 +111,11 @@ async fn default_vhost_slash_in_every_spelling() {
         "amqp://guest:guest@127.0.0.1:5672/%2f",
         "amqp://guest:guest@127.0.0.1/%2F",
     ] {
-        let measured = value(&scaler, &trigger("slash", &[("host", host), ("queueName", &queue)])).await;
+        let measured = value(
+            &scaler,
+            &trigger("slash", &[("host", host), ("queueName", &queue)]),
+        )
+        .await;
         assert_eq!(measured.unwrap(), 4.0, "host {host}");
     }
     // Every spelling names the same broker and vhost, so they share one connection.
@@ -124,8 +143,13 @@ async fn missing_queue_is_not_found_for_that_trigger_only() {
     for round in 0..20 {
         for queue in ["a", "missing", "b"] {
             let scaler = scaler.clone();
-            let trigger = trigger(&format!("{queue}-{round}"), &[("host", &host), ("queueName", queue)]);
-            tasks.push(tokio::spawn(async move { (queue, value(&scaler, &trigger).await) }));
+            let trigger = trigger(
+                &format!("{queue}-{round}"),
+                &[("host", &host), ("queueName", queue)],
+            );
+            tasks.push(tokio::spawn(async move {
+                (queue, value(&scaler, &trigger).await)
+            }));
         }
     }
     for task in tasks {
@@ -142,10 +166,14 @@ async fn missing_queue_is_not_found_for_that_trigger_only() {
         }
     }
     assert_eq!(scaler.amqp_pool().open_connections(), 1);
-    let on_broker = wait_for(Duration::from_secs(15), "the scaler's connection in the list", || async {
-        let found = connections_named(&connection_name);
-        (!found.is_empty()).then_some(found.len())
-    })
+    let on_broker = wait_for(
+        Duration::from_secs(15),
+        "the scaler's connection in the list",
+        || async {
+            let found = connections_named(&connection_name);
+            (!found.is_empty()).then_some(found.len())
+        },
+    )
     .await;
     assert_eq!(on_broker, 1);
 }
@@ -171,10 +199,16 @@ async fn five_hundred_triggers_across_fifty_queues_share_one_connection() {
         let expected = ((index % 50) % 7) as f64;
         let trigger = trigger(
             &format!("t{index}"),
-            &[("host", &host), ("queueName", &queue), ("activationValue", &(index % 3).to_string())],
+            &[
+                ("host", &host),
+                ("queueName", &queue),
+                ("activationValue", &(index % 3).to_string()),
+            ],
         );
         let scaler = scaler.clone();
-        tasks.push(tokio::spawn(async move { (expected, value(&scaler, &trigger).await) }));
+        tasks.push(tokio::spawn(async move {
+            (expected, value(&scaler, &trigger).await)
+        }));
     }
     for task in tasks {
         let (expected, measured) = task.await.unwrap();
@@ -182,10 +216,14 @@ async fn five_hundred_triggers_across_fifty_queues_share_one_connection() {
     }
     assert_eq!(scaler.amqp_pool().open_connections(), 1);
     // The broker's own view, through the management API's connection list.
-    let listed = wait_for(Duration::from_secs(15), "the scaler's connection in the list", || async {
-        let found = connections_named(&connection_name);
-        (!found.is_empty()).then_some(found)
-    })
+    let listed = wait_for(
+        Duration::from_secs(15),
+        "the scaler's connection in the list",
+        || async {
+            let found = connections_named(&connection_name);
+            (!found.is_empty()).then_some(found)
+        },
+    )
     .await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["vhost"].as_str(), Some(vhost.name.as_str()));
@@ -199,7 +237,10 @@ async fn credentials_vhosts_and_unreachable_brokers_map_to_their_codes() {
     let scaler = scaler(&unique("ebb-test-errors"));
     let wrong_password = trigger(
         "auth",
-        &[("host", "amqp://guest:not-the-password@127.0.0.1:5672"), ("queueName", "q")],
+        &[
+            ("host", "amqp://guest:not-the-password@127.0.0.1:5672"),
+            ("queueName", "q"),
+        ],
     );
     match scaler.measure(&wrong_password).await {
         Err(ScalerError::Unauthenticated(message)) => {
@@ -210,16 +251,26 @@ async fn credentials_vhosts_and_unreachable_brokers_map_to_their_codes() {
     }
     let no_vhost = trigger(
         "vhost",
-        &[("host", &amqp_url(&unique("ebb-no-such-vhost"))), ("queueName", "q")],
+        &[
+            ("host", &amqp_url(&unique("ebb-no-such-vhost"))),
+            ("queueName", "q"),
+        ],
     );
     let error = scaler.measure(&no_vhost).await.unwrap_err();
     assert!(
-        matches!(error, ScalerError::NotFound(_) | ScalerError::PermissionDenied(_)),
+        matches!(
+            error,
+            ScalerError::NotFound(_) | ScalerError::PermissionDenied(_)
+        ),
         "{error:?}"
     );
     let nowhere = trigger(
         "nowhere",
-        &[("host", "amqp://guest:s3cret@127.0.0.1:1"), ("queueName", "q"), ("timeout", "2s")],
+        &[
+            ("host", "amqp://guest:s3cret@127.0.0.1:1"),
+            ("queueName", "q"),
+            ("timeout", "2s"),
+        ],
     );
     match scaler.measure(&nowhere).await {
         Err(ScalerError::Unavailable(message)) => assert!(!message.contains("s3cret"), "{message}"),

@@ -21,7 +21,10 @@ use futures::StreamExt;
 use tonic::Code;
 
 fn rabbitmqctl(args: &[&str]) {
-    let output = Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl runs");
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
     assert!(
         output.status.success(),
         "rabbitmqctl {args:?}: {}",
@@ -55,7 +58,9 @@ impl Drop for Outage {
         if !self.running {
             self.running = true;
             let _ = Command::new("rabbitmqctl").arg("start_app").status();
-            let _ = Command::new("rabbitmqctl").args(["await_startup", "--timeout", "60"]).status();
+            let _ = Command::new("rabbitmqctl")
+                .args(["await_startup", "--timeout", "60"])
+                .status();
         }
     }
 }
@@ -63,7 +68,9 @@ impl Drop for Outage {
 async fn serving(server: &mut TestServer) -> i32 {
     server
         .health
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -93,36 +100,61 @@ async fn scaler_recovers_from_a_broker_restart_without_leaking_connections() {
     let mut server = TestServer::start(scaler).await.unwrap();
     let trigger = v1::TriggerRequest {
         trigger: Some(v1::TriggerRef::default()),
-        metadata: [("host", amqp_url(&vhost.name)), ("queueName", "durable".to_owned())]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<HashMap<_, _>>(),
+        metadata: [
+            ("host", amqp_url(&vhost.name)),
+            ("queueName", "durable".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect::<HashMap<_, _>>(),
         secrets: HashMap::new(),
     };
-    let metrics = server.v1.get_metrics(trigger.clone()).await.unwrap().into_inner();
+    let metrics = server
+        .v1
+        .get_metrics(trigger.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(metrics.metric_values[0].value, 3.0);
     assert_eq!(serving(&mut server).await, ServingStatus::Serving as i32);
-    let mut push = server.v1.stream_is_active(trigger.clone()).await.unwrap().into_inner();
+    let mut push = server
+        .v1
+        .stream_is_active(trigger.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(push.next().await.unwrap().unwrap().active);
 
     let mut outage = Outage::begin();
-    let status = wait_for(Duration::from_secs(30), "UNAVAILABLE during the outage", || {
-        let mut client = server.v1.clone();
-        let trigger = trigger.clone();
-        async move { client.get_metrics(trigger).await.err() }
-    })
+    let status = wait_for(
+        Duration::from_secs(30),
+        "UNAVAILABLE during the outage",
+        || {
+            let mut client = server.v1.clone();
+            let trigger = trigger.clone();
+            async move { client.get_metrics(trigger).await.err() }
+        },
+    )
     .await;
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(!status.message().contains("guest:guest"), "{}", status.message());
+    assert!(
+        !status.message().contains("guest:guest"),
+        "{}",
+        status.message()
+    );
     assert_eq!(serving(&mut server).await, ServingStatus::NotServing as i32);
     outage.end();
 
     // Recovery needs no help: the next polls reconnect after the backoff.
-    let value = wait_for(Duration::from_secs(60), "GetMetrics after the restart", || {
-        let mut client = server.v1.clone();
-        let trigger = trigger.clone();
-        async move { client.get_metrics(trigger).await.ok() }
-    })
+    let value = wait_for(
+        Duration::from_secs(60),
+        "GetMetrics after the restart",
+        || {
+            let mut client = server.v1.clone();
+            let trigger = trigger.clone();
+            async move { client.get_metrics(trigger).await.ok() }
+        },
+    )
     .await
     .into_inner()
     .metric_values[0]
@@ -134,17 +166,26 @@ async fn scaler_recovers_from_a_broker_restart_without_leaking_connections() {
     let purger = Client::connect(&vhost.name).await;
     purger
         .channel
-        .queue_purge("durable".into(), lapin::options::QueuePurgeOptions::default())
+        .queue_purge(
+            "durable".into(),
+            lapin::options::QueuePurgeOptions::default(),
+        )
         .await
         .unwrap();
-    let flipped = tokio::time::timeout(Duration::from_secs(20), push.next()).await.unwrap();
+    let flipped = tokio::time::timeout(Duration::from_secs(20), push.next())
+        .await
+        .unwrap();
     assert!(!flipped.unwrap().unwrap().active);
 
     // Exactly one connection of this scaler exists after the restart.
-    let listed = wait_for(Duration::from_secs(30), "the scaler's new connection in the list", || async {
-        let found = connections_named(&connection_name);
-        (!found.is_empty()).then_some(found.len())
-    })
+    let listed = wait_for(
+        Duration::from_secs(30),
+        "the scaler's new connection in the list",
+        || async {
+            let found = connections_named(&connection_name);
+            (!found.is_empty()).then_some(found.len())
+        },
+    )
     .await;
     assert_eq!(listed, 1);
 }

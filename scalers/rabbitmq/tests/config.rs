@@ -10,10 +10,16 @@ use ebb_scaler_sdk::proto::v1::ValueKind;
 use ebb_scaler_sdk::{MetadataSchema, ScalerError, TriggerMetadata};
 
 fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
-fn resolve_with(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> Result<Settings, ScalerError> {
+fn resolve_with(
+    metadata: &[(&str, &str)],
+    secrets: &[(&str, &str)],
+) -> Result<Settings, ScalerError> {
     let merged = TriggerMetadata::from_v1(&map(metadata), &map(secrets));
     let config: RabbitMqConfig = merged.parse(&MetadataSchema::of::<RabbitMqConfig>())?;
     Settings::resolve(&config)
@@ -35,7 +41,11 @@ fn invalid_key(result: Result<Settings, ScalerError>) -> String {
 
 #[test]
 fn keda_defaults_queue_length_target_20() {
-    let settings = resolve(&[("host", "amqp://guest:guest@localhost"), ("queueName", "orders")]).unwrap();
+    let settings = resolve(&[
+        ("host", "amqp://guest:guest@localhost"),
+        ("queueName", "orders"),
+    ])
+    .unwrap();
     assert_eq!(settings.protocol, Protocol::Amqp);
     assert_eq!(settings.mode, Mode::QueueLength);
     assert_eq!(settings.target, 20.0);
@@ -82,7 +92,9 @@ fn keda_from_env_host_is_read_as_host() {
         ("queueName", "q"),
         ("scalerAddress", "scaler:9001"),
     ]));
-    let config: RabbitMqConfig = merged.parse(&MetadataSchema::of::<RabbitMqConfig>()).unwrap();
+    let config: RabbitMqConfig = merged
+        .parse(&MetadataSchema::of::<RabbitMqConfig>())
+        .unwrap();
     let settings = Settings::resolve(&config).unwrap();
     assert_eq!(settings.broker.host, "rabbit");
     assert_eq!(settings.broker.password.as_deref(), Some("hunter2"));
@@ -93,24 +105,93 @@ fn bad_metadata_names_the_key() {
     let host = ("host", "amqp://u:hunter2@h");
     assert_eq!(invalid_key(resolve(&[("queueName", "q")])), "host");
     assert_eq!(invalid_key(resolve(&[host])), "queueName");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", " ")])), "queueName");
-    assert_eq!(invalid_key(resolve(&[("host", "ftp://u:hunter2@h"), ("queueName", "q")])), "host");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("mode", "Bogus")])), "mode");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("mode", "MessageRate")])), "mode");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("useRegex", "true")])), "useRegex");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("useRegex", "yes")])), "useRegex");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("protocol", "http")])), "protocol");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("value", "0")])), "value");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("value", "ten")])), "value");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("activationValue", "-1")])), "activationValue");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("timeout", "soon")])), "timeout");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("timeout", "0")])), "timeout");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("pageSize", "0")])), "pageSize");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("pageSize", "501")])), "pageSize");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("operation", "median")])), "operation");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("cert", "pem")])), "key");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", "q"), ("ca", "pem")])), "ca");
-    assert_eq!(invalid_key(resolve(&[host, ("queueName", &"x".repeat(256))])), "queueName");
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", " ")])),
+        "queueName"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[
+            ("host", "ftp://u:hunter2@h"),
+            ("queueName", "q")
+        ])),
+        "host"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("mode", "Bogus")])),
+        "mode"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[
+            host,
+            ("queueName", "q"),
+            ("mode", "MessageRate")
+        ])),
+        "mode"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("useRegex", "true")])),
+        "useRegex"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("useRegex", "yes")])),
+        "useRegex"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("protocol", "http")])),
+        "protocol"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("value", "0")])),
+        "value"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("value", "ten")])),
+        "value"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[
+            host,
+            ("queueName", "q"),
+            ("activationValue", "-1")
+        ])),
+        "activationValue"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("timeout", "soon")])),
+        "timeout"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("timeout", "0")])),
+        "timeout"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("pageSize", "0")])),
+        "pageSize"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("pageSize", "501")])),
+        "pageSize"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[
+            host,
+            ("queueName", "q"),
+            ("operation", "median")
+        ])),
+        "operation"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("cert", "pem")])),
+        "key"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", "q"), ("ca", "pem")])),
+        "ca"
+    );
+    assert_eq!(
+        invalid_key(resolve(&[host, ("queueName", &"x".repeat(256))])),
+        "queueName"
+    );
 }
 
 #[test]
@@ -125,18 +206,39 @@ fn schema_describes_every_key() {
             .clone()
     };
     for key in [
-        "host", "protocol", "mode", "value", "activationValue", "queueName", "vhostName", "useRegex",
-        "operation", "pageSize", "excludeUnacknowledged", "timeout", "unsafeSsl", "username",
-        "password", "ca", "cert", "key",
+        "host",
+        "protocol",
+        "mode",
+        "value",
+        "activationValue",
+        "queueName",
+        "vhostName",
+        "useRegex",
+        "operation",
+        "pageSize",
+        "excludeUnacknowledged",
+        "timeout",
+        "unsafeSsl",
+        "username",
+        "password",
+        "ca",
+        "cert",
+        "key",
     ] {
-        assert!(!field(key).description.is_empty(), "{key} has no description");
+        assert!(
+            !field(key).description.is_empty(),
+            "{key} has no description"
+        );
     }
     assert_eq!(schema.fields().len(), 18);
     assert!(field("host").required && field("host").secret);
     assert!(field("queueName").required);
     assert!(field("password").secret && field("key").secret && !field("ca").secret);
     assert_eq!(field("mode").kind, ValueKind::Enum as i32);
-    assert_eq!(field("mode").allowed_values, ["QueueLength", "MessageRate", "DeliverRate", "AckRate"]);
+    assert_eq!(
+        field("mode").allowed_values,
+        ["QueueLength", "MessageRate", "DeliverRate", "AckRate"]
+    );
     assert_eq!(field("mode").default_value, "QueueLength");
     assert_eq!(field("protocol").allowed_values, ["auto", "amqp", "http"]);
     assert_eq!(field("operation").allowed_values, ["sum", "max", "avg"]);

@@ -16,8 +16,10 @@ use ebb_scaler_sdk::{Measurement, MetadataSchema, Scaler, ScalerError, Trigger, 
 const STATS_LAG: Duration = Duration::from_secs(30);
 
 fn trigger(pairs: &[(&str, &str)]) -> Trigger<RabbitMqConfig> {
-    let metadata: HashMap<String, String> =
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let metadata: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let config = TriggerMetadata::from_v1(&metadata, &HashMap::new())
         .parse(&MetadataSchema::of::<RabbitMqConfig>())
         .unwrap();
@@ -37,7 +39,8 @@ async fn wait_for_reading(
 ) -> Measurement {
     wait_for(STATS_LAG, &format!("reading {expected:?}"), || async {
         let measured = scaler.measure(trigger).await.unwrap();
-        (measured.values[0].value == expected.0 && measured.in_flight == expected.1).then_some(measured)
+        (measured.values[0].value == expected.0 && measured.in_flight == expected.1)
+            .then_some(measured)
     })
     .await
 }
@@ -72,7 +75,12 @@ async fn counts_and_in_flight_equal_rabbitmqctl_in_a_vhost_with_space_and_slash(
         ("vhostName", &vhost.name),
         ("queueName", "work items"),
     ]);
-    wait_for_reading(&scaler, &by_key, ((truth.0 + truth.1) as f64, Some(truth.1))).await;
+    wait_for_reading(
+        &scaler,
+        &by_key,
+        ((truth.0 + truth.1) as f64, Some(truth.1)),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -81,13 +89,24 @@ async fn default_vhost_slash() {
         return;
     }
     let queue = unique("ebb http queue");
-    let _guard = QueueGuard { vhost: "/".into(), names: vec![queue.clone()] };
+    let _guard = QueueGuard {
+        vhost: "/".into(),
+        names: vec![queue.clone()],
+    };
     let client = Client::connect("/").await;
     client.declare(&queue).await;
     client.publish(&queue, 6).await;
     let scaler = RabbitMqScaler::default();
-    for host in ["http://guest:guest@127.0.0.1:15672", "http://guest:guest@127.0.0.1:15672/%2F"] {
-        wait_for_reading(&scaler, &trigger(&[("host", host), ("queueName", &queue)]), (6.0, Some(0))).await;
+    for host in [
+        "http://guest:guest@127.0.0.1:15672",
+        "http://guest:guest@127.0.0.1:15672/%2F",
+    ] {
+        wait_for_reading(
+            &scaler,
+            &trigger(&[("host", host), ("queueName", &queue)]),
+            (6.0, Some(0)),
+        )
+        .await;
     }
 }
 
@@ -123,7 +142,11 @@ async fn regex_reads_every_page() {
     wait_for_reading(&scaler, &regex("sum"), (78.0, Some(0))).await;
     wait_for_reading(&scaler, &regex("max"), (12.0, Some(0))).await;
     wait_for_reading(&scaler, &regex("avg"), (6.5, Some(0))).await;
-    let nothing = trigger(&[("host", &host), ("queueName", "^nomatch$"), ("useRegex", "true")]);
+    let nothing = trigger(&[
+        ("host", &host),
+        ("queueName", "^nomatch$"),
+        ("useRegex", "true"),
+    ]);
     let none = scaler.measure(&nothing).await.unwrap().values[0].value;
     assert!(none == 0.0 && none.is_sign_positive(), "{none}");
 }
@@ -164,11 +187,18 @@ async fn missing_queue_bad_regex_and_bad_credentials() {
     Client::connect(&vhost.name).await.declare("present").await;
     let scaler = RabbitMqScaler::default();
     let host = http_url(&vhost.name);
-    match scaler.measure(&trigger(&[("host", &host), ("queueName", "absent")])).await {
+    match scaler
+        .measure(&trigger(&[("host", &host), ("queueName", "absent")]))
+        .await
+    {
         Err(ScalerError::NotFound(message)) => assert!(message.contains("absent"), "{message}"),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    let bad_regex = trigger(&[("host", &host), ("queueName", "(unclosed"), ("useRegex", "true")]);
+    let bad_regex = trigger(&[
+        ("host", &host),
+        ("queueName", "(unclosed"),
+        ("useRegex", "true"),
+    ]);
     match scaler.measure(&bad_regex).await {
         Err(ScalerError::InvalidMetadata { key, .. }) => assert_eq!(key, "queueName"),
         other => panic!("expected InvalidMetadata, got {other:?}"),
@@ -183,7 +213,10 @@ async fn missing_queue_bad_regex_and_bad_credentials() {
         }
         other => panic!("expected Unauthenticated, got {other:?}"),
     }
-    let nowhere = trigger(&[("host", "http://guest:s3cret@127.0.0.1:1"), ("queueName", "q")]);
+    let nowhere = trigger(&[
+        ("host", "http://guest:s3cret@127.0.0.1:1"),
+        ("queueName", "q"),
+    ]);
     match scaler.measure(&nowhere).await {
         Err(ScalerError::Unavailable(message)) => assert!(!message.contains("s3cret"), "{message}"),
         other => panic!("expected Unavailable, got {other:?}"),

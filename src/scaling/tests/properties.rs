@@ -17,10 +17,18 @@ fn rules(default: Rules) -> impl Strategy<Value = Rules> {
     (
         prop::bool::ANY,
         0u64..400,
-        prop::sample::select(vec![SelectPolicy::Max, SelectPolicy::Min, SelectPolicy::Disabled]),
+        prop::sample::select(vec![
+            SelectPolicy::Max,
+            SelectPolicy::Min,
+            SelectPolicy::Disabled,
+        ]),
         prop::collection::vec(
             (prop::bool::ANY, 1u32..200, 1u64..120).prop_map(|(pods, value, period)| Policy {
-                policy_type: if pods { PolicyType::Pods } else { PolicyType::Percent },
+                policy_type: if pods {
+                    PolicyType::Pods
+                } else {
+                    PolicyType::Percent
+                },
                 value,
                 period: Duration::from_secs(period),
             }),
@@ -50,8 +58,8 @@ fn engine_spec() -> impl Strategy<Value = EngineSpec> {
         rules(Rules::default_scale_up()),
         rules(Rules::default_scale_down()),
     )
-        .prop_map(|(min, extra, idle, cooldown, initial, scale_up, scale_down)| {
-            EngineSpec {
+        .prop_map(
+            |(min, extra, idle, cooldown, initial, scale_up, scale_down)| EngineSpec {
                 min_replicas: min,
                 max_replicas: min.max(1) + extra,
                 idle_replicas: idle.filter(|idle| *idle < min),
@@ -62,8 +70,8 @@ fn engine_spec() -> impl Strategy<Value = EngineSpec> {
                     scale_down,
                 },
                 ..EngineSpec::new(0, 1, &["orders"])
-            }
-        })
+            },
+        )
 }
 
 fn measurement(value: f64, target: f64, activation: f64, value_type: bool) -> Measurement {
@@ -78,17 +86,28 @@ fn measurement(value: f64, target: f64, activation: f64, value_type: bool) -> Me
 
 /// A state reached by a random history of polls.
 fn history() -> impl Strategy<Value = Vec<(u64, Option<f64>)>> {
-    prop::collection::vec((1u64..120, prop::option::weighted(0.9, 0.0f64..500.0)), 0..12)
+    prop::collection::vec(
+        (1u64..120, prop::option::weighted(0.9, 0.0f64..500.0)),
+        0..12,
+    )
 }
 
-fn replay(spec: &EngineSpec, mut replicas: u32, steps: &[(u64, Option<f64>)]) -> (u32, EngineState, u64) {
+fn replay(
+    spec: &EngineSpec,
+    mut replicas: u32,
+    steps: &[(u64, Option<f64>)],
+) -> (u32, EngineState, u64) {
     let mut state = EngineState::created(at(0));
     let mut second = 0;
     for (gap, value) in steps {
         second += gap;
         let reading = match value {
             Some(value) => Reading::ok("orders", Measurement::new(*value, 10.0)),
-            None => Reading::error("orders", crate::scaling::ReadingErrorKind::Unavailable, "down"),
+            None => Reading::error(
+                "orders",
+                crate::scaling::ReadingErrorKind::Unavailable,
+                "down",
+            ),
         };
         let decision = decide(spec, replicas, &[reading], &state, at(second));
         replicas = decision.desired_replicas;

@@ -2,12 +2,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::scaling::fallback_replicas;
 use crate::scaling::{
     Behavior, Decision, EngineSpec, EngineState, FallbackSpec, Measurement, MetricType, Policy,
     Reading, ReadingErrorKind, Rules, decide,
 };
 use crate::spec::{ConditionStatus, ConditionType, FallbackBehavior, PauseState, SelectPolicy};
-use crate::scaling::fallback_replicas;
 
 fn at(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_000_000 + seconds)
@@ -47,8 +47,14 @@ fn run(case: &Case) -> (Vec<u32>, Decision) {
     (history, last.expect("a case has polls"))
 }
 
-fn every(step: u64, until: u64, readings: impl Fn(u64) -> Vec<Reading>) -> Vec<(u64, Vec<Reading>)> {
-    (0..=until / step).map(|i| (i * step, readings(i * step))).collect()
+fn every(
+    step: u64,
+    until: u64,
+    readings: impl Fn(u64) -> Vec<Reading>,
+) -> Vec<(u64, Vec<Reading>)> {
+    (0..=until / step)
+        .map(|i| (i * step, readings(i * step)))
+        .collect()
 }
 
 fn spec(min: u32, max: u32) -> EngineSpec {
@@ -84,7 +90,10 @@ fn cases() -> Vec<Case> {
             state: created(),
             polls: vec![(
                 0,
-                vec![Reading::ok("orders", Measurement::new(5.0, 10.0).with_activation(5.0))],
+                vec![Reading::ok(
+                    "orders",
+                    Measurement::new(5.0, 10.0).with_activation(5.0),
+                )],
             )],
             desired: 0,
             reason: "steady at 0: no trigger active",
@@ -96,7 +105,10 @@ fn cases() -> Vec<Case> {
             state: created(),
             polls: vec![(
                 0,
-                vec![Reading::ok("orders", Measurement::new(6.0, 10.0).with_activation(5.0))],
+                vec![Reading::ok(
+                    "orders",
+                    Measurement::new(6.0, 10.0).with_activation(5.0),
+                )],
             )],
             desired: 1,
             reason: "activated 0→1: orders 6/10 per replica",
@@ -166,7 +178,10 @@ fn cases() -> Vec<Case> {
             spec: EngineSpec::new(0, 20, &["orders", "payments"]),
             replicas: 2,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 20.0, 10.0), ok("payments", 50.0, 10.0)])],
+            polls: vec![(
+                0,
+                vec![ok("orders", 20.0, 10.0), ok("payments", 50.0, 10.0)],
+            )],
             desired: 5,
             reason: "scaled 2→5: payments 50/10 per replica",
         },
@@ -184,7 +199,10 @@ fn cases() -> Vec<Case> {
             spec: spec(1, 100),
             replicas: 8,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 80.0, 10.0)]), (60, vec![ok("orders", 10.0, 10.0)])],
+            polls: vec![
+                (0, vec![ok("orders", 80.0, 10.0)]),
+                (60, vec![ok("orders", 10.0, 10.0)]),
+            ],
             desired: 8,
             reason: "steady at 8: orders 10/10 per replica; 1 wanted, held by the 300s scale-down stabilization window",
         },
@@ -202,7 +220,10 @@ fn cases() -> Vec<Case> {
             spec: fast(0, 10),
             replicas: 1,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 5.0, 10.0)]), (100, vec![ok("orders", 0.0, 10.0)])],
+            polls: vec![
+                (0, vec![ok("orders", 5.0, 10.0)]),
+                (100, vec![ok("orders", 0.0, 10.0)]),
+            ],
             desired: 1,
             reason: "steady at 1: no trigger active, 0 in 200s (cooldown)",
         },
@@ -211,7 +232,10 @@ fn cases() -> Vec<Case> {
             spec: fast(0, 10),
             replicas: 1,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 5.0, 10.0)]), (300, vec![ok("orders", 0.0, 10.0)])],
+            polls: vec![
+                (0, vec![ok("orders", 5.0, 10.0)]),
+                (300, vec![ok("orders", 0.0, 10.0)]),
+            ],
             desired: 0,
             reason: "scaled 1→0: no trigger active for 300s (cooldown)",
         },
@@ -223,7 +247,10 @@ fn cases() -> Vec<Case> {
             },
             replicas: 3,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 5.0, 10.0)]), (300, vec![ok("orders", 0.0, 10.0)])],
+            polls: vec![
+                (0, vec![ok("orders", 5.0, 10.0)]),
+                (300, vec![ok("orders", 0.0, 10.0)]),
+            ],
             desired: 1,
             reason: "scaled 3→1: no trigger active for 300s (cooldown)",
         },
@@ -244,7 +271,10 @@ fn cases() -> Vec<Case> {
             spec: fast(2, 10),
             replicas: 2,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 0.0, 10.0)]), (10_000, vec![ok("orders", 0.0, 10.0)])],
+            polls: vec![
+                (0, vec![ok("orders", 0.0, 10.0)]),
+                (10_000, vec![ok("orders", 0.0, 10.0)]),
+            ],
             desired: 2,
             reason: "steady at 2: orders 0/10 per replica",
         },
@@ -255,7 +285,10 @@ fn cases() -> Vec<Case> {
             state: created(),
             polls: vec![(
                 600,
-                vec![Reading::ok("orders", Measurement::new(0.0, 10.0).with_in_flight(3))],
+                vec![Reading::ok(
+                    "orders",
+                    Measurement::new(0.0, 10.0).with_in_flight(3),
+                )],
             )],
             desired: 1,
             reason: "steady at 1: no trigger active but orders has 3 in flight; not scaling to 0",
@@ -313,7 +346,10 @@ fn cases() -> Vec<Case> {
             spec: fast(0, 10),
             replicas: 1,
             state: created(),
-            polls: vec![(0, vec![ok("orders", 5.0, 10.0)]), (3600, vec![down("orders")])],
+            polls: vec![
+                (0, vec![ok("orders", 5.0, 10.0)]),
+                (3600, vec![down("orders")]),
+            ],
             desired: 1,
             reason: "steady at 1: orders failing (unavailable: connection refused), 1 failures, no fallback configured; errors never scale to 0",
         },
@@ -512,7 +548,13 @@ fn a_success_resets_the_failure_count() {
 fn conditions_report_ready_active_fallback_paused() {
     let spec = with_fallback(EngineSpec::new(0, 10, &["orders", "payments"]), 1, 3);
     let state = created();
-    let first = decide(&spec, 1, &[down("orders"), ok("payments", 0.0, 10.0)], &state, at(0));
+    let first = decide(
+        &spec,
+        1,
+        &[down("orders"), ok("payments", 0.0, 10.0)],
+        &state,
+        at(0),
+    );
     let second = decide(
         &spec,
         1,
@@ -521,7 +563,9 @@ fn conditions_report_ready_active_fallback_paused() {
         at(30),
     );
     let status = |decision: &Decision, kind| {
-        let condition = decision.condition(kind).expect("every condition is reported");
+        let condition = decision
+            .condition(kind)
+            .expect("every condition is reported");
         (condition.status, condition.reason)
     };
     assert_eq!(
@@ -546,8 +590,20 @@ fn conditions_report_ready_active_fallback_paused() {
     );
     assert_eq!(second.desired_replicas, 3, "{}", second.reason);
 
-    let idle = decide(&fast(0, 10), 1, &[ok("orders", 5.0, 10.0)], &created(), at(0));
-    let cooling = decide(&fast(0, 10), 1, &[ok("orders", 0.0, 10.0)], &idle.state, at(60));
+    let idle = decide(
+        &fast(0, 10),
+        1,
+        &[ok("orders", 5.0, 10.0)],
+        &created(),
+        at(0),
+    );
+    let cooling = decide(
+        &fast(0, 10),
+        1,
+        &[ok("orders", 0.0, 10.0)],
+        &idle.state,
+        at(60),
+    );
     assert_eq!(
         status(&cooling, ConditionType::Active),
         (ConditionStatus::False, "Cooldown")
@@ -583,7 +639,13 @@ fn restart_does_not_scale_down_before_a_full_window() {
     let restored = EngineState::restore(&crate::spec::ScaledObjectStatus::default(), Some(at(0)));
     let decision = decide(&spec, 8, &[ok("orders", 10.0, 10.0)], &restored, at(10_000));
     assert_eq!(decision.desired_replicas, 8, "{}", decision.reason);
-    let later = decide(&spec, 8, &[ok("orders", 10.0, 10.0)], &decision.state, at(10_300));
+    let later = decide(
+        &spec,
+        8,
+        &[ok("orders", 10.0, 10.0)],
+        &decision.state,
+        at(10_300),
+    );
     assert_eq!(later.desired_replicas, 1, "{}", later.reason);
 }
 
@@ -621,6 +683,9 @@ spec:
         spec.behavior.scale_down.stabilization_window,
         Duration::from_secs(60)
     );
-    assert_eq!(spec.behavior.scale_down.policies, Rules::default_scale_down().policies);
+    assert_eq!(
+        spec.behavior.scale_down.policies,
+        Rules::default_scale_down().policies
+    );
     assert_eq!(spec.behavior.scale_up, Rules::default_scale_up());
 }

@@ -13,8 +13,8 @@ use azure_storage_queue::models::QueueMessage;
 use azure_storage_queue::{QueueClient, QueueClientOptions};
 use clap::Parser;
 use ebb_azure_queue_scaler::clients::http_transport;
-use ebb_azure_queue_scaler::connection::{DEV_QUEUE_ENDPOINT, parse_connection};
 use ebb_azure_queue_scaler::connection::StorageCredential;
+use ebb_azure_queue_scaler::connection::{DEV_QUEUE_ENDPOINT, parse_connection};
 use ebb_azure_queue_scaler::shared_key::SharedKeyPolicy;
 use ebb_azure_queue_scaler::{AzureQueueScaler, ScalerOptions};
 use ebb_scaler_sdk::proto::v1;
@@ -45,9 +45,14 @@ struct Args {
     /// queueLengthStrategy of the trigger (`all` is one request per poll, like the baseline).
     #[arg(long, env = "EBB_BENCH_STRATEGY", default_value = "all")]
     strategy: String,
-    /// Set TCP_NODELAY on the server's listening socket (inherited by accepted connections).
+    /// Set TCP_NODELAY on the in-process server's listening socket (inherited by accepted
+    /// connections); without it the SDK's server answers GetInfo ~40 ms late (Nagle).
     #[arg(long, env = "EBB_BENCH_NODELAY")]
     nodelay: bool,
+    /// Measure a scaler already running there (e.g. the `ebb-azure-queue-scaler` binary)
+    /// instead of serving one in-process.
+    #[arg(long, env = "EBB_BENCH_SCALER_ADDRESS")]
+    scaler_address: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -76,7 +81,10 @@ async fn main() -> anyhow::Result<()> {
             ..QueueClientOptions::default()
         }),
     )?;
-    direct.create(None).await.context("creating the benchmark queue")?;
+    direct
+        .create(None)
+        .await
+        .context("creating the benchmark queue")?;
     for index in 0..args.messages {
         let message = QueueMessage {
             message_text: Some(format!("bench {index}")),
@@ -84,24 +92,30 @@ async fn main() -> anyhow::Result<()> {
         direct.send_message(message.try_into()?, None).await?;
     }
 
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    if args.nodelay {
-        // Linux hands TCP_NODELAY on to accepted connections.
-        socket.set_nodelay(true)?;
-    }
-    socket.bind("127.0.0.1:0".parse()?)?;
-    let listener: TcpListener = socket.listen(128)?;
-    let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let scaler = AzureQueueScaler::new(ScalerOptions::default())?;
-    let server = tokio::spawn(ebb_scaler_sdk::serve(
-        scaler,
-        listener,
-        ebb_scaler_sdk::ServeOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (address, server) = match args.scaler_address {
+        Some(address) => (address, None),
+        None => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            if args.nodelay {
+                // Linux hands TCP_NODELAY on to accepted connections.
+                socket.set_nodelay(true)?;
+            }
+            socket.bind("127.0.0.1:0".parse()?)?;
+            let listener: TcpListener = socket.listen(128)?;
+            let address = listener.local_addr()?;
+            let scaler = AzureQueueScaler::new(ScalerOptions::default())?;
+            let server = tokio::spawn(ebb_scaler_sdk::serve(
+                scaler,
+                listener,
+                ebb_scaler_sdk::ServeOptions::default(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            (address, Some(server))
+        }
+    };
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
@@ -127,8 +141,9 @@ async fn main() -> anyhow::Result<()> {
         namespace: "bench".into(),
         name: "bench".into(),
         trigger_name: "queue".into(),
-        config: TriggerMetadata::from_v1(&request.metadata, &request.secrets)
-            .parse(&MetadataSchema::of::<ebb_azure_queue_scaler::AzureQueueConfig>())?,
+        config: TriggerMetadata::from_v1(&request.metadata, &request.secrets).parse(
+            &MetadataSchema::of::<ebb_azure_queue_scaler::AzureQueueConfig>(),
+        )?,
     };
     let mut direct_times = Vec::with_capacity(args.iterations);
     let mut scaler_times = Vec::with_capacity(args.iterations);
@@ -162,7 +177,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let _ = stop.send(());
-    server.await??;
+    if let Some(server) = server {
+        server.await??;
+    }
     direct.delete(None).await?;
 
     let (direct_p50, direct_p99) = percentiles(&mut direct_times);
@@ -171,14 +188,27 @@ async fn main() -> anyhow::Result<()> {
     let (info_p50, info_p99) = percentiles(&mut info_times);
     println!(
         "azure-queue GetMetrics benchmark: {} interleaved calls per side after {} warm-up, \
-         strategy {}, queue at {}",
+         strategy {}, queue at {}, scaler {}",
         args.iterations,
         args.warmup,
         args.strategy,
-        access.service_url
+        access.service_url,
+        match args.scaler_address {
+            Some(address) => format!("at {address}"),
+            None if args.nodelay => "in-process (TCP_NODELAY)".to_owned(),
+            None => "in-process".to_owned(),
+        }
     );
-    println!("direct get_properties      p50 {:>8.3} ms   p99 {:>8.3} ms", ms(direct_p50), ms(direct_p99));
-    println!("scaler GetMetrics (gRPC)   p50 {:>8.3} ms   p99 {:>8.3} ms", ms(scaler_p50), ms(scaler_p99));
+    println!(
+        "direct get_properties      p50 {:>8.3} ms   p99 {:>8.3} ms",
+        ms(direct_p50),
+        ms(direct_p99)
+    );
+    println!(
+        "scaler GetMetrics (gRPC)   p50 {:>8.3} ms   p99 {:>8.3} ms",
+        ms(scaler_p50),
+        ms(scaler_p99)
+    );
     println!(
         "scaler measure() in-process p50 {:>6.3} ms   p99 {:>8.3} ms   (no gRPC hop; for reference)",
         ms(in_process_p50),

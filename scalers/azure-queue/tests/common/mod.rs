@@ -131,11 +131,9 @@ pub async fn receive(client: &QueueClient, count: i32, visibility_seconds: i32) 
 pub fn account_sas(permissions: &str) -> String {
     let version = "2019-12-12";
     let expiry = "2099-01-01T00:00:00Z";
-    let to_sign = format!(
-        "{DEV_ACCOUNT_NAME}\n{permissions}\nq\nsco\n\n{expiry}\n\nhttp,https\n{version}\n"
-    );
-    let signature =
-        azure_core::hmac::hmac_sha256(&to_sign, &Secret::new(DEV_ACCOUNT_KEY)).unwrap();
+    let to_sign =
+        format!("{DEV_ACCOUNT_NAME}\n{permissions}\nq\nsco\n\n{expiry}\n\nhttp,https\n{version}\n");
+    let signature = azure_core::hmac::hmac_sha256(&to_sign, &Secret::new(DEV_ACCOUNT_KEY)).unwrap();
     let signature: String = url_encode(&signature);
     format!("sv={version}&ss=q&srt=sco&sp={permissions}&se={expiry}&spr=http,https&sig={signature}")
 }
@@ -225,7 +223,9 @@ impl OwnAzurite {
                 std::env::var("CI").as_deref() != Ok("true"),
                 "azurite is not installed in tests/services, and CI must provide it"
             );
-            eprintln!("\n!!! SKIPPING: azurite is not installed in tests/services (npm install) !!!\n");
+            eprintln!(
+                "\n!!! SKIPPING: azurite is not installed in tests/services (npm install) !!!\n"
+            );
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")

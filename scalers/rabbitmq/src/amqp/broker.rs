@@ -178,7 +178,10 @@ impl Broker {
     }
 
     fn return_channel(&self, generation: u64, channel: Channel) {
-        if self.current().is_some_and(|live| live.generation == generation) {
+        if self
+            .current()
+            .is_some_and(|live| live.generation == generation)
+        {
             let mut idle = self.idle_channels.lock().unwrap_or_else(|p| p.into_inner());
             idle.push((generation, channel));
         }
@@ -191,7 +194,11 @@ impl Broker {
     ) -> Result<(u64, Channel), AmqpError> {
         let live = self.connection(deadline, timeout).await?;
         loop {
-            let idle = self.idle_channels.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let idle = self
+                .idle_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             match idle {
                 Some((generation, channel))
                     if generation == live.generation && channel.status().connected() =>
@@ -266,7 +273,10 @@ impl Broker {
             Ok(opened) => opened,
             Err(_) => Err(AmqpError::Unreachable {
                 broker: self.masked.clone(),
-                detail: format!("connecting took longer than {} s", CONNECT_TIMEOUT.as_secs()),
+                detail: format!(
+                    "connecting took longer than {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
             }),
         };
         let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
@@ -336,7 +346,11 @@ impl Broker {
                 uri,
                 runtime,
                 async move |uri: AMQPUri, runtime| {
-                    let host = uri.authority.host.trim_start_matches('[').trim_end_matches(']');
+                    let host = uri
+                        .authority
+                        .host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']');
                     let addresses: Vec<_> = tokio::net::lookup_host((host, uri.authority.port))
                         .await?
                         .collect();
@@ -359,17 +373,48 @@ impl Broker {
         if live.as_ref().is_some_and(|l| l.generation == generation) {
             *live = None;
             drop(live);
-            self.idle_channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.idle_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
         }
     }
 
     /// Closes the connection.
     pub async fn close(&self) {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
-        self.idle_channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.idle_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         if let Some(live) = live {
             let closing = live.connection.close(200, "scaler closing".into());
             let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::BrokerAddress;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_capped() {
+        let key = BrokerKey {
+            address: BrokerAddress::parse("amqp://h").expect("valid address"),
+            tls: crate::config::TlsOptions::default(),
+        };
+        let broker = Broker::new(key, PoolOptions::default());
+        for failures in 1..40_u32 {
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << failures.saturating_sub(1).min(16))
+                .min(Duration::from_secs(5));
+            let delay = broker.backoff_delay(failures);
+            assert!(delay >= full / 2 && delay <= full, "{failures}: {delay:?} vs {full:?}");
+        }
+        let spread: std::collections::HashSet<Duration> =
+            (0..20).map(|_| broker.backoff_delay(8)).collect();
+        assert!(spread.len() > 1, "delays are jittered");
     }
 }

@@ -115,18 +115,35 @@ pub fn classify(error: &lapin::Error, context: &Context<'_>) -> AmqpError {
                     queue: context.queue.to_owned(),
                 },
                 reply::ACCESS_REFUSED if message.contains("Login was refused") => {
-                    AmqpError::LoginRefused { broker, detail: message }
+                    AmqpError::LoginRefused {
+                        broker,
+                        detail: message,
+                    }
                 }
-                reply::ACCESS_REFUSED | reply::RESOURCE_LOCKED => {
-                    AmqpError::AccessDenied { broker, detail: message }
-                }
-                reply::NOT_ALLOWED if message.contains("not found") => {
-                    AmqpError::VhostNotFound { broker, detail: message }
-                }
-                reply::NOT_ALLOWED => AmqpError::AccessDenied { broker, detail: message },
-                reply::CONNECTION_FORCED => AmqpError::Unreachable { broker, detail: message },
-                _ if amqp_hard(error) => AmqpError::Unreachable { broker, detail: message },
-                _ => AmqpError::Other { broker, detail: message },
+                reply::ACCESS_REFUSED | reply::RESOURCE_LOCKED => AmqpError::AccessDenied {
+                    broker,
+                    detail: message,
+                },
+                reply::NOT_ALLOWED if message.contains("not found") => AmqpError::VhostNotFound {
+                    broker,
+                    detail: message,
+                },
+                reply::NOT_ALLOWED => AmqpError::AccessDenied {
+                    broker,
+                    detail: message,
+                },
+                reply::CONNECTION_FORCED => AmqpError::Unreachable {
+                    broker,
+                    detail: message,
+                },
+                _ if amqp_hard(error) => AmqpError::Unreachable {
+                    broker,
+                    detail: message,
+                },
+                _ => AmqpError::Other {
+                    broker,
+                    detail: message,
+                },
             }
         }
         ErrorKind::IOError(_)

@@ -86,7 +86,10 @@ impl AmqpPool {
     /// Number of brokers currently holding an open connection.
     pub fn open_connections(&self) -> usize {
         let brokers = self.brokers.lock().unwrap_or_else(|p| p.into_inner());
-        brokers.values().filter(|broker| broker.is_connected()).count()
+        brokers
+            .values()
+            .filter(|broker| broker.is_connected())
+            .count()
     }
 
     /// Closes every connection (for shutdown).

@@ -58,10 +58,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.iterations > 0 && args.queues > 0, "--iterations and --queues must be > 0");
+    anyhow::ensure!(
+        args.iterations > 0 && args.queues > 0,
+        "--iterations and --queues must be > 0"
+    );
     let address = BrokerAddress::parse(&args.amqp_url).context("--amqp-url")?;
     let prefix = format!("ebb-bench-{}", std::process::id());
-    let queues: Vec<String> = (0..args.queues).map(|i| format!("{prefix}-{i:03}")).collect();
+    let queues: Vec<String> = (0..args.queues)
+        .map(|i| format!("{prefix}-{i:03}"))
+        .collect();
 
     let setup = Connection::connect(&address.with_credentials(), ConnectionProperties::default())
         .await
@@ -69,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     let channel = setup.create_channel().await?;
     for (index, queue) in queues.iter().enumerate() {
         channel
-            .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         for _ in 0..(index % 10) + 1 {
             channel
@@ -87,13 +96,20 @@ async fn main() -> anyhow::Result<()> {
     let result = run(&args, &address, &queues, &prefix).await;
 
     for queue in &queues {
-        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
     let _ = setup.close(200, "bench done".into()).await;
     result
 }
 
-async fn run(args: &Args, address: &BrokerAddress, queues: &[String], prefix: &str) -> anyhow::Result<()> {
+async fn run(
+    args: &Args,
+    address: &BrokerAddress,
+    queues: &[String],
+    prefix: &str,
+) -> anyhow::Result<()> {
     let connection_name = format!("{prefix}-scaler");
     let scaler = RabbitMqScaler::new(ScalerOptions {
         pool: PoolOptions {
@@ -114,14 +130,20 @@ async fn run(args: &Args, address: &BrokerAddress, queues: &[String], prefix: &s
             let _ = stopped.await;
         },
     ));
-    let channel = tonic::transport::Channel::from_shared(endpoint)?.connect().await?;
+    let channel = tonic::transport::Channel::from_shared(endpoint)?
+        .connect()
+        .await?;
     let client = v1::scaler_client::ScalerClient::new(channel);
 
     // The floor: passive declare on one channel of a direct lapin connection.
-    let direct = Connection::connect(&address.with_credentials(), ConnectionProperties::default()).await?;
+    let direct =
+        Connection::connect(&address.with_credentials(), ConnectionProperties::default()).await?;
     let direct_channel = direct.create_channel().await?;
     let queue = &queues[0];
-    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
     let request = trigger_request(address, queue, "latency");
 
     let mut floor = Vec::with_capacity(args.iterations);
@@ -139,18 +161,33 @@ async fn run(args: &Args, address: &BrokerAddress, queues: &[String], prefix: &s
             }
             let elapsed = started.elapsed();
             if iteration >= args.warmup {
-                if side == 0 { floor.push(elapsed) } else { through.push(elapsed) }
+                if side == 0 {
+                    floor.push(elapsed)
+                } else {
+                    through.push(elapsed)
+                }
             }
         }
     }
     let _ = direct.close(200, "bench done".into()).await;
     let (floor_p50, floor_p99) = percentiles(&mut floor);
     let (scaler_p50, scaler_p99) = percentiles(&mut through);
-    println!("GetMetrics latency, {} calls per side after {} warm-up, interleaved", args.iterations, args.warmup);
+    println!(
+        "GetMetrics latency, {} calls per side after {} warm-up, interleaved",
+        args.iterations, args.warmup
+    );
     println!("| path | p50 | p99 |");
     println!("|---|---|---|");
-    println!("| direct lapin passive queue.declare (floor) | {} | {} |", micros(floor_p50), micros(floor_p99));
-    println!("| GetMetrics through the scaler, gRPC on loopback | {} | {} |", micros(scaler_p50), micros(scaler_p99));
+    println!(
+        "| direct lapin passive queue.declare (floor) | {} | {} |",
+        micros(floor_p50),
+        micros(floor_p99)
+    );
+    println!(
+        "| GetMetrics through the scaler, gRPC on loopback | {} | {} |",
+        micros(scaler_p50),
+        micros(scaler_p99)
+    );
     println!(
         "| ratio scaler / floor | {:.2} | {:.2} |",
         ratio(scaler_p50, floor_p50),
@@ -182,7 +219,9 @@ async fn run(args: &Args, address: &BrokerAddress, queues: &[String], prefix: &s
         queues.len(),
         args.rounds
     );
-    println!("| calls | seconds | calls/s | AMQP connections (scaler's pool) | AMQP connections (management API) |");
+    println!(
+        "| calls | seconds | calls/s | AMQP connections (scaler's pool) | AMQP connections (management API) |"
+    );
     println!("|---|---|---|---|---|");
     println!(
         "| {calls} | {:.2} | {:.0} | {} | {} |",
@@ -219,12 +258,18 @@ async fn broker_connections(management_url: &str, name: &str) -> anyhow::Result<
     let http = reqwest::Client::builder()
         .tls_backend_preconfigured(ebb_rabbitmq_scaler::tls::client_config(&Default::default())?)
         .build()?;
-    let url = format!("{}/api/connections?columns=client_properties", management.http_base());
+    let url = format!(
+        "{}/api/connections?columns=client_properties",
+        management.http_base()
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let body = http
             .get(&url)
-            .basic_auth(management.username.as_deref().unwrap_or(""), management.password.as_deref())
+            .basic_auth(
+                management.username.as_deref().unwrap_or(""),
+                management.password.as_deref(),
+            )
             .send()
             .await?
             .error_for_status()?

@@ -33,24 +33,36 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{prefix}-{}-{nanos:08x}-{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{prefix}-{}-{nanos:08x}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 /// `amqp://guest:guest@127.0.0.1:5672/<vhost>`.
 pub fn amqp_url(vhost: &str) -> String {
-    format!("amqp://guest:guest@127.0.0.1:5672/{}", encode_component(vhost))
+    format!(
+        "amqp://guest:guest@127.0.0.1:5672/{}",
+        encode_component(vhost)
+    )
 }
 
 /// `http://guest:guest@127.0.0.1:15672/<vhost>`.
 pub fn http_url(vhost: &str) -> String {
-    format!("http://guest:guest@127.0.0.1:15672/{}", encode_component(vhost))
+    format!(
+        "http://guest:guest@127.0.0.1:15672/{}",
+        encode_component(vhost)
+    )
 }
 
 /// A blocking management API call (usable from `Drop`): method, path, JSON body; returns the
 /// status code and body.
 pub fn management_call(method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(MANAGEMENT_ADDRESS).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     // guest:guest
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
@@ -65,8 +77,13 @@ pub fn management_call(method: &str, path: &str, body: &str) -> (u16, String) {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    let body = if response.contains("Transfer-Encoding: chunked") || response.contains("transfer-encoding: chunked") {
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    let body = if response.contains("Transfer-Encoding: chunked")
+        || response.contains("transfer-encoding: chunked")
+    {
         dechunk(&body)
     } else {
         body
@@ -97,18 +114,33 @@ impl TestVhost {
     pub fn create(name: &str) -> Self {
         let path = format!("/api/vhosts/{}", encode_component(name));
         let (status, body) = management_call("PUT", &path, "{}");
-        assert!(status == 201 || status == 204, "create vhost: {status} {body}");
+        assert!(
+            status == 201 || status == 204,
+            "create vhost: {status} {body}"
+        );
         let path = format!("/api/permissions/{}/guest", encode_component(name));
-        let (status, body) =
-            management_call("PUT", &path, r#"{"configure":".*","write":".*","read":".*"}"#);
-        assert!(status == 201 || status == 204, "permissions: {status} {body}");
-        Self { name: name.to_owned() }
+        let (status, body) = management_call(
+            "PUT",
+            &path,
+            r#"{"configure":".*","write":".*","read":".*"}"#,
+        );
+        assert!(
+            status == 201 || status == 204,
+            "permissions: {status} {body}"
+        );
+        Self {
+            name: name.to_owned(),
+        }
     }
 }
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        let _ = management_call("DELETE", &format!("/api/vhosts/{}", encode_component(&self.name)), "");
+        let _ = management_call(
+            "DELETE",
+            &format!("/api/vhosts/{}", encode_component(&self.name)),
+            "",
+        );
     }
 }
 
@@ -143,20 +175,33 @@ impl Client {
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();
-        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-        Self { connection, channel }
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self {
+            connection,
+            channel,
+        }
     }
 
     pub async fn declare(&self, queue: &str) {
         self.channel
-            .queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
     }
 
     /// Declares a durable queue, which survives a broker restart.
     pub async fn declare_durable(&self, queue: &str) {
-        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
         self.channel
             .queue_declare(queue.into(), options, FieldTable::default())
             .await
@@ -201,7 +246,10 @@ impl Client {
     /// unacknowledged while the returned consumer lives.
     pub async fn hold_unacked(&self, queue: &str, count: u16) -> (lapin::Channel, lapin::Consumer) {
         let channel = self.connection.create_channel().await.unwrap();
-        channel.basic_qos(count, BasicQosOptions::default()).await.unwrap();
+        channel
+            .basic_qos(count, BasicQosOptions::default())
+            .await
+            .unwrap();
         let mut consumer = channel
             .basic_consume(
                 queue.into(),
@@ -237,7 +285,11 @@ pub fn rabbitmqctl_counts(vhost: &str) -> HashMap<String, (u64, u64)> {
         ])
         .output()
         .expect("rabbitmqctl runs");
-    assert!(output.status.success(), "rabbitmqctl: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "rabbitmqctl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     rows.into_iter()
         .map(|row| {
@@ -254,7 +306,11 @@ pub fn rabbitmqctl_counts(vhost: &str) -> HashMap<String, (u64, u64)> {
 
 /// The broker's connections whose client-given name is `name`.
 pub fn connections_named(name: &str) -> Vec<serde_json::Value> {
-    let (status, body) = management_call("GET", "/api/connections?columns=name,client_properties,vhost,state", "");
+    let (status, body) = management_call(
+        "GET",
+        "/api/connections?columns=name,client_properties,vhost,state",
+        "",
+    );
     assert_eq!(status, 200, "{body}");
     let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     all.into_iter()
@@ -273,7 +329,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

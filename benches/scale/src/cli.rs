@@ -1,0 +1,146 @@
+//! Command-line arguments of `ebb-bench`, including the hidden subcommands its child
+//! processes run.
+
+use std::path::PathBuf;
+
+/// Scale benchmark of ebb: thousands of ScaledObjects on one controller, side by side with a
+/// bare-tonic floor measured in the same run. Prints a table and writes JSON.
+#[derive(Debug, clap::Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// A child process's role (internal: the benchmark starts these itself).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// What to measure.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Parts of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Steady-state polling capacity, beside the bare-tonic floor.
+    Steady,
+    /// Create → Ready against the fake Kubernetes API server.
+    Ready,
+    /// Push fan-out.
+    Push,
+}
+
+/// What the benchmark run measures.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Short run for CI: 100 objects for 5 s in every part (overrides the sizes below).
+    #[arg(long, env = "EBB_BENCH_SMOKE")]
+    pub smoke: bool,
+    /// Object counts of the steady-state part, comma-separated.
+    #[arg(long, env = "EBB_BENCH_OBJECTS", value_delimiter = ',', default_value = "1000,10000")]
+    pub objects: Vec<usize>,
+    /// Measured seconds of each steady-state window (controller and floor).
+    #[arg(long, env = "EBB_BENCH_SECONDS", default_value_t = 60)]
+    pub seconds: u64,
+    /// Unmeasured seconds after every object has polled once.
+    #[arg(long, env = "EBB_BENCH_WARMUP", default_value_t = 10)]
+    pub warmup: u64,
+    /// pollingInterval of the steady-state objects, seconds.
+    #[arg(long, env = "EBB_BENCH_POLLING_INTERVAL", default_value_t = 1)]
+    pub polling_interval: u32,
+    /// ScaledObjects created at once in the create → Ready part.
+    #[arg(long, env = "EBB_BENCH_READY_OBJECTS", default_value_t = 5000)]
+    pub ready_objects: usize,
+    /// Objects in the push fan-out part.
+    #[arg(long, env = "EBB_BENCH_PUSH_OBJECTS", default_value_t = 1000)]
+    pub push_objects: usize,
+    /// How often the scaler samples its source for push subscribers, milliseconds.
+    #[arg(long, env = "EBB_BENCH_PUSH_INTERVAL_MS", default_value_t = 25)]
+    pub push_interval_ms: u64,
+    /// Parts to run, comma-separated.
+    #[arg(
+        long,
+        env = "EBB_BENCH_PARTS",
+        value_delimiter = ',',
+        default_value = "steady,ready,push"
+    )]
+    pub parts: Vec<Part>,
+    /// Where to write the JSON result.
+    #[arg(long, env = "EBB_BENCH_JSON", default_value = "ebb-bench.json")]
+    pub json: PathBuf,
+}
+
+impl RunArgs {
+    /// The arguments with smoke-mode sizes applied when `--smoke` is set.
+    pub fn effective(&self) -> RunArgs {
+        if !self.smoke {
+            return self.clone();
+        }
+        RunArgs {
+            objects: vec![100],
+            seconds: 5,
+            warmup: 2,
+            ready_objects: 100,
+            push_objects: 100,
+            ..self.clone()
+        }
+    }
+}
+
+/// Roles of the benchmark's child processes.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the benchmark scaler on 127.0.0.1:0 (control lines on stdin).
+    #[command(hide = true)]
+    Scaler(ScalerArgs),
+    /// Run the controller side of the steady-state part.
+    #[command(hide = true)]
+    Steady(ChildArgs),
+    /// Run the bare-tonic floor of the steady-state part.
+    #[command(hide = true)]
+    Floor(ChildArgs),
+}
+
+/// Flags of the scaler child.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScalerArgs {
+    /// Push sampling interval, milliseconds.
+    #[arg(long, env = "EBB_BENCH_SCALER_PUSH_INTERVAL_MS", default_value_t = 25)]
+    pub push_interval_ms: u64,
+}
+
+/// Flags of a measuring child (controller side or floor).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChildArgs {
+    /// Scaler address, `127.0.0.1:port`.
+    #[arg(long, env = "EBB_BENCH_CHILD_ADDRESS")]
+    pub address: String,
+    /// Objects (the floor: calls per interval).
+    #[arg(long, env = "EBB_BENCH_CHILD_OBJECTS")]
+    pub objects: usize,
+    /// pollingInterval, seconds.
+    #[arg(long, env = "EBB_BENCH_CHILD_POLLING_INTERVAL", default_value_t = 1)]
+    pub polling_interval: u32,
+    /// Unmeasured seconds first.
+    #[arg(long, env = "EBB_BENCH_CHILD_WARMUP")]
+    pub warmup: u64,
+    /// Measured seconds.
+    #[arg(long, env = "EBB_BENCH_CHILD_SECONDS")]
+    pub seconds: u64,
+}
+
+impl ChildArgs {
+    /// The flags as arguments for a child's command line.
+    pub fn to_args(&self, subcommand: &str) -> Vec<String> {
+        vec![
+            subcommand.to_owned(),
+            "--address".into(),
+            self.address.clone(),
+            "--objects".into(),
+            self.objects.to_string(),
+            "--polling-interval".into(),
+            self.polling_interval.to_string(),
+            "--warmup".into(),
+            self.warmup.to_string(),
+            "--seconds".into(),
+            self.seconds.to_string(),
+        ]
+    }
+}
