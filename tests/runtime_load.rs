@@ -1,6 +1,7 @@
 //! Load figures, not a pass/fail test: N objects (default 10,000) polling every second
-//! through one in-process scaler. Prints polls per second, CPU and RSS of the whole process
-//! (runtime AND scaler, so the runtime's own share is lower). Run in release:
+//! through one in-process scaler (a minimal tonic v1 server, so the figures are mostly the
+//! runtime's). Prints polls per second, lag, CPU and RSS of the whole process (runtime AND
+//! scaler, so the runtime's own share is lower). Run in release:
 //!
 //! ```text
 //! EBB_LOAD_OBJECTS=10000 EBB_LOAD_SECONDS=20 \
@@ -9,8 +10,13 @@
 
 mod runtime_support;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use ebb::proto::v1;
+use tonic::{Request, Response, Status};
 
 use ebb::runtime::{InMemoryTarget, ObjectKey, PushMode};
 use runtime_support::*;
@@ -43,14 +49,86 @@ fn cpu_and_rss() -> (f64, f64) {
     (ticks / 100.0, rss_kib / 1024.0)
 }
 
+/// The smallest conforming v1 scaler: every trigger reads 3 against a target of 1.
+#[derive(Default)]
+struct Minimal {
+    metrics_calls: AtomicU64,
+}
+
+#[tonic::async_trait]
+impl v1::scaler_server::Scaler for Minimal {
+    async fn get_info(
+        &self,
+        _: Request<v1::GetInfoRequest>,
+    ) -> Result<Response<v1::GetInfoResponse>, Status> {
+        Ok(Response::new(v1::GetInfoResponse {
+            protocol_version: 1,
+            name: "minimal".into(),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_metric_spec(
+        &self,
+        _: Request<v1::TriggerRequest>,
+    ) -> Result<Response<v1::GetMetricSpecResponse>, Status> {
+        Err(Status::unimplemented("not needed"))
+    }
+
+    async fn get_metrics(
+        &self,
+        _: Request<v1::TriggerRequest>,
+    ) -> Result<Response<v1::GetMetricsResponse>, Status> {
+        self.metrics_calls.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(v1::GetMetricsResponse {
+            metric_values: vec![v1::MetricValue {
+                metric_name: "m".into(),
+                value: 3.0,
+                target: 1.0,
+                activation_target: 0.0,
+            }],
+            active: true,
+            in_flight: None,
+        }))
+    }
+
+    async fn is_active(
+        &self,
+        _: Request<v1::TriggerRequest>,
+    ) -> Result<Response<v1::IsActiveResponse>, Status> {
+        Ok(Response::new(v1::IsActiveResponse { active: true }))
+    }
+
+    type StreamIsActiveStream = futures::stream::Empty<Result<v1::IsActiveResponse, Status>>;
+
+    async fn stream_is_active(
+        &self,
+        _: Request<v1::TriggerRequest>,
+    ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
+        Err(Status::unimplemented("no push"))
+    }
+}
+
+async fn start_minimal(scaler: Arc<Minimal>) -> SocketAddr {
+    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .with_nodelay(Some(true));
+    let address = incoming.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(v1::scaler_server::ScalerServer::from_arc(scaler))
+            .serve_with_incoming(incoming),
+    );
+    address
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load figures; run explicitly in release"]
 async fn load_figures() {
     let objects = env_number("EBB_LOAD_OBJECTS", 10_000) as usize;
     let seconds = env_number("EBB_LOAD_SECONDS", 20);
-    let values = Arc::new(Values::default());
-    values.set("load", 3.0);
-    let scaler = start_scaler(&values, false).await;
+    let scaler = Arc::new(Minimal::default());
+    let address = start_minimal(scaler.clone()).await;
     let harness = Harness::new();
     let (_, rss_before) = cpu_and_rss();
     let mut targets = Vec::with_capacity(objects);
@@ -61,7 +139,7 @@ async fn load_figures() {
             &key,
             "q",
             0,
-            scaler.address,
+            address,
             "load",
             PushMode::Never,
         )];
@@ -89,6 +167,18 @@ async fn load_figures() {
          skipped_polls={skipped}",
         polls as f64 / wall,
         (cpu_end - cpu_start) / wall,
+    );
+    let text = harness.metrics_text();
+    for line in text.lines().filter(|line| {
+        (line.starts_with("ebb_scale_loop_lag_seconds")
+            || (line.starts_with("ebb_scaler_rpc_duration_seconds") && line.contains("GetMetrics")))
+            && !line.contains("_created")
+    }) {
+        println!("{line}");
+    }
+    println!(
+        "scaler answered {} GetMetrics",
+        scaler.metrics_calls.load(Ordering::Relaxed)
     );
     harness.supervisor.shutdown().await;
 }

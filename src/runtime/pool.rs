@@ -28,6 +28,11 @@ use crate::client::{ChannelSettings, ClientError, ScalerClient};
 /// How often a DNS name is re-resolved unless configured otherwise.
 pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Unary RPCs in flight at once on one connection; more wait in the channel's queue (their
+/// deadline still runs). Thousands of simultaneous HTTP/2 streams on one connection cost far
+/// more than queueing them, and a burst of polls would otherwise time out together.
+const MAX_IN_FLIGHT_PER_CONNECTION: usize = 256;
+
 /// Settings of a [`ScalerPool`].
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -260,7 +265,7 @@ fn build_channel(
     resolve_interval: Duration,
 ) -> Result<Channel, ClientError> {
     // Validates the address and TLS material up front, whichever channel is built.
-    let single = crate::client::channel::endpoint(settings)?;
+    let single = crate::client::channel::endpoint(settings)?.concurrency_limit(MAX_IN_FLIGHT_PER_CONNECTION);
     let Some((host, port)) = host_and_port(&settings.address, settings.tls.is_some()) else {
         return Ok(single.connect_lazy());
     };
@@ -295,7 +300,7 @@ fn pod_endpoint(
     if let Some(tls) = settings.tls.as_mut() {
         tls.server_name.get_or_insert_with(|| host.to_owned());
     }
-    crate::client::channel::endpoint(&settings)
+    Ok(crate::client::channel::endpoint(&settings)?.concurrency_limit(MAX_IN_FLIGHT_PER_CONNECTION))
 }
 
 async fn resolve_forever(

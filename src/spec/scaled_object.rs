@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_REPLICAS: u32 = 100;
 
 /// What to scale, on which events, within which bounds. Field names and defaults follow KEDA's
 /// `keda.sh/v1alpha1` ScaledObject, so existing objects move over by changing `apiVersion`.
+// The repeated `printcolumn(type_ = ...)` arguments are distinct columns, not duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "ebb.dev",

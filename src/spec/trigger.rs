@@ -308,7 +308,7 @@ impl Trigger {
                 message: "tlsClientCert and tlsClientKey must be given together".to_owned(),
             });
         }
-        let tls = wants_tls.then(|| TlsSettings {
+        let tls = wants_tls.then_some(TlsSettings {
             ca,
             client_cert,
             client_key,

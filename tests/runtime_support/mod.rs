@@ -244,6 +244,7 @@ pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMu
 
 /// A runtime for tests: metrics, pool, an in-memory sink and a supervisor.
 pub struct Harness {
+    pub registry: prometheus_client::registry::Registry,
     pub metrics: RuntimeMetrics,
     pub pool: ScalerPool,
     pub sink: MemorySink,
@@ -252,7 +253,8 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
-        let metrics = RuntimeMetrics::unregistered();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = RuntimeMetrics::register(&mut registry);
         let pool = ScalerPool::new(PoolConfig::default(), metrics.clone());
         let sink = MemorySink::new();
         let config = RuntimeConfig {
@@ -264,11 +266,19 @@ impl Harness {
         };
         let supervisor = Supervisor::new(pool.clone(), Arc::new(sink.clone()), config);
         Self {
+            registry,
             metrics,
             pool,
             sink,
             supervisor,
         }
+    }
+
+    /// The metrics as OpenMetrics text.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
     }
 
     /// Trigger polls run so far.

@@ -101,8 +101,9 @@ impl Child {
     /// The next line parsed as JSON `T`, within `limit`.
     pub async fn receive<T: DeserializeOwned>(&mut self, limit: Duration) -> Result<T, BenchError> {
         let line = self.line(limit).await?;
-        serde_json::from_str(&line)
-            .map_err(|source| BenchError::json(format!("line from `{}`: {line}", self.name), source))
+        serde_json::from_str(&line).map_err(|source| {
+            BenchError::json(format!("line from `{}`: {line}", self.name), source)
+        })
     }
 
     /// Sends `command` and parses the one-line answer.

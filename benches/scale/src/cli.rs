@@ -34,7 +34,12 @@ pub struct RunArgs {
     #[arg(long, env = "EBB_BENCH_SMOKE")]
     pub smoke: bool,
     /// Object counts of the steady-state part, comma-separated.
-    #[arg(long, env = "EBB_BENCH_OBJECTS", value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(
+        long,
+        env = "EBB_BENCH_OBJECTS",
+        value_delimiter = ',',
+        default_value = "1000,10000"
+    )]
     pub objects: Vec<usize>,
     /// Measured seconds of each steady-state window (controller and floor).
     #[arg(long, env = "EBB_BENCH_SECONDS", default_value_t = 60)]

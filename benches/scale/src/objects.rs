@@ -110,7 +110,9 @@ impl TimedTarget {
 impl ScaleTarget for TimedTarget {
     fn current_replicas(&self) -> BoxFuture<'_, Result<u32, TargetError>> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        Box::pin(std::future::ready(Ok(self.replicas.load(Ordering::Relaxed))))
+        Box::pin(std::future::ready(Ok(self
+            .replicas
+            .load(Ordering::Relaxed))))
     }
 
     fn set_replicas(&self, replicas: u32) -> BoxFuture<'_, Result<(), TargetError>> {

@@ -54,7 +54,12 @@ pub async fn run_push(
         // Auto: subscribe because the scaler's GetInfo says it can push.
         let trigger = objects::trigger(&key, address, "push", 0.0, PushMode::Auto);
         let target = TimedTarget::new(0);
-        supervisor.apply(objects::managed(&key, spec.clone(), trigger, target.clone()));
+        supervisor.apply(objects::managed(
+            &key,
+            spec.clone(),
+            trigger,
+            target.clone(),
+        ));
         keys.push(key);
         targets.push(target);
     }

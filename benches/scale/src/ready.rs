@@ -106,7 +106,11 @@ fn request_kind(request: &RecordedRequest) -> String {
         ),
         _ => {
             // /api/v1/<plural>... or /apis/<group>/<version>/<plural>...
-            let start = if segments.first() == Some(&"api") { 2 } else { 3 };
+            let start = if segments.first() == Some(&"api") {
+                2
+            } else {
+                3
+            };
             (
                 segments.get(start),
                 segments.get(start + 1),
@@ -117,7 +121,10 @@ fn request_kind(request: &RecordedRequest) -> String {
     let Some(resource) = resource else {
         return format!("{} discovery", request.method);
     };
-    let watch = request.query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let watch = request
+        .query
+        .get("watch")
+        .is_some_and(|w| w == "true" || w == "1");
     let verb = match (request.method.as_str(), name, watch) {
         (_, _, true) => "WATCH".to_owned(),
         ("GET", None, false) => "LIST".to_owned(),
@@ -147,7 +154,11 @@ async fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
 }
 
 /// Runs part 2 with `count` objects calling the scaler at `scaler`.
-pub async fn run_ready(scaler: &str, count: usize, limit: Duration) -> Result<ReadyFigures, BenchError> {
+pub async fn run_ready(
+    scaler: &str,
+    count: usize,
+    limit: Duration,
+) -> Result<ReadyFigures, BenchError> {
     let server = FakeApiServer::start().await;
     for index in 0..count {
         server
@@ -202,16 +213,16 @@ pub async fn run_ready(scaler: &str, count: usize, limit: Duration) -> Result<Re
                             let _ = listed.send(());
                         }
                     }
-                    Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                        if is_ready(&object) {
-                            let now = Instant::now();
-                            let name = object.metadata.name.clone().unwrap_or_default();
-                            ready_at
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .entry(name)
-                                .or_insert(now);
-                        }
+                    Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object))
+                        if is_ready(&object) =>
+                    {
+                        let now = Instant::now();
+                        let name = object.metadata.name.clone().unwrap_or_default();
+                        ready_at
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(name)
+                            .or_insert(now);
                     }
                     _ => {}
                 }
@@ -250,7 +261,11 @@ pub async fn run_ready(scaler: &str, count: usize, limit: Duration) -> Result<Re
 
     let mut latencies: Vec<f64> = created
         .iter()
-        .filter_map(|(name, at)| ready_at.get(name).map(|ready| ready.saturating_duration_since(*at)))
+        .filter_map(|(name, at)| {
+            ready_at
+                .get(name)
+                .map(|ready| ready.saturating_duration_since(*at))
+        })
         .map(|latency| latency.as_secs_f64() * 1000.0)
         .collect();
     let last_ready = ready_at.values().max().copied().unwrap_or(first_create);
@@ -261,7 +276,9 @@ pub async fn run_ready(scaler: &str, count: usize, limit: Duration) -> Result<Re
     Ok(ReadyFigures {
         objects: count,
         ready: latencies.len(),
-        all_ready_seconds: last_ready.saturating_duration_since(first_create).as_secs_f64(),
+        all_ready_seconds: last_ready
+            .saturating_duration_since(first_create)
+            .as_secs_f64(),
         p50_ms: quantiles::exact(&mut latencies, 0.5).unwrap_or(0.0),
         p99_ms: quantiles::exact(&mut latencies, 0.99).unwrap_or(0.0),
         max_ms: quantiles::exact(&mut latencies, 1.0).unwrap_or(0.0),
@@ -280,7 +297,10 @@ mod tests {
         RecordedRequest {
             method: method.parse().unwrap(),
             path: path.into(),
-            query: query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             content_type: None,
             body: None,
             status: 200,
@@ -289,16 +309,49 @@ mod tests {
 
     #[test]
     fn requests_are_grouped_by_verb_and_resource() {
-        let kind = |method, path, query: &[(&str, &str)]| request_kind(&recorded(method, path, query));
+        let kind =
+            |method, path, query: &[(&str, &str)]| request_kind(&recorded(method, path, query));
         assert_eq!(
-            kind("PATCH", "/apis/ebb.dev/v1alpha1/namespaces/bench/scaledobjects/a/status", &[]),
+            kind(
+                "PATCH",
+                "/apis/ebb.dev/v1alpha1/namespaces/bench/scaledobjects/a/status",
+                &[]
+            ),
             "PATCH scaledobjects/status"
         );
-        assert_eq!(kind("GET", "/apis/apps/v1/namespaces/bench/deployments/a/scale", &[]), "GET deployments/scale");
-        assert_eq!(kind("GET", "/apis/ebb.dev/v1alpha1/scaledobjects", &[("watch", "true")]), "WATCH scaledobjects");
-        assert_eq!(kind("GET", "/apis/ebb.dev/v1alpha1/scaledobjects", &[]), "LIST scaledobjects");
-        assert_eq!(kind("POST", "/apis/events.k8s.io/v1/namespaces/bench/events", &[]), "POST events");
+        assert_eq!(
+            kind(
+                "GET",
+                "/apis/apps/v1/namespaces/bench/deployments/a/scale",
+                &[]
+            ),
+            "GET deployments/scale"
+        );
+        assert_eq!(
+            kind(
+                "GET",
+                "/apis/ebb.dev/v1alpha1/scaledobjects",
+                &[("watch", "true")]
+            ),
+            "WATCH scaledobjects"
+        );
+        assert_eq!(
+            kind("GET", "/apis/ebb.dev/v1alpha1/scaledobjects", &[]),
+            "LIST scaledobjects"
+        );
+        assert_eq!(
+            kind(
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/bench/events",
+                &[]
+            ),
+            "POST events"
+        );
         assert_eq!(kind("GET", "/apis/apps/v1", &[]), "GET discovery");
-        assert!(is_benchmark_request(&recorded("GET", "/x", &[("labelSelector", "ebb-bench=ready")])));
+        assert!(is_benchmark_request(&recorded(
+            "GET",
+            "/x",
+            &[("labelSelector", "ebb-bench=ready")]
+        )));
     }
 }

@@ -106,7 +106,10 @@ impl Report {
             goals.push(goal(
                 format!("{at}: scale-loop lag p99"),
                 "< 100 ms",
-                format!("{:.1} ms (bucket <= {} ms)", c.lag_p99_ms, c.lag_p99_bucket_ms),
+                format!(
+                    "{:.1} ms (bucket <= {} ms)",
+                    c.lag_p99_ms, c.lag_p99_bucket_ms
+                ),
                 c.lag_observations > 0 && c.lag_p99_ms < 100.0,
             ));
             let only_get_metrics = largest
@@ -145,7 +148,10 @@ impl Report {
             goals.push(goal(
                 format!("{at}: p99"),
                 "< 10 s",
-                format!("{:.0} ms ({} of {} Ready)", ready.p99_ms, ready.ready, ready.objects),
+                format!(
+                    "{:.0} ms ({} of {} Ready)",
+                    ready.p99_ms, ready.ready, ready.objects
+                ),
                 ready.ready == ready.objects && ready.p99_ms < 10_000.0,
             ));
             goals.push(goal(
@@ -223,13 +229,22 @@ impl Report {
                 "    floor        CPU {:.3} cores   calls/s {:.0}   failed {}   (scaler CPU {:.3} cores)",
                 f.cpu_cores, f.calls_per_second, f.calls_failed, result.floor_scaler_cpu_cores
             );
-            let _ = writeln!(out, "    ratio        controller / floor CPU = {:.2}", result.cpu_ratio);
+            let _ = writeln!(
+                out,
+                "    ratio        controller / floor CPU = {:.2}",
+                result.cpu_ratio
+            );
         }
         if let Some(ready) = &self.create_ready {
             let _ = writeln!(
                 out,
                 "\n[2] create -> Ready: {} objects, {} Ready, all in {:.2} s, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-                ready.objects, ready.ready, ready.all_ready_seconds, ready.p50_ms, ready.p99_ms, ready.max_ms
+                ready.objects,
+                ready.ready,
+                ready.all_ready_seconds,
+                ready.p50_ms,
+                ready.p99_ms,
+                ready.max_ms
             );
             let _ = writeln!(
                 out,
@@ -244,7 +259,12 @@ impl Report {
             let _ = writeln!(
                 out,
                 "\n[3] push fan-out: {} objects, {} written, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (scaler samples every {:.0} ms)",
-                push.objects, push.written, push.p50_ms, push.p99_ms, push.max_ms, push.push_interval_ms
+                push.objects,
+                push.written,
+                push.p50_ms,
+                push.p99_ms,
+                push.max_ms,
+                push.push_interval_ms
             );
         }
         let _ = writeln!(out, "\ngoals:");

@@ -21,7 +21,11 @@ struct Measured<T> {
     scaler_end: ScalerStats,
 }
 
-async fn expect(child: &mut Child, wanted: &ChildMessage, limit: Duration) -> Result<(), BenchError> {
+async fn expect(
+    child: &mut Child,
+    wanted: &ChildMessage,
+    limit: Duration,
+) -> Result<(), BenchError> {
     let message: ChildMessage = child.receive(limit).await?;
     if &message == wanted {
         Ok(())
@@ -39,11 +43,17 @@ async fn measure<T: DeserializeOwned>(
     args: &ChildArgs,
 ) -> Result<Measured<T>, BenchError> {
     let mut child = Child::spawn(name, &args.to_args(name))?;
-    let startup = Duration::from_secs(120 + args.warmup) + Duration::from_millis(10 * args.objects as u64);
+    let startup =
+        Duration::from_secs(120 + args.warmup) + Duration::from_millis(10 * args.objects as u64);
     expect(&mut child, &ChildMessage::WindowStart, startup).await?;
     let _: serde_json::Value = scaler.ask("reset").await?;
     let scaler_start: ScalerStats = scaler.ask("stats").await?;
-    expect(&mut child, &ChildMessage::WindowEnd, Duration::from_secs(args.seconds + 60)).await?;
+    expect(
+        &mut child,
+        &ChildMessage::WindowEnd,
+        Duration::from_secs(args.seconds + 60),
+    )
+    .await?;
     let scaler_end: ScalerStats = scaler.ask("stats").await?;
     let message: ChildMessage = child.receive(Duration::from_secs(60)).await?;
     let ChildMessage::Result { figures } = message else {
@@ -52,8 +62,8 @@ async fn measure<T: DeserializeOwned>(
             message: format!("expected its result, got {message:?}"),
         });
     };
-    let figures: T =
-        serde_json::from_value(figures).map_err(|source| BenchError::json(format!("{name} figures"), source))?;
+    let figures: T = serde_json::from_value(figures)
+        .map_err(|source| BenchError::json(format!("{name} figures"), source))?;
     child.finish(Duration::from_secs(60)).await;
     Ok(Measured {
         figures,
@@ -62,7 +72,12 @@ async fn measure<T: DeserializeOwned>(
     })
 }
 
-async fn steady(scaler: &mut Child, address: &str, objects: usize, args: &RunArgs) -> Result<SteadyResult, BenchError> {
+async fn steady(
+    scaler: &mut Child,
+    address: &str,
+    objects: usize,
+    args: &RunArgs,
+) -> Result<SteadyResult, BenchError> {
     let child_args = ChildArgs {
         address: address.to_owned(),
         objects,
@@ -70,9 +85,15 @@ async fn steady(scaler: &mut Child, address: &str, objects: usize, args: &RunArg
         warmup: args.warmup,
         seconds: args.seconds,
     };
-    eprintln!("[1] steady state, {objects} objects: controller side ({} s window)...", args.seconds);
+    eprintln!(
+        "[1] steady state, {objects} objects: controller side ({} s window)...",
+        args.seconds
+    );
     let controller: Measured<ControllerFigures> = measure(scaler, "steady", &child_args).await?;
-    eprintln!("[1] steady state, {objects} objects: bare-tonic floor ({} s window)...", args.seconds);
+    eprintln!(
+        "[1] steady state, {objects} objects: bare-tonic floor ({} s window)...",
+        args.seconds
+    );
     let floor: Measured<FloorFigures> = measure(scaler, "floor", &child_args).await?;
     let c = &controller.figures;
     let rpcs = controller.scaler_end.rpcs_since(&controller.scaler_start);
@@ -88,7 +109,11 @@ async fn steady(scaler: &mut Child, address: &str, objects: usize, args: &RunArg
         scaler_rpcs: rpcs,
         connections_seen: controller.scaler_end.connections_seen,
         connections_max: controller.scaler_end.connections_max,
-        scaler_cpu_cores: cores(&controller.scaler_start, &controller.scaler_end, c.window_seconds),
+        scaler_cpu_cores: cores(
+            &controller.scaler_start,
+            &controller.scaler_end,
+            c.window_seconds,
+        ),
         floor_scaler_cpu_cores: cores(&floor.scaler_start, &floor.scaler_end, f.window_seconds),
         cpu_ratio: c.cpu_cores / f.cpu_cores,
         controller: controller.figures,
@@ -110,7 +135,11 @@ pub async fn run(args: &RunArgs) -> Result<Report, BenchError> {
     let push_interval = Duration::from_millis(args.push_interval_ms.max(1));
     let mut scaler = Child::spawn(
         "scaler",
-        &["scaler".into(), "--push-interval-ms".into(), args.push_interval_ms.to_string()],
+        &[
+            "scaler".into(),
+            "--push-interval-ms".into(),
+            args.push_interval_ms.to_string(),
+        ],
     )?;
     let hello: serde_json::Value = scaler.receive(Duration::from_secs(30)).await?;
     let port = hello["port"].as_u64().ok_or_else(|| BenchError::Child {
@@ -120,24 +149,35 @@ pub async fn run(args: &RunArgs) -> Result<Report, BenchError> {
     let address = format!("127.0.0.1:{port}");
     if args.parts.contains(&Part::Steady) {
         for objects in &args.objects {
-            report.steady.push(steady(&mut scaler, &address, *objects, &args).await?);
+            report
+                .steady
+                .push(steady(&mut scaler, &address, *objects, &args).await?);
         }
     }
     if args.parts.contains(&Part::Ready) {
         eprintln!("[2] create -> Ready, {} objects...", args.ready_objects);
-        let limit = Duration::from_secs(120) + Duration::from_millis(20 * args.ready_objects as u64);
-        report.create_ready = Some(crate::ready::run_ready(&address, args.ready_objects, limit).await?);
+        let limit =
+            Duration::from_secs(120) + Duration::from_millis(20 * args.ready_objects as u64);
+        report.create_ready =
+            Some(crate::ready::run_ready(&address, args.ready_objects, limit).await?);
     }
     if args.parts.contains(&Part::Push) {
         eprintln!("[3] push fan-out, {} objects...", args.push_objects);
-        report.push = Some(crate::push::run_push(&mut scaler, &address, args.push_objects, push_interval).await?);
+        report.push = Some(
+            crate::push::run_push(&mut scaler, &address, args.push_objects, push_interval).await?,
+        );
     }
     scaler.send("quit").await?;
     scaler.finish(Duration::from_secs(10)).await;
     report.judge();
     print!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report).map_err(|source| BenchError::json("report", source))?;
-    if let Some(parent) = args.json.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|source| BenchError::json("report", source))?;
+    if let Some(parent) = args
+        .json
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .map_err(|source| BenchError::io(format!("create {}", parent.display()), source))?;
     }

@@ -11,11 +11,11 @@ use ebb::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::BenchError;
 use crate::child::ChildMessage;
 use crate::objects::{self, NAMESPACE, TimedTarget};
 use crate::proc_stats;
 use crate::quantiles::Buckets;
-use crate::BenchError;
 
 /// What the controller-side child is asked to do.
 #[derive(Clone, Debug)]
@@ -103,7 +103,11 @@ pub async fn run_steady(options: SteadyOptions) -> Result<(), BenchError> {
     let metrics = RuntimeMetrics::unregistered();
     let pool = ScalerPool::new(PoolConfig::default(), metrics.clone());
     let sink = MemorySink::statuses_only();
-    let supervisor = Supervisor::new(pool.clone(), Arc::new(sink.clone()), RuntimeConfig::default());
+    let supervisor = Supervisor::new(
+        pool.clone(),
+        Arc::new(sink.clone()),
+        RuntimeConfig::default(),
+    );
     let spec = Arc::new(objects::spec(options.polling_seconds));
     let mut targets = Vec::with_capacity(options.objects);
     for index in 0..options.objects {
@@ -111,7 +115,12 @@ pub async fn run_steady(options: SteadyOptions) -> Result<(), BenchError> {
         // Active at 1 replica, already at 1: the steady state polls and never writes.
         let trigger = objects::trigger(&key, &options.address, "steady", 1.0, PushMode::Never);
         let target = TimedTarget::new(1);
-        supervisor.apply(objects::managed(&key, spec.clone(), trigger, target.clone()));
+        supervisor.apply(objects::managed(
+            &key,
+            spec.clone(),
+            trigger,
+            target.clone(),
+        ));
         targets.push(target);
     }
     let startup = Duration::from_secs(60) + Duration::from_millis(10 * options.objects as u64);

@@ -173,13 +173,13 @@ pub(super) async fn consistency(
                             .find(|v| v.metric_name == metric.metric_name)
                     })
                     .map(|v| v.value);
-                if let Some(v1_value) = v1_value {
-                    if !close_enough(value, v1_value, args.tolerance) {
-                        problems.push(format!(
-                            "`{}` KEDA value {value}, v1 {v1_value}",
-                            metric.metric_name
-                        ));
-                    }
+                if let Some(v1_value) = v1_value
+                    && !close_enough(value, v1_value, args.tolerance)
+                {
+                    problems.push(format!(
+                        "`{}` KEDA value {value}, v1 {v1_value}",
+                        metric.metric_name
+                    ));
                 }
             }
         }

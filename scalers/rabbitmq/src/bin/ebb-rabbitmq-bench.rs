@@ -146,50 +146,94 @@ async fn run(
     };
     let request = trigger_request(address, queue, "latency");
 
-    let mut floor = Vec::with_capacity(args.iterations);
-    let mut through = Vec::with_capacity(args.iterations);
+    // For the breakdown: the scaler's measure() in-process (its own pool, no gRPC), and
+    // GetInfo over the same gRPC channel (transport and server, no source access).
+    let in_process = RabbitMqScaler::new(ScalerOptions {
+        pool: PoolOptions {
+            connection_name: format!("{prefix}-in-process"),
+            ..PoolOptions::default()
+        },
+        ..ScalerOptions::default()
+    });
+    let schema = ebb_scaler_sdk::MetadataSchema::of::<ebb_rabbitmq_scaler::RabbitMqConfig>();
+    let trigger = ebb_scaler_sdk::Trigger {
+        namespace: "bench".into(),
+        name: "latency".into(),
+        trigger_name: "rabbitmq".into(),
+        config: ebb_scaler_sdk::TriggerMetadata::from_v1(&request.metadata, &request.secrets)
+            .parse(&schema)?,
+    };
+
+    const SIDES: usize = 4;
+    let mut samples: [Vec<Duration>; SIDES] = Default::default();
     for iteration in 0..args.warmup + args.iterations {
-        // Alternate which side goes first so neither always runs on a warmer cache.
-        for side in if iteration % 2 == 0 { [0, 1] } else { [1, 0] } {
+        // Rotate the order so no path always runs first (on a warmer cache).
+        for offset in 0..SIDES {
+            let side = (iteration + offset) % SIDES;
             let started = Instant::now();
-            if side == 0 {
-                direct_channel
-                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-                    .await?;
-            } else {
-                client.clone().get_metrics(request.clone()).await?;
-            }
-            let elapsed = started.elapsed();
-            if iteration >= args.warmup {
-                if side == 0 {
-                    floor.push(elapsed)
-                } else {
-                    through.push(elapsed)
+            match side {
+                0 => {
+                    direct_channel
+                        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                        .await?;
                 }
+                1 => {
+                    client.clone().get_metrics(request.clone()).await?;
+                }
+                2 => {
+                    ebb_scaler_sdk::Scaler::measure(&in_process, &trigger).await?;
+                }
+                _ => {
+                    client.clone().get_info(v1::GetInfoRequest {}).await?;
+                }
+            }
+            if iteration >= args.warmup {
+                samples[side].push(started.elapsed());
             }
         }
     }
     let _ = direct.close(200, "bench done".into()).await;
+    let [mut floor, mut through, mut measure, mut info] = samples;
     let (floor_p50, floor_p99) = percentiles(&mut floor);
     let (scaler_p50, scaler_p99) = percentiles(&mut through);
+    let (measure_p50, measure_p99) = percentiles(&mut measure);
+    let (info_p50, info_p99) = percentiles(&mut info);
     println!(
-        "GetMetrics latency, {} calls per side after {} warm-up, interleaved",
+        "GetMetrics latency, {} calls per path after {} warm-up, interleaved",
         args.iterations, args.warmup
     );
-    println!("| path | p50 | p99 |");
-    println!("|---|---|---|");
-    println!(
-        "| direct lapin passive queue.declare (floor) | {} | {} |",
-        micros(floor_p50),
-        micros(floor_p99)
+    println!("| path | p50 | p99 | p50 / floor |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, p50: Duration, p99: Duration| {
+        println!(
+            "| {name} | {} | {} | {:.2} |",
+            micros(p50),
+            micros(p99),
+            ratio(p50, floor_p50)
+        );
+    };
+    row(
+        "floor: direct lapin passive queue.declare",
+        floor_p50,
+        floor_p99,
+    );
+    row(
+        "GetMetrics through the scaler, gRPC on loopback",
+        scaler_p50,
+        scaler_p99,
+    );
+    row(
+        "breakdown: scaler measure() in-process, no gRPC",
+        measure_p50,
+        measure_p99,
+    );
+    row(
+        "breakdown: GetInfo over gRPC (transport only, no broker)",
+        info_p50,
+        info_p99,
     );
     println!(
-        "| GetMetrics through the scaler, gRPC on loopback | {} | {} |",
-        micros(scaler_p50),
-        micros(scaler_p99)
-    );
-    println!(
-        "| ratio scaler / floor | {:.2} | {:.2} |",
+        "ratio GetMetrics / floor: p50 {:.2}, p99 {:.2}",
         ratio(scaler_p50, floor_p50),
         ratio(scaler_p99, floor_p99)
     );
