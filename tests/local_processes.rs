@@ -52,7 +52,12 @@ fn read(path: &Path) -> String {
 async fn scales_up_and_down_and_reports_through_the_scale_target_trait() {
     let dir = tempfile::tempdir().unwrap();
     let group = ProcessGroupHandle::start(
-        shell_group("sleepers", "exec sleep 1000", dir.path(), Duration::from_secs(5)),
+        shell_group(
+            "sleepers",
+            "exec sleep 1000",
+            dir.path(),
+            Duration::from_secs(5),
+        ),
         OutputMode::Discard,
     );
     let target: &dyn ScaleTarget = &group;
@@ -151,7 +156,12 @@ wait"#;
 async fn a_worker_that_dies_is_replaced_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let group = ProcessGroupHandle::start(
-        shell_group("mortal", "exec sleep 1000", dir.path(), Duration::from_secs(5)),
+        shell_group(
+            "mortal",
+            "exec sleep 1000",
+            dir.path(),
+            Duration::from_secs(5),
+        ),
         OutputMode::Discard,
     );
     group.scale(2).await.unwrap();
@@ -168,11 +178,7 @@ async fn a_worker_that_dies_is_replaced_and_counted() {
     })
     .await;
     assert!(
-        group
-            .status()
-            .last_exit
-            .unwrap()
-            .contains("signal: 9"),
+        group.status().last_exit.unwrap().contains("signal: 9"),
         "{:?}",
         group.status()
     );
@@ -188,7 +194,9 @@ async fn a_command_that_cannot_start_is_a_scale_error() {
     let group = ProcessGroupHandle::start(config, OutputMode::Discard);
     let error = group.scale(1).await.unwrap_err();
     assert!(
-        error.to_string().contains("/nonexistent/ebb-no-such-worker"),
+        error
+            .to_string()
+            .contains("/nonexistent/ebb-no-such-worker"),
         "{error}"
     );
     assert_eq!(group.status().running, 0);

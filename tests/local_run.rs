@@ -22,12 +22,18 @@ struct Binaries {
     publisher: PathBuf,
 }
 
+/// The binaries: from `$EBB_TEST_BIN_DIR` when set (prebuilt, so busy shared trees are not
+/// rebuilt per test), else built by cargo.
 fn binaries() -> Binaries {
+    let find = |package: &str, bin: &str| match std::env::var_os("EBB_TEST_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(bin),
+        None => support::binary(package, bin),
+    };
     Binaries {
-        ebb: support::binary("ebb", "ebb"),
-        scaler: support::binary("ebb-rabbitmq-scaler", "ebb-rabbitmq-scaler"),
-        worker: support::binary("ebb-quickstart-worker", "ebb-quickstart-worker"),
-        publisher: support::binary("ebb-quickstart-publisher", "ebb-quickstart-publisher"),
+        ebb: find("ebb", "ebb"),
+        scaler: find("ebb-rabbitmq-scaler", "ebb-rabbitmq-scaler"),
+        worker: find("ebb-quickstart-worker", "ebb-quickstart-worker"),
+        publisher: find("ebb-quickstart-publisher", "ebb-quickstart-publisher"),
     }
 }
 
@@ -166,7 +172,10 @@ impl EbbRun {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "ebb run did not exit in {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "ebb run did not exit in {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -213,7 +222,10 @@ fn http_get_json(port: u16, path: &str) -> Option<Value> {
 fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -237,7 +249,14 @@ fn condition(status: &Value, kind: &str) -> Option<String> {
 
 fn publish(bins: &Binaries, queue: &str, count: u64, prefix: &str) {
     let status = Command::new(&bins.publisher)
-        .args(["--amqp-url", AMQP_URL, "--queue", queue, "--id-prefix", prefix])
+        .args([
+            "--amqp-url",
+            AMQP_URL,
+            "--queue",
+            queue,
+            "--id-prefix",
+            prefix,
+        ])
         .args(["--count", &count.to_string()])
         .stdout(Stdio::null())
         .status()
@@ -251,7 +270,10 @@ fn queue_depth(bins: &Binaries, queue: &str) -> u64 {
         .output()
         .unwrap();
     assert!(output.status.success(), "publisher --print-depth failed");
-    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 struct QueueGuard<'a> {
@@ -262,7 +284,13 @@ struct QueueGuard<'a> {
 impl Drop for QueueGuard<'_> {
     fn drop(&mut self) {
         let _ = Command::new(&self.bins.publisher)
-            .args(["--amqp-url", AMQP_URL, "--queue", &self.queue, "--delete-queue"])
+            .args([
+                "--amqp-url",
+                AMQP_URL,
+                "--queue",
+                &self.queue,
+                "--delete-queue",
+            ])
             .stdout(Stdio::null())
             .status();
     }
@@ -298,8 +326,13 @@ fn setup(test: &str) -> Option<(Binaries, String, tempfile::TempDir)> {
 
 #[test]
 fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
-    let Some((bins, queue, dir)) = setup("e2e") else { return };
-    let _cleanup = QueueGuard { bins: &bins, queue: queue.clone() };
+    let Some((bins, queue, dir)) = setup("e2e") else {
+        return;
+    };
+    let _cleanup = QueueGuard {
+        bins: &bins,
+        queue: queue.clone(),
+    };
     let processed = dir.path().join("processed");
     let manifest = write_manifest(
         dir.path(),
@@ -321,23 +354,32 @@ fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
     publish(&bins, &queue, 200, "m");
     let mut peak = 0;
     let mut back_to_zero = false;
-    wait_for("all 200 processed and workers back to 0", Duration::from_secs(120), || {
-        let Some(status) = run.status() else { return false };
-        let running = count(&group(&status)["running"]);
-        peak = peak.max(running);
-        let done = processed_ids(&processed).values().sum::<usize>() >= 200;
-        back_to_zero = done
-            && running == 0
-            && count(&group(&status)["desired"]) == 0
-            && count(&group(&status)["stopping"]) == 0;
-        back_to_zero
-    });
+    wait_for(
+        "all 200 processed and workers back to 0",
+        Duration::from_secs(120),
+        || {
+            let Some(status) = run.status() else {
+                return false;
+            };
+            let running = count(&group(&status)["running"]);
+            peak = peak.max(running);
+            let done = processed_ids(&processed).values().sum::<usize>() >= 200;
+            back_to_zero = done
+                && running == 0
+                && count(&group(&status)["desired"]) == 0
+                && count(&group(&status)["stopping"]) == 0;
+            back_to_zero
+        },
+    );
     assert!(peak >= 5, "workers peaked at {peak}, expected at least 5");
     assert!(back_to_zero);
 
     let ids = processed_ids(&processed);
     let duplicates: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicates.is_empty(), "processed more than once: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "processed more than once: {duplicates:?}"
+    );
     let missing: Vec<String> = (0..200)
         .map(|n| format!("m-{n}"))
         .filter(|id| !ids.contains_key(id))
@@ -347,7 +389,11 @@ fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
     assert_eq!(queue_depth(&bins, &queue), 0);
     let status = run.status().unwrap();
     assert_eq!(count(&group(&status)["restarts"]), 0, "{status}");
-    assert_eq!(count(&group(&status)["killed"]), 0, "a worker needed SIGKILL: {status}");
+    assert_eq!(
+        count(&group(&status)["killed"]),
+        0,
+        "a worker needed SIGKILL: {status}"
+    );
 
     run.interrupt();
     assert!(run.wait_exit(Duration::from_secs(30)).success());
@@ -355,8 +401,13 @@ fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
 
 #[test]
 fn a_worker_killed_mid_run_is_replaced_and_counted() {
-    let Some((bins, queue, dir)) = setup("kill-worker") else { return };
-    let _cleanup = QueueGuard { bins: &bins, queue: queue.clone() };
+    let Some((bins, queue, dir)) = setup("kill-worker") else {
+        return;
+    };
+    let _cleanup = QueueGuard {
+        bins: &bins,
+        queue: queue.clone(),
+    };
     let processed = dir.path().join("processed");
     let manifest = write_manifest(
         dir.path(),
@@ -375,21 +426,26 @@ fn a_worker_killed_mid_run_is_replaced_and_counted() {
     let run = EbbRun::start(&bins, &manifest, &dir.path().join("ebb.log"));
     publish(&bins, &queue, 60, "k");
     wait_for("3 workers", Duration::from_secs(60), || {
-        run.status().is_some_and(|status| count(&group(&status)["running"]) == 3)
+        run.status()
+            .is_some_and(|status| count(&group(&status)["running"]) == 3)
     });
     let status = run.status().unwrap();
     let victim = count(&group(&status)["pids"][0]);
     signal(u32::try_from(victim).unwrap(), "KILL");
-    wait_for("the killed worker replaced", Duration::from_secs(30), || {
-        run.status().is_some_and(|status| {
-            let group = group(&status);
-            let pids: Vec<u64> = group["pids"]
-                .as_array()
-                .map(|pids| pids.iter().map(count).collect())
-                .unwrap_or_default();
-            count(&group["restarts"]) == 1 && pids.len() == 3 && !pids.contains(&victim)
-        })
-    });
+    wait_for(
+        "the killed worker replaced",
+        Duration::from_secs(30),
+        || {
+            run.status().is_some_and(|status| {
+                let group = group(&status);
+                let pids: Vec<u64> = group["pids"]
+                    .as_array()
+                    .map(|pids| pids.iter().map(count).collect())
+                    .unwrap_or_default();
+                count(&group["restarts"]) == 1 && pids.len() == 3 && !pids.contains(&victim)
+            })
+        },
+    );
     let status = run.status().unwrap();
     assert!(
         group(&status)["lastExit"]
@@ -402,8 +458,13 @@ fn a_worker_killed_mid_run_is_replaced_and_counted() {
 
 #[test]
 fn a_scaler_killed_mid_run_is_restarted_and_the_object_goes_to_fallback_and_back() {
-    let Some((bins, queue, dir)) = setup("kill-scaler") else { return };
-    let _cleanup = QueueGuard { bins: &bins, queue: queue.clone() };
+    let Some((bins, queue, dir)) = setup("kill-scaler") else {
+        return;
+    };
+    let _cleanup = QueueGuard {
+        bins: &bins,
+        queue: queue.clone(),
+    };
     let processed = dir.path().join("processed");
     let marker = dir.path().join("scaler-started-once");
     // The restarted scaler takes 3 s to come up, so polls fail in between.
@@ -451,22 +512,31 @@ fn a_scaler_killed_mid_run_is_restarted_and_the_object_goes_to_fallback_and_back
         })
     });
     assert_eq!(fallback_replicas, 2, "fallback.replicas is 2");
-    wait_for("scaler restarted and object out of fallback", Duration::from_secs(60), || {
-        run.status().is_some_and(|status| {
-            let scaler = &status["scalers"][0];
-            scaler["state"] == "Serving"
-                && count(&scaler["restarts"]) == 1
-                && condition(&status, "Fallback").as_deref() == Some("False")
-        })
-    });
+    wait_for(
+        "scaler restarted and object out of fallback",
+        Duration::from_secs(60),
+        || {
+            run.status().is_some_and(|status| {
+                let scaler = &status["scalers"][0];
+                scaler["state"] == "Serving"
+                    && count(&scaler["restarts"]) == 1
+                    && condition(&status, "Fallback").as_deref() == Some("False")
+            })
+        },
+    );
     let status = run.status().unwrap();
     assert_ne!(count(&status["scalers"][0]["pid"]), scaler_pid);
 }
 
 #[test]
 fn ctrl_c_stops_everything_gracefully_and_loses_no_message() {
-    let Some((bins, queue, dir)) = setup("ctrl-c") else { return };
-    let _cleanup = QueueGuard { bins: &bins, queue: queue.clone() };
+    let Some((bins, queue, dir)) = setup("ctrl-c") else {
+        return;
+    };
+    let _cleanup = QueueGuard {
+        bins: &bins,
+        queue: queue.clone(),
+    };
     let processed = dir.path().join("processed");
     let manifest = write_manifest(
         dir.path(),
@@ -485,7 +555,8 @@ fn ctrl_c_stops_everything_gracefully_and_loses_no_message() {
     let mut run = EbbRun::start(&bins, &manifest, &dir.path().join("ebb.log"));
     publish(&bins, &queue, 40, "c");
     wait_for("4 workers busy", Duration::from_secs(60), || {
-        run.status().is_some_and(|status| count(&group(&status)["running"]) == 4)
+        run.status()
+            .is_some_and(|status| count(&group(&status)["running"]) == 4)
     });
     let status = run.status().unwrap();
     let mut pids: Vec<u64> = group(&status)["pids"]
@@ -514,7 +585,10 @@ fn ctrl_c_stops_everything_gracefully_and_loses_no_message() {
         ids.len()
     );
     let log = std::fs::read_to_string(dir.path().join("ebb.log")).unwrap();
-    assert!(!log.contains("sending SIGKILL"), "a worker was killed:\n{log}");
+    assert!(
+        !log.contains("sending SIGKILL"),
+        "a worker was killed:\n{log}"
+    );
 }
 
 #[test]
@@ -561,10 +635,17 @@ spec:
         "spec.triggers[0].scaler.address",
         "kind: Scaler",
     ] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
     assert!(
-        stderr.lines().filter(|line| line.contains(&file_name)).count() >= 3,
+        stderr
+            .lines()
+            .filter(|line| line.contains(&file_name))
+            .count()
+            >= 3,
         "every problem names the file:\n{stderr}"
     );
     assert!(!marker.exists(), "a process was started");

@@ -122,6 +122,41 @@ async fn start_minimal(scaler: Arc<Minimal>) -> SocketAddr {
     address
 }
 
+/// Sequential and concurrent RPC rates of one plain client on one connection, for scale.
+async fn baseline(address: SocketAddr) {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap();
+    let request = v1::TriggerRequest::default();
+    let mut client = v1::scaler_client::ScalerClient::new(channel.clone());
+    let started = Instant::now();
+    for _ in 0..2000 {
+        client.get_metrics(request.clone()).await.unwrap();
+    }
+    let sequential = 2000.0 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let mut client = v1::scaler_client::ScalerClient::new(channel.clone());
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..500 {
+                client.get_metrics(request.clone()).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let concurrent = 32_000.0 / started.elapsed().as_secs_f64();
+    println!(
+        "baseline: plain tonic client, one connection: sequential {sequential:.0} rpc/s, 64 concurrent {concurrent:.0} rpc/s"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load figures; run explicitly in release"]
 async fn load_figures() {
@@ -130,19 +165,13 @@ async fn load_figures() {
     let scaler = Arc::new(Minimal::default());
     let address = start_minimal(scaler.clone()).await;
     let harness = Harness::new();
+    baseline(address).await;
     let (_, rss_before) = cpu_and_rss();
     let mut targets = Vec::with_capacity(objects);
     for index in 0..objects {
         let key = ObjectKey::new("load", format!("object-{index}"));
         let target = InMemoryTarget::new(0);
-        let triggers = vec![trigger(
-            &key,
-            "q",
-            0,
-            address,
-            "load",
-            PushMode::Never,
-        )];
+        let triggers = vec![trigger(&key, "q", 0, address, "load", PushMode::Never)];
         harness
             .supervisor
             .apply(object(&key, spec(&["q"], 0, 10, 1), triggers, &target));

@@ -24,7 +24,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-fn trigger(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
+fn trigger_input(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
     let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -75,7 +75,7 @@ fn reads_the_example_scaler_over_v1() {
             info.metadata
         );
 
-        let trigger = trigger(
+        let trigger = trigger_input(
             &[
                 ("valueFile", &value_key),
                 ("target", "5"),
@@ -117,14 +117,14 @@ fn classifies_scaler_errors_by_code() {
     block_on(async {
         let client = client(&scaler.address).await;
         let error = client
-            .metrics(&trigger(&[("valueFile", &missing)], &[]), TIMEOUT)
+            .metrics(&trigger_input(&[("valueFile", &missing)], &[]), TIMEOUT)
             .await
             .expect_err("missing file");
         assert_eq!(error.code(), Code::NotFound, "{error}");
 
         let error = client
             .metric_specs(
-                &trigger(&[("value", "1"), ("target", "zero")], &[]),
+                &trigger_input(&[("value", "1"), ("target", "zero")], &[]),
                 TIMEOUT,
             )
             .await
@@ -146,7 +146,7 @@ fn activity_stream_sends_the_state_then_changes() {
     let value_key = value.display().to_string();
     block_on(async {
         let client = client(&scaler.address).await;
-        let trigger = trigger(&[("valueFile", &value_key)], &[]);
+        let trigger = trigger_input(&[("valueFile", &value_key)], &[]);
         let mut stream = client
             .activity_stream(&trigger, TIMEOUT)
             .await
@@ -188,7 +188,7 @@ fn reads_a_keda_only_scaler_with_secrets_merged_into_metadata() {
         );
         // KEDA has no secret map: the `directory` secret must arrive inside scalerMetadata,
         // winning over the plain key of the same name.
-        let trigger = trigger(
+        let trigger = trigger_input(
             &[("directory", "/does/not/exist"), ("target", "2")],
             &[("directory", &directory)],
         );
@@ -200,7 +200,7 @@ fn reads_a_keda_only_scaler_with_secrets_merged_into_metadata() {
         assert_eq!(reading.in_flight, None, "KEDA cannot report in-flight work");
 
         let error = client
-            .metrics(&trigger(&[("target", "2")], &[]), TIMEOUT)
+            .metrics(&trigger_input(&[("target", "2")], &[]), TIMEOUT)
             .await
             .expect_err("directory missing");
         assert!(error.is_invalid_metadata(), "{error}");

@@ -18,7 +18,8 @@ use super::status::KubeStatusSink;
 use super::target::TargetResolver;
 use crate::client::{Protocol, ScalerInfo};
 use crate::runtime::{
-    EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScalerPool, Supervisor,
+    EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScaleTarget, ScalerPool,
+    Supervisor,
 };
 use crate::spec::{Condition, ConditionStatus, ConditionType, ScaledObject, from_time};
 
@@ -66,7 +67,12 @@ struct Controller {
     /// Scalers whose GetInfo failed recently: not asked again for a while, so a dead scaler
     /// does not cost every one of its objects a full RPC deadline.
     info_failures: HashMap<String, std::time::Instant>,
+    /// The target handle given to each loop, reused while the reference is unchanged.
+    target_handles: HashMap<ObjectKey, (TargetIdentity, Arc<dyn ScaleTarget>)>,
 }
+
+/// apiVersion, kind and name of a scale target.
+type TargetIdentity = (String, String, String);
 
 /// How long a failed GetInfo keeps a scaler from being asked again.
 const INFO_FAILURE_MEMORY: Duration = Duration::from_secs(10);
@@ -101,6 +107,7 @@ pub async fn lead(
         applied: HashMap::new(),
         retry: HashSet::new(),
         info_failures: HashMap::new(),
+        target_handles: HashMap::new(),
     };
     let resource = scaled_object_resource();
     let api: Api<DynamicObject> = match &controller.settings.watch_namespace {
@@ -153,6 +160,7 @@ impl Controller {
         self.objects.remove(key);
         self.applied.remove(key);
         self.retry.remove(key);
+        self.target_handles.remove(key);
         tracing::info!(object = %key, "ScaledObject removed");
     }
 
@@ -170,13 +178,26 @@ impl Controller {
 
     /// Marks an object not Ready, stops its loop, and tells people once.
     fn fail(&mut self, key: &ObjectKey, object: Option<&ScaledObject>, reason: &str, message: String) {
+        let status = object.and_then(|o| o.status.clone());
+        let generation = object.and_then(|o| o.metadata.generation);
+        self.fail_with(key, status, generation, reason, message);
+    }
+
+    fn fail_with(
+        &mut self,
+        key: &ObjectKey,
+        status: Option<crate::spec::ScaledObjectStatus>,
+        generation: Option<i64>,
+        reason: &str,
+        message: String,
+    ) {
         self.supervisor.remove(key);
-        let mut status = object.and_then(|o| o.status.clone()).unwrap_or_default();
+        let mut status = status.unwrap_or_default();
         let previous = status.condition(ConditionType::Ready).cloned();
         status.set_condition(Condition::new(ConditionType::Ready, ConditionStatus::False, reason, message.clone(), SystemTime::now()));
         status.set_condition(Condition::new(ConditionType::Active, ConditionStatus::False, reason, String::new(), SystemTime::now()));
-        if let Some(object) = object {
-            status.observed_generation = object.metadata.generation;
+        if generation.is_some() {
+            status.observed_generation = generation;
         }
         self.sink.publish(key, &status);
         let unchanged = previous.is_some_and(|p| p.status == ConditionStatus::False && p.reason == reason && p.message == message);
@@ -207,7 +228,10 @@ impl Controller {
             Err(error) => {
                 tracing::warn!(object = %key, %error, "skipping a ScaledObject that cannot be decoded");
                 self.applied.remove(&key);
-                self.fail(&key, None, REASON_UNDECODABLE, format!("the object cannot be decoded: {error}"));
+                // Keep what the status says (lastActiveTime...) when at least it decodes.
+                let status = raw.data.get("status").cloned().and_then(|s| serde_json::from_value(s).ok());
+                let generation = raw.metadata.generation;
+                self.fail_with(&key, status, generation, REASON_UNDECODABLE, format!("the object cannot be decoded: {error}"));
                 return;
             }
         };
@@ -254,7 +278,16 @@ impl Controller {
             self.report(&key, &object, &problems);
             return;
         }
-        let target = Arc::new(self.targets.target(&resource, &key.namespace, &target_ref.name));
+        let identity: TargetIdentity =
+            (target_ref.api_version().to_owned(), target_ref.kind().to_owned(), target_ref.name.clone());
+        let target = match self.target_handles.get(&key) {
+            Some((known, handle)) if *known == identity => handle.clone(),
+            _ => {
+                let handle: Arc<dyn ScaleTarget> = Arc::new(self.targets.target(&resource, &key.namespace, &target_ref.name));
+                self.target_handles.insert(key.clone(), (identity, handle.clone()));
+                handle
+            }
+        };
         let created = object.metadata.creation_timestamp.as_ref().map_or_else(SystemTime::now, |t| from_time(t));
         self.supervisor.apply(ManagedObject {
             key: key.clone(),

@@ -17,6 +17,8 @@ pub mod crd;
 pub mod leader;
 pub mod lookup;
 pub mod resolve;
+#[cfg(test)]
+mod resolve_tests;
 pub mod schema;
 pub mod status;
 pub mod target;

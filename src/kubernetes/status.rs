@@ -141,7 +141,9 @@ impl KubeStatusSink {
 
 async fn write_one(inner: &Inner, key: ObjectKey, value: Value) {
     let old = inner.state.lock().unwrap_or_else(|p| p.into_inner()).stored.get(&key).cloned();
-    let api: Api<ScaledObject> = Api::namespaced(inner.client.clone(), &key.namespace);
+    // Dynamic, so that the answer decodes even for an object ebb cannot decode.
+    let resource = kube::api::ApiResource::erase::<ScaledObject>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(inner.client.clone(), &key.namespace, &resource);
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
     let patch = status_patch(old.as_ref(), &value);
     match api.patch_status(&key.name, &params, &Patch::Merge(&patch)).await {

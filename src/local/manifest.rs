@@ -416,7 +416,10 @@ impl ScalerDocument {
                 )
             }),
             None => free_port().map_err(|error| {
-                problem("spec.address", format!("no free port to listen on: {error}"))
+                problem(
+                    "spec.address",
+                    format!("no free port to listen on: {error}"),
+                )
             }),
         };
         let startup_timeout = duration_field(

@@ -124,7 +124,8 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     for (document, object) in objects {
         match plan_object(document, object, &groups, &scalers, env) {
             Ok(object) => {
-                if let Some(other) = targeted.insert(object.group.clone(), object.key.name.clone()) {
+                if let Some(other) = targeted.insert(object.group.clone(), object.key.name.clone())
+                {
                     problems.push(format!(
                         "{}: ScaledObject {:?}: spec.scaleTargetRef.name: ProcessGroup {:?} is already scaled by ScaledObject {other:?}",
                         document.path.display(),
@@ -255,7 +256,8 @@ fn plan_object(
                         field(&format!("metadata.{key}"))
                     )),
                 }
-            } else if let Some(secret_key) = key.strip_suffix("FromFile").filter(|k| !k.is_empty()) {
+            } else if let Some(secret_key) = key.strip_suffix("FromFile").filter(|k| !k.is_empty())
+            {
                 let path = base.join(value);
                 match std::fs::read_to_string(&path) {
                     Ok(text) => {
@@ -311,7 +313,11 @@ fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConf
         return;
     }
     if trigger.is_keda_external() {
-        if let Some(address) = trigger.metadata.get("scalerAddress").and_then(|a| by_name(a)) {
+        if let Some(address) = trigger
+            .metadata
+            .get("scalerAddress")
+            .and_then(|a| by_name(a))
+        {
             trigger.metadata.insert("scalerAddress".to_owned(), address);
         }
         return;

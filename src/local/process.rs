@@ -34,7 +34,11 @@ pub fn spawn(
     process
         .args(&command.args)
         .envs(&command.env)
-        .envs(extra_env.iter().map(|(name, value)| (*name, value.as_str())))
+        .envs(
+            extra_env
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .current_dir(&command.working_dir)
         .stdin(Stdio::null())
         .process_group(0)

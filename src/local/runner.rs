@@ -164,7 +164,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         _ = terminate.recv() => "terminated",
         _ = until_idle(&sources), if args.until_idle => "idle again",
     };
-    tracing::info!(reason, "stopping: scale loops, then workers (gracefully), then scalers");
+    tracing::info!(
+        reason,
+        "stopping: scale loops, then workers (gracefully), then scalers"
+    );
     loops.shutdown().await;
     let stop_groups = futures::future::join_all(groups.iter().map(ProcessGroupHandle::shutdown));
     tokio::select! {
@@ -219,7 +222,10 @@ async fn until_idle(sources: &Sources) {
 }
 
 fn header_text(args: &RunArgs, output: &OutputMode) -> String {
-    let mut header = format!("ebb run -f {}   (Ctrl-C stops everything)", args.file.display());
+    let mut header = format!(
+        "ebb run -f {}   (Ctrl-C stops everything)",
+        args.file.display()
+    );
     if let Some(address) = args.status_addr {
         header.push_str(&format!("\nstatus JSON: http://{address}/status"));
     }

@@ -113,7 +113,12 @@ impl Sidecar {
         let (done_tx, done) = watch::channel(false);
         let name: Arc<str> = Arc::from(config.name.as_str());
         tokio::spawn(keep_running(
-            config, output, child, status_tx, stop.clone(), done_tx,
+            config,
+            output,
+            child,
+            status_tx,
+            stop.clone(),
+            done_tx,
         ));
         Ok(Self {
             name,
@@ -198,7 +203,10 @@ pub async fn check_health(uri: &str) -> Result<bool, String> {
 
 async fn stop_process(pid: u32, child: &mut tokio::process::Child) {
     signal_group(pid, Signal::TERM);
-    if tokio::time::timeout(SCALER_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(SCALER_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         signal_group(pid, Signal::KILL);
         let _ = child.wait().await;
     }

@@ -431,7 +431,10 @@ mod tests {
     #[test]
     fn table_rows_fit_the_terminal() {
         let table = render_table(&snapshot(20.0, 1, 4), 30);
-        assert!(table.lines().all(|line| line.chars().count() <= 30), "{table}");
+        assert!(
+            table.lines().all(|line| line.chars().count() <= 30),
+            "{table}"
+        );
     }
 
     #[test]

@@ -200,7 +200,9 @@ fn core(
                 .join("; ")
         ));
     }
-    let may_rest = rest.is_some() && !active && in_flight.is_empty() && failing.is_empty();
+    // Any error, even one in fallback, keeps the object off zero: errors never scale to zero.
+    let any_error = triggers.iter().any(|trigger| trigger.outcome.is_err());
+    let may_rest = rest.is_some() && !active && in_flight.is_empty() && !any_error;
     let cooldown = activation::cooldown(spec, state, now);
     let mut draining = false;
     if let Some(rest) = rest

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub use patch::PatchKind;
-pub use resources::ResourceType;
+pub use resources::{ResourceType, ScalePaths};
 pub use store::ApiError;
 use resources::Route;
 use select::Selectors;

@@ -80,8 +80,6 @@ pub async fn run_floor(options: FloorOptions) -> Result<(), BenchError> {
     let requests: Vec<v1::TriggerRequest> = (0..options.objects.max(1)).map(request).collect();
     let timeout = ebb::runtime::DEFAULT_RPC_TIMEOUT;
     let mut in_flight = FuturesUnordered::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let started = Instant::now();
     let window_start_at = started + options.warmup;
     let window_end_at = window_start_at + options.window;
@@ -89,8 +87,16 @@ pub async fn run_floor(options: FloorOptions) -> Result<(), BenchError> {
     let mut window: Option<(Instant, f64)> = None;
     let (mut ok, mut failed) = (0u64, 0u64);
     loop {
+        // Sleep exactly until the next call is due (no fixed tick: a floor must not pay for
+        // wake-ups it does not need), then send every call that is due.
+        let next_due = started + Duration::from_secs_f64((sent + 1) as f64 / options.rate);
+        let wake_at = next_due.min(if window.is_none() {
+            window_start_at
+        } else {
+            window_end_at
+        });
         tokio::select! {
-            _ = ticker.tick() => {
+            () = tokio::time::sleep_until(wake_at.into()) => {
                 let now = Instant::now();
                 let due = (now.duration_since(started).as_secs_f64() * options.rate) as u64;
                 while sent < due {

@@ -16,7 +16,7 @@ mod cli;
 mod error;
 // The same fake API server the root crate's tests use (test support, not copied). Its lint
 // findings belong to its owner; they are not silenced in its file.
-#[allow(clippy::collapsible_if)]
+#[allow(unused_imports, clippy::collapsible_if)]
 #[rustfmt::skip]
 #[path = "../../../tests/fake_apiserver/mod.rs"]
 mod fake_apiserver;

@@ -45,6 +45,9 @@ pub struct ReadyFigures {
     pub api_requests_by_kind: BTreeMap<String, usize>,
     /// API requests the controller made per object.
     pub api_requests_per_object: f64,
+    /// After every object was Ready: API requests per second by kind, in steady state
+    /// (objects poll every 30 s, KEDA's default interval).
+    pub steady_requests_per_second: BTreeMap<String, f64>,
     /// Whether the controller's API client limits its own request rate. kube's client has no
     /// such limiter and ebb adds none, so this is false by construction; the request counts
     /// and `all_ready_seconds` show what the API server was asked for instead.
@@ -158,6 +161,7 @@ pub async fn run_ready(
     scaler: &str,
     count: usize,
     limit: Duration,
+    observe: Duration,
 ) -> Result<ReadyFigures, BenchError> {
     let server = FakeApiServer::start().await;
     for index in 0..count {
@@ -254,6 +258,22 @@ pub async fn run_ready(
         .filter(|request| !is_benchmark_request(request))
         .collect();
     let ready_at = ready_at.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // Steady state afterwards: what the API server is asked for per second.
+    server.clear_requests();
+    let observed_from = Instant::now();
+    tokio::time::sleep(observe).await;
+    let observed: Vec<RecordedRequest> = server
+        .requests()
+        .into_iter()
+        .filter(|request| !is_benchmark_request(request))
+        .collect();
+    let observed_seconds = observed_from.elapsed().as_secs_f64();
+    let mut steady_requests_per_second = BTreeMap::new();
+    for request in &observed {
+        *steady_requests_per_second
+            .entry(request_kind(request))
+            .or_insert(0.0) += 1.0 / observed_seconds;
+    }
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
     observer.abort();
@@ -285,6 +305,7 @@ pub async fn run_ready(
         api_requests: requests.len(),
         api_requests_per_object: requests.len() as f64 / count.max(1) as f64,
         api_requests_by_kind: by_kind,
+        steady_requests_per_second,
         client_side_throttling: false,
     })
 }

@@ -254,6 +254,13 @@ impl Report {
             for (kind, count) in &ready.api_requests_by_kind {
                 let _ = writeln!(out, "      {count:>7}  {kind}");
             }
+            let _ = writeln!(
+                out,
+                "    afterwards, steady state (pollingInterval 30 s), API requests per second:"
+            );
+            for (kind, rate) in &ready.steady_requests_per_second {
+                let _ = writeln!(out, "      {rate:>7.1}  {kind}");
+            }
         }
         if let Some(push) = &self.push {
             let _ = writeln!(

@@ -156,10 +156,11 @@ pub async fn run(args: &RunArgs) -> Result<Report, BenchError> {
     }
     if args.parts.contains(&Part::Ready) {
         eprintln!("[2] create -> Ready, {} objects...", args.ready_objects);
+        let observe = Duration::from_secs(if args.smoke { 3 } else { 10 });
         let limit =
             Duration::from_secs(120) + Duration::from_millis(20 * args.ready_objects as u64);
         report.create_ready =
-            Some(crate::ready::run_ready(&address, args.ready_objects, limit).await?);
+            Some(crate::ready::run_ready(&address, args.ready_objects, limit, observe).await?);
     }
     if args.parts.contains(&Part::Push) {
         eprintln!("[3] push fan-out, {} objects...", args.push_objects);

@@ -260,7 +260,10 @@ mod tests {
     #[test]
     fn metric_names_are_lowercase_dashes_and_stable() {
         assert_eq!(metric_name(&settings("orders")), "rabbitmq-orders");
-        assert_eq!(metric_name(&settings("Team A/Orders.v2")), "rabbitmq-team-a-orders-v2");
+        assert_eq!(
+            metric_name(&settings("Team A/Orders.v2")),
+            "rabbitmq-team-a-orders-v2"
+        );
         assert_eq!(metric_name(&settings(r"^jobs\.\d+$")), "rabbitmq-jobs-d");
         assert_eq!(metric_name(&settings("///")), "rabbitmq");
         assert!(metric_name(&settings(&"q".repeat(300))).len() <= 109);

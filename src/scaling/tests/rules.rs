@@ -689,3 +689,19 @@ spec:
     );
     assert_eq!(spec.behavior.scale_up, Rules::default_scale_up());
 }
+
+#[test]
+fn a_fallback_of_zero_replicas_still_never_scales_to_zero() {
+    let spec = with_fallback(fast(0, 10), 1, 0);
+    let mut state = EngineState {
+        last_active: Some(at(0)),
+        ..created()
+    };
+    let mut replicas = 2;
+    for second in [600, 630, 660, 690] {
+        let decision = decide(&spec, replicas, &[down("orders")], &state, at(second));
+        replicas = decision.desired_replicas;
+        state = decision.state;
+    }
+    assert_eq!(replicas, 1);
+}

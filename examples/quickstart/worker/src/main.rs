@@ -105,7 +105,10 @@ async fn main() -> Result<()> {
     }
     // Closing returns any message received but not started to the queue.
     let _ = connection.close(200, "worker stopping".into()).await;
-    println!("worker {} stopped after {processed} messages", std::process::id());
+    println!(
+        "worker {} stopped after {processed} messages",
+        std::process::id()
+    );
     Ok(())
 }
 

@@ -411,7 +411,10 @@ mod tests {
                 .saturating_mul(1 << failures.saturating_sub(1).min(16))
                 .min(Duration::from_secs(5));
             let delay = broker.backoff_delay(failures);
-            assert!(delay >= full / 2 && delay <= full, "{failures}: {delay:?} vs {full:?}");
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "{failures}: {delay:?} vs {full:?}"
+            );
         }
         let spread: std::collections::HashSet<Duration> =
             (0..20).map(|_| broker.backoff_delay(8)).collect();

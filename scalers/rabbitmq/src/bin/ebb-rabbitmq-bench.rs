@@ -50,6 +50,10 @@ struct Args {
     /// Queues the parallel triggers are spread over.
     #[arg(long, env = "EBB_BENCH_QUEUES", default_value_t = 50)]
     queues: usize,
+    /// Set TCP_NODELAY on the server's listening socket (inherited by accepted connections on
+    /// Linux), to show the latency without Nagle's algorithm on the server side.
+    #[arg(long, env = "EBB_BENCH_LISTENER_NODELAY")]
+    listener_nodelay: bool,
     /// Rounds of the parallel phase (each round: every trigger once, all at the same time).
     #[arg(long, env = "EBB_BENCH_ROUNDS", default_value_t = 10)]
     rounds: usize,
@@ -119,7 +123,15 @@ async fn run(
         ..ScalerOptions::default()
     });
     let pool = scaler.amqp_pool();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = if args.listener_nodelay {
+        // Linux copies TCP_NODELAY from a listening socket to the sockets it accepts.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_nodelay(true)?;
+        socket.bind("127.0.0.1:0".parse()?)?;
+        socket.listen(1024)?
+    } else {
+        TcpListener::bind("127.0.0.1:0").await?
+    };
     let endpoint = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ebb_scaler_sdk::serve(

@@ -113,14 +113,7 @@ async fn run_mode(args: &Args, bin_dir: &Path, mode: Mode) -> Result<Vec<f64>> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let queues: Vec<String> = (0..args.trials)
-        .map(|trial| {
-            format!(
-                "ebb-bench-{}-{:?}-{trial}",
-                std::process::id(),
-                mode
-            )
-            .to_lowercase()
-        })
+        .map(|trial| format!("ebb-bench-{}-{:?}-{trial}", std::process::id(), mode).to_lowercase())
         .collect();
     let connection = Connection::connect(&args.amqp_url, ConnectionProperties::default())
         .await
@@ -138,7 +131,9 @@ async fn run_mode(args: &Args, bin_dir: &Path, mode: Mode) -> Result<Vec<f64>> {
     let manifest = manifest(args, bin_dir, mode, &queues, &dir);
     std::fs::write(dir.join("bench.yaml"), manifest)?;
 
-    let status_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let status_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let log = std::fs::File::create(dir.join("ebb.log"))?;
     let mut ebb = tokio::process::Command::new(bin_dir.join("ebb"))
         .args(["run", "--output", "lines", "--status-addr"])
@@ -299,7 +294,9 @@ async fn http_get(port: u16, path: &str) -> Result<String> {
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    let (_, body) = response.split_once("\r\n\r\n").context("bad HTTP response")?;
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .context("bad HTTP response")?;
     Ok(body.to_owned())
 }
 
