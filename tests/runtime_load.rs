@@ -152,6 +152,33 @@ async fn baseline(address: SocketAddr) {
         task.await.unwrap();
     }
     let concurrent = 32_000.0 / started.elapsed().as_secs_f64();
+    let second = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for index in 0..64 {
+        let channel = if index % 2 == 0 {
+            channel.clone()
+        } else {
+            second.clone()
+        };
+        let mut client = v1::scaler_client::ScalerClient::new(channel);
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..500 {
+                client.get_metrics(request.clone()).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let two = 32_000.0 / started.elapsed().as_secs_f64();
+    println!("baseline: 64 concurrent over two connections {two:.0} rpc/s");
     println!(
         "baseline: plain tonic client, one connection: sequential {sequential:.0} rpc/s, 64 concurrent {concurrent:.0} rpc/s"
     );
