@@ -33,19 +33,34 @@ async fn scale_target_reads_and_writes_the_scale_subresource() {
     target.set_replicas(4).await.unwrap();
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
-    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("GET", "/apis/apps/v1/namespaces/ns/deployments/web/scale"));
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", "/apis/apps/v1/namespaces/ns/deployments/web/scale")
+    );
     let write = &requests[1];
-    assert_eq!((write.method.as_str(), write.path.as_str()), ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web/scale"));
-    assert_eq!(write.content_type.as_deref(), Some("application/merge-patch+json"));
+    assert_eq!(
+        (write.method.as_str(), write.path.as_str()),
+        ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web/scale")
+    );
+    assert_eq!(
+        write.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
     assert_eq!(write.body, Some(json!({"spec": {"replicas": 4}})));
-    assert_eq!(write.query.get("fieldManager").map(String::as_str), Some("ebb"));
+    assert_eq!(
+        write.query.get("fieldManager").map(String::as_str),
+        Some("ebb")
+    );
     assert_eq!(server.deployment_replicas("ns", "web"), Some(4));
     // A second resolution of the kind is answered from the cache: no discovery call.
     server.clear_requests();
     resolver.resource("apps/v1", "Deployment").await.unwrap();
     assert!(server.requests().is_empty());
     let missing = resolver.target(&resource, "ns", "nope");
-    assert!(matches!(missing.current_replicas().await, Err(TargetError::NotFound(_))));
+    assert!(matches!(
+        missing.current_replicas().await,
+        Err(TargetError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -65,14 +80,25 @@ async fn any_kind_with_a_scale_subresource_is_a_target_and_others_are_refused() 
         .create(json!({"apiVersion": "example.com/v1", "kind": "WorkerPool", "metadata": {"name": "pool", "namespace": "ns"}, "spec": {"workers": 3}}))
         .unwrap();
     let resolver = TargetResolver::new(server.client());
-    let resource = resolver.resource("example.com/v1", "WorkerPool").await.unwrap();
+    let resource = resolver
+        .resource("example.com/v1", "WorkerPool")
+        .await
+        .unwrap();
     let target = resolver.target(&resource, "ns", "pool");
     assert_eq!(target.current_replicas().await, Ok(3));
     target.set_replicas(7).await.unwrap();
-    let pool = server.get("example.com/v1", "WorkerPool", "ns", "pool").unwrap();
+    let pool = server
+        .get("example.com/v1", "WorkerPool", "ns", "pool")
+        .unwrap();
     assert_eq!(pool["spec"]["workers"], 7);
-    assert!(matches!(resolver.resource("v1", "ConfigMap").await, Err(TargetKindError::NotScalable { .. })));
-    assert!(matches!(resolver.resource("example.com/v1", "Nothing").await, Err(TargetKindError::Unknown { .. })));
+    assert!(matches!(
+        resolver.resource("v1", "ConfigMap").await,
+        Err(TargetKindError::NotScalable { .. })
+    ));
+    assert!(matches!(
+        resolver.resource("example.com/v1", "Nothing").await,
+        Err(TargetKindError::Unknown { .. })
+    ));
 }
 
 fn scaled_object(name: &str) -> serde_json::Value {
@@ -81,11 +107,19 @@ fn scaled_object(name: &str) -> serde_json::Value {
 }
 
 fn status(desired: u32) -> ScaledObjectStatus {
-    ScaledObjectStatus { desired_replicas: Some(desired), current_replicas: Some(1), ..ScaledObjectStatus::default() }
+    ScaledObjectStatus {
+        desired_replicas: Some(desired),
+        current_replicas: Some(1),
+        ..ScaledObjectStatus::default()
+    }
 }
 
 fn status_patches(server: &FakeApiServer) -> Vec<fake_apiserver::RecordedRequest> {
-    server.requests().into_iter().filter(|r| r.method == "PATCH" && r.path.ends_with("/status")).collect()
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/status"))
+        .collect()
 }
 
 async fn settle(sink: &KubeStatusSink) {
@@ -106,26 +140,53 @@ async fn status_is_patched_only_when_it_changes() {
     settle(&sink).await;
     let patches = status_patches(&server);
     assert_eq!(patches.len(), 1);
-    assert_eq!(patches[0].path, "/apis/ebb.dev/v1alpha1/namespaces/ns/scaledobjects/so/status");
-    assert_eq!(patches[0].content_type.as_deref(), Some("application/merge-patch+json"));
-    assert_eq!(patches[0].body, Some(json!({"status": {"desiredReplicas": 3, "currentReplicas": 1}})));
+    assert_eq!(
+        patches[0].path,
+        "/apis/ebb.dev/v1alpha1/namespaces/ns/scaledobjects/so/status"
+    );
+    assert_eq!(
+        patches[0].content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(
+        patches[0].body,
+        Some(json!({"status": {"desiredReplicas": 3, "currentReplicas": 1}}))
+    );
     // The same status again: nothing is sent.
     sink.publish_status(&key, &status(3)).await;
     settle(&sink).await;
     assert_eq!(status_patches(&server).len(), 1);
     // What the server holds (seen on the watch after a restart) is not written again.
-    let stored: ScaledObject = serde_json::from_value(server.get("ebb.dev/v1alpha1", "ScaledObject", "ns", "so").unwrap()).unwrap();
+    let stored: ScaledObject = serde_json::from_value(
+        server
+            .get("ebb.dev/v1alpha1", "ScaledObject", "ns", "so")
+            .unwrap(),
+    )
+    .unwrap();
     let fresh = KubeStatusSink::start(server.client(), "test".into(), 4);
     fresh.observe(&stored);
     fresh.publish_status(&key, &status(3)).await;
     settle(&fresh).await;
     assert_eq!(status_patches(&server).len(), 1);
     // A field that disappears is removed with null.
-    fresh.publish_status(&key, &ScaledObjectStatus { desired_replicas: Some(0), ..ScaledObjectStatus::default() }).await;
+    fresh
+        .publish_status(
+            &key,
+            &ScaledObjectStatus {
+                desired_replicas: Some(0),
+                ..ScaledObjectStatus::default()
+            },
+        )
+        .await;
     settle(&fresh).await;
     let last = status_patches(&server).pop().unwrap();
-    assert_eq!(last.body, Some(json!({"status": {"desiredReplicas": 0, "currentReplicas": null}})));
-    let stored = server.get("ebb.dev/v1alpha1", "ScaledObject", "ns", "so").unwrap();
+    assert_eq!(
+        last.body,
+        Some(json!({"status": {"desiredReplicas": 0, "currentReplicas": null}}))
+    );
+    let stored = server
+        .get("ebb.dev/v1alpha1", "ScaledObject", "ns", "so")
+        .unwrap();
     assert_eq!(stored["status"], json!({"desiredReplicas": 0}));
 }
 
@@ -143,8 +204,13 @@ async fn bursts_of_status_changes_are_coalesced() {
     let patches = status_patches(&server).len();
     eprintln!("200 status changes in a burst became {patches} writes");
     assert!(patches < 200, "{patches} writes");
-    let stored = server.get("ebb.dev/v1alpha1", "ScaledObject", "ns", "so").unwrap();
-    assert_eq!(stored["status"]["desiredReplicas"], 200, "the last status wins");
+    let stored = server
+        .get("ebb.dev/v1alpha1", "ScaledObject", "ns", "so")
+        .unwrap();
+    assert_eq!(
+        stored["status"]["desiredReplicas"], 200,
+        "the last status wins"
+    );
 }
 
 #[tokio::test]
@@ -154,7 +220,11 @@ async fn events_are_created_with_the_object_reference() {
     let sink = KubeStatusSink::start(server.client(), "replica-1".into(), 4);
     sink.observe(&serde_json::from_value(created.clone()).unwrap());
     let key = ObjectKey::new("ns", "so");
-    let event = ObjectEvent { kind: EventKind::Normal, reason: ebb::runtime::REASON_SCALED, message: "scaled from 0 to 3: active".into() };
+    let event = ObjectEvent {
+        kind: EventKind::Normal,
+        reason: ebb::runtime::REASON_SCALED,
+        message: "scaled from 0 to 3: active".into(),
+    };
     sink.record_event(&key, &event).await;
     sink.record_event(&key, &event).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -174,8 +244,16 @@ async fn events_are_created_with_the_object_reference() {
     assert_eq!(first["regarding"]["uid"], created["metadata"]["uid"]);
     assert_eq!(first["regarding"]["kind"], "ScaledObject");
     assert!(first["eventTime"].is_string());
-    let posts: Vec<_> = server.requests().into_iter().filter(|r| r.method == "POST").collect();
-    assert!(posts.iter().all(|r| r.path == "/apis/events.k8s.io/v1/namespaces/ns/events"));
+    let posts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.path == "/apis/events.k8s.io/v1/namespaces/ns/events")
+    );
 }
 
 fn timing(lease: u64) -> LeaseTiming {
@@ -204,8 +282,13 @@ async fn one_candidate_leads_and_another_takes_over_only_after_expiry() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(took_over.unwrap() >= Duration::from_millis(1000), "took over after {took_over:?}");
-    let lease = server.get("coordination.k8s.io/v1", "Lease", "ebb-system", "lock").unwrap();
+    assert!(
+        took_over.unwrap() >= Duration::from_millis(1000),
+        "took over after {took_over:?}"
+    );
+    let lease = server
+        .get("coordination.k8s.io/v1", "Lease", "ebb-system", "lock")
+        .unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     // a lost it: its renewal fails.
@@ -214,8 +297,18 @@ async fn one_candidate_leads_and_another_takes_over_only_after_expiry() {
     b.release().await;
     assert!(a.try_acquire_or_renew().await.unwrap());
     // Every takeover wrote with the resourceVersion it read (optimistic concurrency).
-    let puts: Vec<_> = server.requests().into_iter().filter(|r| r.method == "PUT").collect();
-    assert!(puts.iter().all(|r| r.body.as_ref().unwrap().pointer("/metadata/resourceVersion").is_some()));
+    let puts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert!(puts.iter().all(|r| {
+        r.body
+            .as_ref()
+            .unwrap()
+            .pointer("/metadata/resourceVersion")
+            .is_some()
+    }));
 }
 
 #[tokio::test]
@@ -230,6 +323,9 @@ async fn a_racing_write_loses_with_a_conflict() {
         code: 409,
         times: 1,
     });
-    assert!(!a.try_acquire_or_renew().await.unwrap(), "a conflict means not leading");
+    assert!(
+        !a.try_acquire_or_renew().await.unwrap(),
+        "a conflict means not leading"
+    );
     assert!(a.try_acquire_or_renew().await.unwrap());
 }

@@ -79,13 +79,21 @@ fn check_document(document: &Value) -> Vec<String> {
         ("apps/v1", "Deployment") => round_trip::<Deployment>(document),
         ("batch/v1", "Job") => round_trip::<Job>(document),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(document),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => round_trip::<ClusterRoleBinding>(document),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            round_trip::<ClusterRoleBinding>(document)
+        }
         ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(document),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(document),
-        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => round_trip::<CustomResourceDefinition>(document),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            round_trip::<CustomResourceDefinition>(document)
+        }
         ("ebb.dev/v1alpha1", "ScaledObject") => round_trip::<ScaledObject>(document),
-        ("ebb.dev/v1alpha1", "ScalerAuthentication") => round_trip::<ScalerAuthentication>(document),
-        ("ebb.dev/v1alpha1", "ClusterScalerAuthentication") => round_trip::<ClusterScalerAuthentication>(document),
+        ("ebb.dev/v1alpha1", "ScalerAuthentication") => {
+            round_trip::<ScalerAuthentication>(document)
+        }
+        ("ebb.dev/v1alpha1", "ClusterScalerAuthentication") => {
+            round_trip::<ClusterScalerAuthentication>(document)
+        }
         ("kustomize.config.k8s.io/v1beta1", "Kustomization") => return Vec::new(),
         _ => return vec![format!("unknown apiVersion/kind {api_version}/{kind}")],
     };
@@ -94,7 +102,9 @@ fn check_document(document: &Value) -> Vec<String> {
         Ok(decoded) => {
             let mut lost = Vec::new();
             lost_fields(document, &decoded, "", &mut lost);
-            lost.into_iter().map(|path| format!("{kind}: field {path} is not part of the type")).collect()
+            lost.into_iter()
+                .map(|path| format!("{kind}: field {path} is not part of the type"))
+                .collect()
         }
     }
 }
@@ -104,8 +114,9 @@ fn committed_crds_equal_the_generated_ones() {
     let generated = crd_files().unwrap();
     let dir = deploy_dir().join("crds");
     for (file, yaml) in &generated {
-        let committed = std::fs::read_to_string(dir.join(file))
-            .unwrap_or_else(|e| panic!("deploy/crds/{file} is missing ({e}); run `ebb crd --out deploy/crds`"));
+        let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| {
+            panic!("deploy/crds/{file} is missing ({e}); run `ebb crd --out deploy/crds`")
+        });
         assert!(
             &committed == yaml,
             "deploy/crds/{file} differs from the generated CRD; run `cargo run -p ebb -- crd --out deploy/crds`"
@@ -116,7 +127,10 @@ fn committed_crds_equal_the_generated_ones() {
     let expected: Vec<&str> = generated.iter().map(|(file, _)| *file).collect();
     for path in on_disk {
         let name = path.file_name().unwrap().to_str().unwrap();
-        assert!(name == "kustomization.yaml" || expected.contains(&name), "stray file deploy/crds/{name}");
+        assert!(
+            name == "kustomization.yaml" || expected.contains(&name),
+            "stray file deploy/crds/{name}"
+        );
     }
 }
 
@@ -124,21 +138,40 @@ fn committed_crds_equal_the_generated_ones() {
 fn every_manifest_decodes_as_its_type() {
     let mut files = Vec::new();
     yaml_files(&deploy_dir(), &mut files);
-    assert!(files.len() >= 15, "expected the deploy tree, found {files:?}");
+    assert!(
+        files.len() >= 15,
+        "expected the deploy tree, found {files:?}"
+    );
     let mut problems = Vec::new();
     let mut kinds = BTreeMap::<String, usize>::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for document in documents(&text) {
-            *kinds.entry(document["kind"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+            *kinds
+                .entry(document["kind"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
             for problem in check_document(&document) {
                 problems.push(format!("{}: {problem}", file.display()));
             }
         }
     }
-    assert!(problems.is_empty(), "manifest problems:\n{}", problems.join("\n"));
-    for kind in ["CustomResourceDefinition", "Deployment", "ScaledObject", "ScalerAuthentication", "Job", "ClusterRole"] {
-        assert!(kinds.contains_key(kind), "no {kind} among the manifests: {kinds:?}");
+    assert!(
+        problems.is_empty(),
+        "manifest problems:\n{}",
+        problems.join("\n")
+    );
+    for kind in [
+        "CustomResourceDefinition",
+        "Deployment",
+        "ScaledObject",
+        "ScalerAuthentication",
+        "Job",
+        "ClusterRole",
+    ] {
+        assert!(
+            kinds.contains_key(kind),
+            "no {kind} among the manifests: {kinds:?}"
+        );
     }
 }
 
@@ -149,7 +182,10 @@ fn the_field_check_catches_a_typo() {
         "spec": {"replica": 3, "selector": {}, "template": {}}
     });
     let problems = check_document(&document);
-    assert!(problems.iter().any(|p| p.contains(".spec.replica")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains(".spec.replica")),
+        "{problems:?}"
+    );
 }
 
 /// A validator for the structural OpenAPI v3 subset CRD schemas use.
@@ -197,12 +233,15 @@ fn validate_schema(schema: &Value, value: &Value, path: &str, problems: &mut Vec
                     problems.push(format!("{path}.{required}: required"));
                 }
             }
-            let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+            let preserve =
+                schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
             for (key, field) in fields {
                 let sub = format!("{path}.{key}");
                 if let Some(property) = schema["properties"].get(key) {
                     validate_schema(property, field, &sub, problems);
-                } else if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                } else if let Some(additional) =
+                    schema.get("additionalProperties").filter(|a| a.is_object())
+                {
                     validate_schema(additional, field, &sub, problems);
                 } else if schema.get("properties").is_some() && !preserve {
                     problems.push(format!("{sub}: unknown field"));
@@ -221,7 +260,11 @@ fn validate_schema(schema: &Value, value: &Value, path: &str, problems: &mut Vec
 }
 
 fn scaled_object_schema() -> Value {
-    let (_, yaml) = crd_files().unwrap().into_iter().find(|(file, _)| file.starts_with("scaledobjects")).unwrap();
+    let (_, yaml) = crd_files()
+        .unwrap()
+        .into_iter()
+        .find(|(file, _)| file.starts_with("scaledobjects"))
+        .unwrap();
     let crd = documents(&yaml).remove(0);
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
@@ -262,36 +305,73 @@ fn the_schema_check_catches_bad_objects() {
     });
     let mut problems = Vec::new();
     validate_schema(&schema, &bad, "", &mut problems);
-    assert!(problems.iter().any(|p| p.contains(".spec.maxReplicaCount")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains(".spec.triggerz: unknown field")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains(".spec.maxReplicaCount")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(".spec.triggerz: unknown field")),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn the_seed_demo_is_the_specified_one() {
-    let text = std::fs::read_to_string(deploy_dir().join("examples/rabbitmq-consumer/scaledobject.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(deploy_dir().join("examples/rabbitmq-consumer/scaledobject.yaml"))
+            .unwrap();
     let object: ScaledObject = serde_json::from_value(documents(&text).remove(0)).unwrap();
     assert_eq!(object.spec.max_replicas(), 30);
     assert_eq!(object.spec.cooldown_period().as_secs(), 30);
     let trigger = &object.spec.triggers[0];
     assert_eq!(trigger.metadata.get("value").map(String::as_str), Some("5"));
-    assert_eq!(trigger.authentication_ref.as_ref().unwrap().name, "rabbitmq-broker");
-    assert!(!trigger.metadata.contains_key("host"), "the broker URL must come from the Secret");
+    assert_eq!(
+        trigger.authentication_ref.as_ref().unwrap().name,
+        "rabbitmq-broker"
+    );
+    assert!(
+        !trigger.metadata.contains_key("host"),
+        "the broker URL must come from the Secret"
+    );
 }
 
 #[test]
 fn kustomizations_render_offline() {
-    let Ok(status) = std::process::Command::new("kubectl").arg("version").arg("--client").output() else {
+    let Ok(status) = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+    else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("kubectl is not installed, and CI must provide it");
         }
-        eprintln!("\n!!! SKIPPING: kubectl is not installed; cannot render the kustomizations. !!!\n");
+        eprintln!(
+            "\n!!! SKIPPING: kubectl is not installed; cannot render the kustomizations. !!!\n"
+        );
         return;
     };
     assert!(status.status.success());
-    for dir in ["", "controller", "overlays/scaler-services", "examples/rabbitmq-consumer", "crds"] {
+    for dir in [
+        "",
+        "controller",
+        "overlays/scaler-services",
+        "examples/rabbitmq-consumer",
+        "crds",
+    ] {
         let path = deploy_dir().join(dir);
-        let output = std::process::Command::new("kubectl").arg("kustomize").arg(&path).output().unwrap();
-        assert!(output.status.success(), "kubectl kustomize {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+        let output = std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl kustomize {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
         let rendered = String::from_utf8(output.stdout).unwrap();
         let docs = documents(&rendered);
         assert!(!docs.is_empty());
@@ -304,9 +384,14 @@ fn kustomizations_render_offline() {
                 .iter()
                 .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "ebb-controller")
                 .unwrap();
-            let containers = controller["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+            let containers = controller["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap();
             assert_eq!(containers.len(), 1, "the overlay removes the sidecars");
-            let services: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Service" && d["spec"]["clusterIP"] == "None").collect();
+            let services: Vec<&Value> = docs
+                .iter()
+                .filter(|d| d["kind"] == "Service" && d["spec"]["clusterIP"] == "None")
+                .collect();
             assert_eq!(services.len(), 2, "one headless Service per scaler");
         }
         if dir.is_empty() {
@@ -320,8 +405,14 @@ fn kustomizations_render_offline() {
                 .iter()
                 .map(|c| c["args"].to_string())
                 .collect();
-            assert!(args.iter().any(|a| a.contains("127.0.0.1:9001")), "{args:?}");
-            assert!(args.iter().any(|a| a.contains("127.0.0.1:9002")), "{args:?}");
+            assert!(
+                args.iter().any(|a| a.contains("127.0.0.1:9001")),
+                "{args:?}"
+            );
+            assert!(
+                args.iter().any(|a| a.contains("127.0.0.1:9002")),
+                "{args:?}"
+            );
         }
     }
 }

@@ -19,7 +19,11 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     doc = "Credentials for scalers, resolved by ebb from Secrets, ConfigMaps and the target's environment.",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScalerAuthenticationSpec {
@@ -46,7 +50,11 @@ pub struct ScalerAuthenticationSpec {
     derive = "PartialEq",
     derive = "Default",
     doc = "Cluster-wide credentials for scalers; Secrets and ConfigMaps come from the controller's namespace.",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterScalerAuthenticationSpec {
@@ -100,12 +108,20 @@ pub struct AuthenticationSource {
 
 impl From<ScalerAuthenticationSpec> for AuthenticationSource {
     fn from(spec: ScalerAuthenticationSpec) -> Self {
-        Self { secrets: spec.secret_target_ref, config_maps: spec.config_map_target_ref, env: spec.env }
+        Self {
+            secrets: spec.secret_target_ref,
+            config_maps: spec.config_map_target_ref,
+            env: spec.env,
+        }
     }
 }
 
 impl From<ClusterScalerAuthenticationSpec> for AuthenticationSource {
     fn from(spec: ClusterScalerAuthenticationSpec) -> Self {
-        Self { secrets: spec.secret_target_ref, config_maps: spec.config_map_target_ref, env: spec.env }
+        Self {
+            secrets: spec.secret_target_ref,
+            config_maps: spec.config_map_target_ref,
+            env: spec.env,
+        }
     }
 }

@@ -18,8 +18,8 @@ use super::status::KubeStatusSink;
 use super::target::TargetResolver;
 use crate::client::{Protocol, ScalerInfo};
 use crate::runtime::{
-    EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScaleTarget, ScalerPool,
-    Supervisor,
+    EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScaleTarget,
+    ScalerPool, Supervisor,
 };
 use crate::spec::{Condition, ConditionStatus, ConditionType, ScaledObject, from_time};
 
@@ -83,7 +83,10 @@ pub fn scaled_object_resource() -> ApiResource {
 }
 
 fn key_of(object: &DynamicObject) -> ObjectKey {
-    ObjectKey::new(object.metadata.namespace.clone().unwrap_or_default(), object.metadata.name.clone().unwrap_or_default())
+    ObjectKey::new(
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Runs the leader's work until `stop` completes, then stops every scale loop.
@@ -94,8 +97,16 @@ pub async fn lead(
     readiness: Readiness,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let sink = KubeStatusSink::start(client.clone(), settings.identity.clone(), settings.status_concurrency);
-    let supervisor = Supervisor::new(pool.clone(), Arc::new(sink.clone()), RuntimeConfig::default());
+    let sink = KubeStatusSink::start(
+        client.clone(),
+        settings.identity.clone(),
+        settings.status_concurrency,
+    );
+    let supervisor = Supervisor::new(
+        pool.clone(),
+        Arc::new(sink.clone()),
+        RuntimeConfig::default(),
+    );
     let mut controller = Controller {
         targets: TargetResolver::new(client.clone()),
         settings,
@@ -114,7 +125,9 @@ pub async fn lead(
         Some(namespace) => Api::namespaced_with(client, namespace, &resource),
         None => Api::all_with(client, &resource),
     };
-    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut resync = tokio::time::interval(controller.settings.resync_interval);
     resync.tick().await;
     let mut retry = tokio::time::interval(controller.settings.retry_interval);
@@ -177,7 +190,13 @@ impl Controller {
     }
 
     /// Marks an object not Ready, stops its loop, and tells people once.
-    fn fail(&mut self, key: &ObjectKey, object: Option<&ScaledObject>, reason: &str, message: String) {
+    fn fail(
+        &mut self,
+        key: &ObjectKey,
+        object: Option<&ScaledObject>,
+        reason: &str,
+        message: String,
+    ) {
         let status = object.and_then(|o| o.status.clone());
         let generation = object.and_then(|o| o.metadata.generation);
         self.fail_with(key, status, generation, reason, message);
@@ -194,22 +213,49 @@ impl Controller {
         self.supervisor.remove(key);
         let mut status = status.unwrap_or_default();
         let previous = status.condition(ConditionType::Ready).cloned();
-        status.set_condition(Condition::new(ConditionType::Ready, ConditionStatus::False, reason, message.clone(), SystemTime::now()));
-        status.set_condition(Condition::new(ConditionType::Active, ConditionStatus::False, reason, String::new(), SystemTime::now()));
+        status.set_condition(Condition::new(
+            ConditionType::Ready,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+            SystemTime::now(),
+        ));
+        status.set_condition(Condition::new(
+            ConditionType::Active,
+            ConditionStatus::False,
+            reason,
+            String::new(),
+            SystemTime::now(),
+        ));
         if generation.is_some() {
             status.observed_generation = generation;
         }
         self.sink.publish(key, &status);
-        let unchanged = previous.is_some_and(|p| p.status == ConditionStatus::False && p.reason == reason && p.message == message);
+        let unchanged = previous.is_some_and(|p| {
+            p.status == ConditionStatus::False && p.reason == reason && p.message == message
+        });
         if !unchanged {
             tracing::warn!(object = %key, reason, %message, "ScaledObject cannot run");
-            let reason_static = if reason == REASON_UNDECODABLE { REASON_UNDECODABLE } else { REASON_INVALID };
-            self.sink.event(key, ObjectEvent { kind: EventKind::Warning, reason: reason_static, message });
+            let reason_static = if reason == REASON_UNDECODABLE {
+                REASON_UNDECODABLE
+            } else {
+                REASON_INVALID
+            };
+            self.sink.event(
+                key,
+                ObjectEvent {
+                    kind: EventKind::Warning,
+                    reason: reason_static,
+                    message,
+                },
+            );
         }
     }
 
     fn report(&mut self, key: &ObjectKey, object: &ScaledObject, problems: &[ResolveProblem]) {
-        let Some(first) = problems.first() else { return };
+        let Some(first) = problems.first() else {
+            return;
+        };
         let message: Vec<String> = problems.iter().map(ToString::to_string).collect();
         if problems.iter().all(|p| p.transient) {
             tracing::warn!(object = %key, problem = %message.join("; "), "resolving failed; retrying");
@@ -229,9 +275,19 @@ impl Controller {
                 tracing::warn!(object = %key, %error, "skipping a ScaledObject that cannot be decoded");
                 self.applied.remove(&key);
                 // Keep what the status says (lastActiveTime...) when at least it decodes.
-                let status = raw.data.get("status").cloned().and_then(|s| serde_json::from_value(s).ok());
+                let status = raw
+                    .data
+                    .get("status")
+                    .cloned()
+                    .and_then(|s| serde_json::from_value(s).ok());
                 let generation = raw.metadata.generation;
-                self.fail_with(&key, status, generation, REASON_UNDECODABLE, format!("the object cannot be decoded: {error}"));
+                self.fail_with(
+                    &key,
+                    status,
+                    generation,
+                    REASON_UNDECODABLE,
+                    format!("the object cannot be decoded: {error}"),
+                );
                 return;
             }
         };
@@ -253,15 +309,31 @@ impl Controller {
         }
         let pause = object.pause_state().unwrap_or_default();
         let target_ref = &object.spec.scale_target_ref;
-        let resource = match self.targets.resource(target_ref.api_version(), target_ref.kind()).await {
+        let resource = match self
+            .targets
+            .resource(target_ref.api_version(), target_ref.kind())
+            .await
+        {
             Ok(resource) => resource,
             Err(error) => {
-                self.fail(&key, Some(&object), "TargetNotScalable", format!("spec.scaleTargetRef: {error}"));
+                self.fail(
+                    &key,
+                    Some(&object),
+                    "TargetNotScalable",
+                    format!("spec.scaleTargetRef: {error}"),
+                );
                 return;
             }
         };
         let lookup = KubeLookup::new(self.client.clone(), self.targets.clone());
-        let triggers = match resolve_triggers(&lookup, &key, &object.spec, &self.settings.controller_namespace).await {
+        let triggers = match resolve_triggers(
+            &lookup,
+            &key,
+            &object.spec,
+            &self.settings.controller_namespace,
+        )
+        .await
+        {
             Ok(triggers) => triggers,
             Err(problems) => {
                 self.report(&key, &object, &problems);
@@ -278,17 +350,29 @@ impl Controller {
             self.report(&key, &object, &problems);
             return;
         }
-        let identity: TargetIdentity =
-            (target_ref.api_version().to_owned(), target_ref.kind().to_owned(), target_ref.name.clone());
+        let identity: TargetIdentity = (
+            target_ref.api_version().to_owned(),
+            target_ref.kind().to_owned(),
+            target_ref.name.clone(),
+        );
         let target = match self.target_handles.get(&key) {
             Some((known, handle)) if *known == identity => handle.clone(),
             _ => {
-                let handle: Arc<dyn ScaleTarget> = Arc::new(self.targets.target(&resource, &key.namespace, &target_ref.name));
-                self.target_handles.insert(key.clone(), (identity, handle.clone()));
+                let handle: Arc<dyn ScaleTarget> = Arc::new(self.targets.target(
+                    &resource,
+                    &key.namespace,
+                    &target_ref.name,
+                ));
+                self.target_handles
+                    .insert(key.clone(), (identity, handle.clone()));
                 handle
             }
         };
-        let created = object.metadata.creation_timestamp.as_ref().map_or_else(SystemTime::now, |t| from_time(t));
+        let created = object
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(SystemTime::now, |t| from_time(t));
         self.supervisor.apply(ManagedObject {
             key: key.clone(),
             generation: object.metadata.generation.unwrap_or(0),
@@ -304,12 +388,19 @@ impl Controller {
 
     /// The scaler's GetInfo answer, when it can be had now. A scaler that is down is not a
     /// reason to refuse the object: its loop counts the failures and applies fallback.
-    async fn scaler_info(&mut self, trigger: &crate::runtime::ResolvedTrigger) -> Option<ScalerInfo> {
+    async fn scaler_info(
+        &mut self,
+        trigger: &crate::runtime::ResolvedTrigger,
+    ) -> Option<ScalerInfo> {
         if trigger.protocol == Some(Protocol::Keda) {
             return None;
         }
         let address = trigger.channel.address.clone();
-        if self.info_failures.get(&address).is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY) {
+        if self
+            .info_failures
+            .get(&address)
+            .is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY)
+        {
             return None;
         }
         let connection = self.pool.connection(&trigger.channel).ok()?;
@@ -317,7 +408,8 @@ impl Controller {
             Ok(info) if info.protocol == Protocol::V1 => Some(info.clone()),
             Ok(_) => None,
             Err(error) => {
-                self.info_failures.insert(address, std::time::Instant::now());
+                self.info_failures
+                    .insert(address, std::time::Instant::now());
                 tracing::debug!(address = %trigger.channel.address, %error, "GetInfo failed; metadata not checked now");
                 None
             }

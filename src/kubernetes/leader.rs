@@ -37,7 +37,13 @@ fn seconds(duration: Duration) -> i32 {
 
 impl LeaderElector {
     /// A candidate named `identity` for the lease `namespace/name`.
-    pub fn new(client: kube::Client, namespace: &str, name: &str, identity: &str, timing: LeaseTiming) -> Self {
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        timing: LeaseTiming,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             name: name.to_owned(),
@@ -60,7 +66,10 @@ impl LeaderElector {
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
                     lease_duration_seconds: Some(seconds(self.timing.lease_duration)),
@@ -80,7 +89,10 @@ impl LeaderElector {
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let ours = holder.as_deref() == Some(self.identity.as_str());
         if !ours && holder.is_some() {
-            let record = (holder.clone(), spec.renew_time.as_ref().map(|t| t.0.to_string()));
+            let record = (
+                holder.clone(),
+                spec.renew_time.as_ref().map(|t| t.0.to_string()),
+            );
             let first_seen = match &self.observed {
                 Some((h, r, at)) if (h, r) == (&record.0, &record.1) => *at,
                 _ => Instant::now(),
@@ -88,7 +100,9 @@ impl LeaderElector {
             self.observed = Some((record.0, record.1, first_seen));
             let duration = spec
                 .lease_duration_seconds
-                .map_or(self.timing.lease_duration, |s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
+                .map_or(self.timing.lease_duration, |s| {
+                    Duration::from_secs(u64::try_from(s).unwrap_or(0))
+                });
             if first_seen.elapsed() < duration {
                 return Ok(false);
             }
@@ -102,7 +116,11 @@ impl LeaderElector {
         next.lease_duration_seconds = Some(seconds(self.timing.lease_duration));
         next.renew_time = Some(Self::now());
         lease.spec = Some(next);
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => {
                 self.observed = None;
                 Ok(true)
@@ -114,14 +132,22 @@ impl LeaderElector {
 
     /// Gives the lease up (on shutdown) so a standby takes over at once.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else { return };
-        let Some(spec) = lease.spec.as_mut() else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
         if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
         spec.renew_time = Some(Self::now());
-        if let Err(error) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        if let Err(error) = self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::warn!(%error, "releasing the leader lease failed");
         }
     }
@@ -150,7 +176,9 @@ impl LeaderElector {
                 Err(error) => {
                     tracing::warn!(%error, "renewing the leader lease failed");
                     // Stop acting before another candidate may take over.
-                    if last_renewal.elapsed() + self.timing.renew_interval >= self.timing.lease_duration {
+                    if last_renewal.elapsed() + self.timing.renew_interval
+                        >= self.timing.lease_duration
+                    {
                         return;
                     }
                 }

@@ -48,7 +48,11 @@ impl KubeLookup {
     }
 
     fn cached<T: Clone>(cache: &Cache<T>, namespace: &str, name: &str) -> Option<Option<T>> {
-        cache.lock().unwrap_or_else(|p| p.into_inner()).get(&(namespace.to_owned(), name.to_owned())).cloned()
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     fn remember<T: Clone>(cache: &Cache<T>, namespace: &str, name: &str, value: &Option<T>) {
@@ -69,9 +73,15 @@ impl ClusterLookup for KubeLookup {
             if let Some(hit) = Self::cached(&self.secrets, namespace, name) {
                 return Ok(hit);
             }
-            let secret: Option<Secret> = get_opt(Api::namespaced(self.client.clone(), namespace), name).await?;
+            let secret: Option<Secret> =
+                get_opt(Api::namespaced(self.client.clone(), namespace), name).await?;
             let data = secret.map(|secret| {
-                secret.data.unwrap_or_default().into_iter().map(|(key, bytes)| (key, bytes.0)).collect()
+                secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(key, bytes)| (key, bytes.0))
+                    .collect()
             });
             Self::remember(&self.secrets, namespace, name, &data);
             Ok(data)
@@ -87,7 +97,8 @@ impl ClusterLookup for KubeLookup {
             if let Some(hit) = Self::cached(&self.config_maps, namespace, name) {
                 return Ok(hit);
             }
-            let map: Option<ConfigMap> = get_opt(Api::namespaced(self.client.clone(), namespace), name).await?;
+            let map: Option<ConfigMap> =
+                get_opt(Api::namespaced(self.client.clone(), namespace), name).await?;
             let data = map.map(|map| map.data.unwrap_or_default());
             Self::remember(&self.config_maps, namespace, name, &data);
             Ok(data)
@@ -128,18 +139,30 @@ impl ClusterLookup for KubeLookup {
             if let Some(hit) = Self::cached(&self.containers, namespace, &cache_name) {
                 return Ok(hit);
             }
-            let resource = self.targets.resource(api_version, kind).await.map_err(|e| LookupError(e.to_string()))?;
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource);
+            let resource = self
+                .targets
+                .resource(api_version, kind)
+                .await
+                .map_err(|e| LookupError(e.to_string()))?;
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), namespace, &resource);
             let object = get_opt(api, name).await?;
             let containers = match object {
                 None => None,
                 Some(object) => {
-                    let containers = object.data.pointer("/spec/template/spec/containers").cloned();
+                    let containers = object
+                        .data
+                        .pointer("/spec/template/spec/containers")
+                        .cloned();
                     Some(
                         containers
                             .map(serde_json::from_value::<Vec<Container>>)
                             .transpose()
-                            .map_err(|e| LookupError(format!("{kind} {namespace}/{name}: bad pod template: {e}")))?
+                            .map_err(|e| {
+                                LookupError(format!(
+                                    "{kind} {namespace}/{name}: bad pod template: {e}"
+                                ))
+                            })?
                             .unwrap_or_default(),
                     )
                 }

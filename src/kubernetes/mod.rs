@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::{
-    AuthenticationSource, ClusterScalerAuthentication, ClusterScalerAuthenticationSpec, EnvRef, KeyRef,
-    ScalerAuthentication, ScalerAuthenticationSpec,
+    AuthenticationSource, ClusterScalerAuthentication, ClusterScalerAuthenticationSpec, EnvRef,
+    KeyRef, ScalerAuthentication, ScalerAuthenticationSpec,
 };
 pub use controller::{ControllerSettings, lead};
 pub use crd::{CrdArgs, crd_files, crds, write_crds};
@@ -170,12 +170,18 @@ impl ControllerArgs {
 pub async fn kube_client(args: &ControllerArgs) -> Result<kube::Client, ControllerError> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| ControllerError::Config(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| ControllerError::Config(e.to_string()))?
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| ControllerError::Config(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| ControllerError::Config(e.to_string()))?
         }
-        None => kube::Config::infer().await.map_err(|e| ControllerError::Config(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ControllerError::Config(e.to_string()))?,
     };
     kube::Client::try_from(config).map_err(|e| ControllerError::Config(e.to_string()))
 }
@@ -218,7 +224,13 @@ pub async fn run_with_client(
             renew_interval: args.lease_renew_interval,
             retry_interval: args.lease_retry_interval,
         };
-        let mut elector = LeaderElector::new(client.clone(), &args.namespace, &args.lease_name, &settings.identity, timing);
+        let mut elector = LeaderElector::new(
+            client.clone(),
+            &args.namespace,
+            &args.lease_name,
+            &settings.identity,
+            timing,
+        );
         // A standby is healthy and ready: it serves telemetry and waits.
         readiness.set_ready(true);
         loop {
@@ -230,12 +242,18 @@ pub async fn run_with_client(
             readiness.set_ready(false);
             let (lost_sender, lost) = tokio::sync::oneshot::channel::<()>();
             let stop_for_work = stopped(stop.clone());
-            let work = lead(client.clone(), pool.clone(), settings.clone(), readiness.clone(), async move {
-                tokio::select! {
-                    _ = lost => {}
-                    () = stop_for_work => {}
-                }
-            });
+            let work = lead(
+                client.clone(),
+                pool.clone(),
+                settings.clone(),
+                readiness.clone(),
+                async move {
+                    tokio::select! {
+                        _ = lost => {}
+                        () = stop_for_work => {}
+                    }
+                },
+            );
             let hold = elector.hold();
             tokio::pin!(work);
             tokio::pin!(hold);
@@ -265,14 +283,19 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let client = kube_client(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
-        .map_err(|source| ControllerError::Listen { address: args.metrics_listen, source })?;
+        .map_err(|source| ControllerError::Listen {
+            address: args.metrics_listen,
+            source,
+        })?;
     run_with_client(client, args, listener, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminate.recv() => {}

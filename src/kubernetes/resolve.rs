@@ -85,7 +85,12 @@ struct Context<'a> {
 }
 
 fn problem(field: String, reason: &'static str, message: String) -> ResolveProblem {
-    ResolveProblem { field, reason, message, transient: false }
+    ResolveProblem {
+        field,
+        reason,
+        message,
+        transient: false,
+    }
 }
 
 fn transient(field: String, error: LookupError) -> ResolveProblem {
@@ -103,7 +108,12 @@ impl Context<'_> {
             let target = &self.spec.scale_target_ref;
             let containers = self
                 .lookup
-                .target_containers(self.namespace, target.api_version(), target.kind(), &target.name)
+                .target_containers(
+                    self.namespace,
+                    target.api_version(),
+                    target.kind(),
+                    &target.name,
+                )
                 .await
                 .map_err(|error| transient(field.to_owned(), error))?;
             self.containers = Some(containers);
@@ -124,13 +134,25 @@ impl Context<'_> {
             .await
             .map_err(|error| transient(field.to_owned(), error))?
             .ok_or_else(|| {
-                problem(field.to_owned(), "SecretNotFound", format!("Secret {namespace}/{name} not found"))
+                problem(
+                    field.to_owned(),
+                    "SecretNotFound",
+                    format!("Secret {namespace}/{name} not found"),
+                )
             })?;
         let bytes = data.get(key).ok_or_else(|| {
-            problem(field.to_owned(), "SecretKeyNotFound", format!("Secret {namespace}/{name} has no key {key:?}"))
+            problem(
+                field.to_owned(),
+                "SecretKeyNotFound",
+                format!("Secret {namespace}/{name} has no key {key:?}"),
+            )
         })?;
         String::from_utf8(bytes.clone()).map_err(|_| {
-            problem(field.to_owned(), "SecretNotText", format!("key {key:?} of Secret {namespace}/{name} is not UTF-8 text"))
+            problem(
+                field.to_owned(),
+                "SecretNotText",
+                format!("key {key:?} of Secret {namespace}/{name} is not UTF-8 text"),
+            )
         })
     }
 
@@ -147,10 +169,18 @@ impl Context<'_> {
             .await
             .map_err(|error| transient(field.to_owned(), error))?
             .ok_or_else(|| {
-                problem(field.to_owned(), "ConfigMapNotFound", format!("ConfigMap {namespace}/{name} not found"))
+                problem(
+                    field.to_owned(),
+                    "ConfigMapNotFound",
+                    format!("ConfigMap {namespace}/{name} not found"),
+                )
             })?;
         data.get(key).cloned().ok_or_else(|| {
-            problem(field.to_owned(), "ConfigMapKeyNotFound", format!("ConfigMap {namespace}/{name} has no key {key:?}"))
+            problem(
+                field.to_owned(),
+                "ConfigMapKeyNotFound",
+                format!("ConfigMap {namespace}/{name} has no key {key:?}"),
+            )
         })
     }
 
@@ -171,14 +201,26 @@ impl Context<'_> {
             self.spec.scale_target_ref.name
         );
         let Some(containers) = self.containers(field).await? else {
-            return Err(problem(field.to_owned(), "TargetNotFound", format!("{target} not found; its env resolves {field}")));
+            return Err(problem(
+                field.to_owned(),
+                "TargetNotFound",
+                format!("{target} not found; its env resolves {field}"),
+            ));
         };
         let container = match &preferred {
             Some(name) => containers.iter().find(|c| &c.name == name).ok_or_else(|| {
-                problem(field.to_owned(), "ContainerNotFound", format!("{target} has no container {name:?}"))
+                problem(
+                    field.to_owned(),
+                    "ContainerNotFound",
+                    format!("{target} has no container {name:?}"),
+                )
             })?,
             None => containers.first().ok_or_else(|| {
-                problem(field.to_owned(), "ContainerNotFound", format!("{target} has no containers"))
+                problem(
+                    field.to_owned(),
+                    "ContainerNotFound",
+                    format!("{target} has no containers"),
+                )
             })?,
         }
         .clone();
@@ -188,7 +230,9 @@ impl Context<'_> {
         }
         for source in container.env_from.iter().flatten().rev() {
             let prefix = source.prefix.as_deref().unwrap_or("");
-            let Some(key) = var.strip_prefix(prefix) else { continue };
+            let Some(key) = var.strip_prefix(prefix) else {
+                continue;
+            };
             if let Some(secret) = &source.secret_ref {
                 let data = self
                     .lookup
@@ -213,13 +257,22 @@ impl Context<'_> {
         Ok(None)
     }
 
-    async fn env_entry_value(&self, entry: &EnvVar, field: &str) -> Result<Option<String>, ResolveProblem> {
+    async fn env_entry_value(
+        &self,
+        entry: &EnvVar,
+        field: &str,
+    ) -> Result<Option<String>, ResolveProblem> {
         if let Some(value) = &entry.value {
             return Ok(Some(value.clone()));
         }
-        let Some(source) = &entry.value_from else { return Ok(None) };
+        let Some(source) = &entry.value_from else {
+            return Ok(None);
+        };
         if let Some(secret) = &source.secret_key_ref {
-            return match self.secret_text(self.namespace, &secret.name, &secret.key, field).await {
+            return match self
+                .secret_text(self.namespace, &secret.name, &secret.key, field)
+                .await
+            {
                 Ok(value) => Ok(Some(value)),
                 Err(error) if error.transient => Err(error),
                 Err(_) if secret.optional == Some(true) => Ok(None),
@@ -227,7 +280,10 @@ impl Context<'_> {
             };
         }
         if let Some(config_map) = &source.config_map_key_ref {
-            return match self.config_map_text(self.namespace, &config_map.name, &config_map.key, field).await {
+            return match self
+                .config_map_text(self.namespace, &config_map.name, &config_map.key, field)
+                .await
+            {
                 Ok(value) => Ok(Some(value)),
                 Err(error) if error.transient => Err(error),
                 Err(_) if config_map.optional == Some(true) => Ok(None),
@@ -238,13 +294,19 @@ impl Context<'_> {
         Ok(None)
     }
 
-    async fn pem(&self, source: &Option<PemSource>, field: &str) -> Result<Option<String>, ResolveProblem> {
+    async fn pem(
+        &self,
+        source: &Option<PemSource>,
+        field: &str,
+    ) -> Result<Option<String>, ResolveProblem> {
         match source {
             None => Ok(None),
             Some(PemSource::Inline(text)) => Ok(Some(text.clone())),
             Some(PemSource::Secret(secret)) => {
                 let key = secret.key.as_deref().unwrap_or("ca.crt");
-                self.secret_text(self.namespace, &secret.name, key, field).await.map(Some)
+                self.secret_text(self.namespace, &secret.name, key, field)
+                    .await
+                    .map(Some)
             }
             Some(PemSource::File(_)) => Err(problem(
                 field.to_owned(),
@@ -257,8 +319,12 @@ impl Context<'_> {
     async fn tls(&self, tls: &TlsSettings, field: &str) -> Result<ClientTls, ResolveProblem> {
         Ok(ClientTls {
             ca_pem: self.pem(&tls.ca, &format!("{field}.caSecretRef")).await?,
-            client_cert_pem: self.pem(&tls.client_cert, &format!("{field}.clientCertSecretRef")).await?,
-            client_key_pem: self.pem(&tls.client_key, &format!("{field}.clientCertSecretRef")).await?,
+            client_cert_pem: self
+                .pem(&tls.client_cert, &format!("{field}.clientCertSecretRef"))
+                .await?,
+            client_key_pem: self
+                .pem(&tls.client_key, &format!("{field}.clientCertSecretRef"))
+                .await?,
             server_name: tls.server_name.clone(),
             insecure_skip_verify: tls.insecure_skip_verify,
         })
@@ -276,8 +342,13 @@ impl Context<'_> {
         let endpoint = trigger
             .endpoint(&name)
             .map_err(|error| problem(base.clone(), "InvalidTriggerField", error.to_string()))?;
-        check_address(&endpoint.uri())
-            .map_err(|message| problem(format!("{base}.scaler.address"), "InvalidScalerAddress", message))?;
+        check_address(&endpoint.uri()).map_err(|message| {
+            problem(
+                format!("{base}.scaler.address"),
+                "InvalidScalerAddress",
+                message,
+            )
+        })?;
         let tls = match &endpoint.tls {
             Some(tls) => Some(self.tls(tls, &format!("{base}.scaler.tls")).await?),
             None => None,
@@ -295,7 +366,11 @@ impl Context<'_> {
             };
             let field = format!("{base}.metadata.{meta_key}");
             // Unset or empty: the key is dropped, as KEDA does.
-            let Some(resolved) = self.env_value(None, value, &field).await?.filter(|v| !v.is_empty()) else {
+            let Some(resolved) = self
+                .env_value(None, value, &field)
+                .await?
+                .filter(|v| !v.is_empty())
+            else {
                 continue;
             };
             if keda_form {
@@ -314,7 +389,11 @@ impl Context<'_> {
                 .await
                 .map_err(|error| transient(field.clone(), error))?
                 .ok_or_else(|| {
-                    problem(field.clone(), "AuthenticationNotFound", format!("{kind:?} {:?} not found", reference.name))
+                    problem(
+                        field.clone(),
+                        "AuthenticationNotFound",
+                        format!("{kind:?} {:?} not found", reference.name),
+                    )
                 })?;
             let auth_namespace = if kind == AuthenticationKind::ClusterScalerAuthentication {
                 controller_namespace
@@ -322,33 +401,46 @@ impl Context<'_> {
                 self.namespace
             };
             for entry in &source.secrets {
-                let value = self.secret_text(auth_namespace, &entry.name, &entry.key, &field).await?;
+                let value = self
+                    .secret_text(auth_namespace, &entry.name, &entry.key, &field)
+                    .await?;
                 secrets.insert(entry.parameter.clone(), value);
             }
             for entry in &source.config_maps {
-                let value = self.config_map_text(auth_namespace, &entry.name, &entry.key, &field).await?;
+                let value = self
+                    .config_map_text(auth_namespace, &entry.name, &entry.key, &field)
+                    .await?;
                 secrets.insert(entry.parameter.clone(), value);
             }
             for entry in &source.env {
-                let value = self.env_value(entry.container_name.as_deref(), &entry.name, &field).await?;
+                let value = self
+                    .env_value(entry.container_name.as_deref(), &entry.name, &field)
+                    .await?;
                 let value = value.filter(|v| !v.is_empty()).ok_or_else(|| {
                     problem(
                         field.clone(),
                         "EnvNotSet",
-                        format!("environment variable {:?} (parameter {:?}) is not set on the target", entry.name, entry.parameter),
+                        format!(
+                            "environment variable {:?} (parameter {:?}) is not set on the target",
+                            entry.name, entry.parameter
+                        ),
                     )
                 })?;
                 secrets.insert(entry.parameter.clone(), value);
             }
         }
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        Ok(ResolvedTrigger::from_endpoint(key, &name, index, &endpoint, tls, metadata, secrets))
+        Ok(ResolvedTrigger::from_endpoint(
+            key, &name, index, &endpoint, tls, metadata, secrets,
+        ))
     }
 }
 
 /// Checks that a scaler address is a URI with a host and a port.
 pub fn check_address(uri: &str) -> Result<(), String> {
-    let parsed: http::Uri = uri.parse().map_err(|error| format!("{uri:?} is not a valid address: {error}"))?;
+    let parsed: http::Uri = uri
+        .parse()
+        .map_err(|error| format!("{uri:?} is not a valid address: {error}"))?;
     match (parsed.host(), parsed.port_u16()) {
         (Some(host), Some(_)) if !host.is_empty() => Ok(()),
         (Some(_), None) => Err(format!("{uri:?} has no port; write host:port")),
@@ -364,14 +456,26 @@ pub async fn resolve_triggers(
     spec: &ScaledObjectSpec,
     controller_namespace: &str,
 ) -> Result<Vec<ResolvedTrigger>, Vec<ResolveProblem>> {
-    let mut context = Context { lookup, namespace: &key.namespace, spec, containers: None };
+    let mut context = Context {
+        lookup,
+        namespace: &key.namespace,
+        spec,
+        containers: None,
+    };
     let mut triggers = Vec::new();
     let mut problems = Vec::new();
     for (index, trigger) in spec.triggers.iter().enumerate() {
-        match context.trigger(key, index, trigger, controller_namespace).await {
+        match context
+            .trigger(key, index, trigger, controller_namespace)
+            .await
+        {
             Ok(resolved) => triggers.push(resolved),
             Err(problem) => problems.push(problem),
         }
     }
-    if problems.is_empty() { Ok(triggers) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(triggers)
+    } else {
+        Err(problems)
+    }
 }

@@ -21,7 +21,11 @@ struct Memory {
 }
 
 impl ClusterLookup for Memory {
-    fn secret<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<BTreeMap<String, Vec<u8>>>, LookupError>> {
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BTreeMap<String, Vec<u8>>>, LookupError>> {
         let result = if self.broken {
             Err(LookupError("connection refused".into()))
         } else {
@@ -30,8 +34,15 @@ impl ClusterLookup for Memory {
         Box::pin(std::future::ready(result))
     }
 
-    fn config_map<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<BTreeMap<String, String>>, LookupError>> {
-        Box::pin(std::future::ready(Ok(self.config_maps.get(&(namespace.into(), name.into())).cloned())))
+    fn config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BTreeMap<String, String>>, LookupError>> {
+        Box::pin(std::future::ready(Ok(self
+            .config_maps
+            .get(&(namespace.into(), name.into()))
+            .cloned())))
     }
 
     fn authentication<'a>(
@@ -40,8 +51,15 @@ impl ClusterLookup for Memory {
         kind: AuthenticationKind,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<AuthenticationSource>, LookupError>> {
-        let namespace = if kind == AuthenticationKind::ClusterScalerAuthentication { "" } else { namespace };
-        Box::pin(std::future::ready(Ok(self.auths.get(&(namespace.into(), name.into())).cloned())))
+        let namespace = if kind == AuthenticationKind::ClusterScalerAuthentication {
+            ""
+        } else {
+            namespace
+        };
+        Box::pin(std::future::ready(Ok(self
+            .auths
+            .get(&(namespace.into(), name.into()))
+            .cloned())))
     }
 
     fn target_containers<'a>(
@@ -56,7 +74,8 @@ impl ClusterLookup for Memory {
 }
 
 fn spec(triggers: serde_json::Value) -> ScaledObjectSpec {
-    serde_json::from_value(json!({"scaleTargetRef": {"name": "web"}, "triggers": triggers})).unwrap()
+    serde_json::from_value(json!({"scaleTargetRef": {"name": "web"}, "triggers": triggers}))
+        .unwrap()
 }
 
 fn key() -> ObjectKey {
@@ -76,22 +95,50 @@ fn containers() -> Vec<Container> {
 }
 
 fn cluster() -> Memory {
-    let mut memory = Memory { containers: Some(containers()), ..Memory::default() };
-    memory.secrets.insert(("shop".into(), "creds".into()), BTreeMap::from([("password".into(), b"s3cret".to_vec())]));
-    memory.secrets.insert(("ebb-system".into(), "shared".into()), BTreeMap::from([("token".into(), b"cluster-token".to_vec())]));
-    memory.config_maps.insert(("shop".into(), "settings".into()), BTreeMap::from([("QUEUE".into(), "orders".into())]));
+    let mut memory = Memory {
+        containers: Some(containers()),
+        ..Memory::default()
+    };
+    memory.secrets.insert(
+        ("shop".into(), "creds".into()),
+        BTreeMap::from([("password".into(), b"s3cret".to_vec())]),
+    );
+    memory.secrets.insert(
+        ("ebb-system".into(), "shared".into()),
+        BTreeMap::from([("token".into(), b"cluster-token".to_vec())]),
+    );
+    memory.config_maps.insert(
+        ("shop".into(), "settings".into()),
+        BTreeMap::from([("QUEUE".into(), "orders".into())]),
+    );
     memory.auths.insert(
         ("shop".into(), "auth".into()),
         AuthenticationSource {
-            secrets: vec![KeyRef { parameter: "password".into(), name: "creds".into(), key: "password".into() }],
-            config_maps: vec![KeyRef { parameter: "queue".into(), name: "settings".into(), key: "QUEUE".into() }],
-            env: vec![EnvRef { parameter: "connection".into(), name: "CONN".into(), container_name: Some("main".into()) }],
+            secrets: vec![KeyRef {
+                parameter: "password".into(),
+                name: "creds".into(),
+                key: "password".into(),
+            }],
+            config_maps: vec![KeyRef {
+                parameter: "queue".into(),
+                name: "settings".into(),
+                key: "QUEUE".into(),
+            }],
+            env: vec![EnvRef {
+                parameter: "connection".into(),
+                name: "CONN".into(),
+                container_name: Some("main".into()),
+            }],
         },
     );
     memory.auths.insert(
         ("".into(), "global".into()),
         AuthenticationSource {
-            secrets: vec![KeyRef { parameter: "token".into(), name: "shared".into(), key: "token".into() }],
+            secrets: vec![KeyRef {
+                parameter: "token".into(),
+                name: "shared".into(),
+                key: "token".into(),
+            }],
             ..AuthenticationSource::default()
         },
     );
@@ -100,24 +147,47 @@ fn cluster() -> Memory {
 
 #[tokio::test]
 async fn authentication_secrets_config_maps_and_env_become_secrets() {
-    let spec = spec(json!([{"name": "t", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"queueName": "q"},
-        "authenticationRef": {"name": "auth"}}]));
-    let triggers = resolve_triggers(&cluster(), &key(), &spec, "ebb-system").await.unwrap();
+    let spec = spec(
+        json!([{"name": "t", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"queueName": "q"},
+        "authenticationRef": {"name": "auth"}}]),
+    );
+    let triggers = resolve_triggers(&cluster(), &key(), &spec, "ebb-system")
+        .await
+        .unwrap();
     let input = &triggers[0].input;
-    assert_eq!(input.secrets.get("password").map(String::as_str), Some("s3cret"));
-    assert_eq!(input.secrets.get("queue").map(String::as_str), Some("orders"));
-    assert_eq!(input.secrets.get("connection").map(String::as_str), Some("amqp://u:p@broker"));
-    assert_eq!(input.metadata.get("queueName").map(String::as_str), Some("q"));
+    assert_eq!(
+        input.secrets.get("password").map(String::as_str),
+        Some("s3cret")
+    );
+    assert_eq!(
+        input.secrets.get("queue").map(String::as_str),
+        Some("orders")
+    );
+    assert_eq!(
+        input.secrets.get("connection").map(String::as_str),
+        Some("amqp://u:p@broker")
+    );
+    assert_eq!(
+        input.metadata.get("queueName").map(String::as_str),
+        Some("q")
+    );
     assert!(!input.metadata.values().any(|v| v.contains("s3cret")));
     assert_eq!(triggers[0].channel.address, "127.0.0.1:9001");
 }
 
 #[tokio::test]
 async fn cluster_authentication_reads_the_controller_namespace() {
-    let spec = spec(json!([{"name": "t", "scaler": {"address": "127.0.0.1:9001"},
-        "authenticationRef": {"name": "global", "kind": "ClusterScalerAuthentication"}}]));
-    let triggers = resolve_triggers(&cluster(), &key(), &spec, "ebb-system").await.unwrap();
-    assert_eq!(triggers[0].input.secrets.get("token").map(String::as_str), Some("cluster-token"));
+    let spec = spec(
+        json!([{"name": "t", "scaler": {"address": "127.0.0.1:9001"},
+        "authenticationRef": {"name": "global", "kind": "ClusterScalerAuthentication"}}]),
+    );
+    let triggers = resolve_triggers(&cluster(), &key(), &spec, "ebb-system")
+        .await
+        .unwrap();
+    assert_eq!(
+        triggers[0].input.secrets.get("token").map(String::as_str),
+        Some("cluster-token")
+    );
 }
 
 #[tokio::test]
@@ -129,25 +199,52 @@ async fn keda_from_env_keeps_its_key_and_native_from_env_becomes_a_secret() {
     ]));
     let mut memory = cluster();
     memory.containers = Some(containers().into_iter().rev().collect());
-    let triggers = resolve_triggers(&memory, &key(), &spec, "ebb-system").await.unwrap();
+    let triggers = resolve_triggers(&memory, &key(), &spec, "ebb-system")
+        .await
+        .unwrap();
     let keda = &triggers[0].input;
-    assert_eq!(keda.metadata.get("hostFromEnv").map(String::as_str), Some("s3cret"));
-    assert_eq!(keda.metadata.get("queueFromEnv").map(String::as_str), Some("orders"));
-    assert!(!keda.metadata.contains_key("unsetFromEnv"), "unset env drops the key, as KEDA does");
+    assert_eq!(
+        keda.metadata.get("hostFromEnv").map(String::as_str),
+        Some("s3cret")
+    );
+    assert_eq!(
+        keda.metadata.get("queueFromEnv").map(String::as_str),
+        Some("orders")
+    );
+    assert!(
+        !keda.metadata.contains_key("unsetFromEnv"),
+        "unset env drops the key, as KEDA does"
+    );
     assert!(!keda.metadata.contains_key("emptyFromEnv"));
-    assert!(!keda.metadata.contains_key("tlsClientKey"), "private keys are never forwarded");
-    assert_eq!(keda.metadata.get("scalerAddress").map(String::as_str), Some("127.0.0.1:9001"));
+    assert!(
+        !keda.metadata.contains_key("tlsClientKey"),
+        "private keys are never forwarded"
+    );
+    assert_eq!(
+        keda.metadata.get("scalerAddress").map(String::as_str),
+        Some("127.0.0.1:9001")
+    );
     let native = &triggers[1].input;
-    assert_eq!(native.secrets.get("host").map(String::as_str), Some("amqp://u:p@broker"));
+    assert_eq!(
+        native.secrets.get("host").map(String::as_str),
+        Some("amqp://u:p@broker")
+    );
     assert!(!native.metadata.contains_key("hostFromEnv"));
 }
 
 #[tokio::test]
 async fn env_source_container_name_picks_the_container() {
-    let mut spec = spec(json!([{"name": "n", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"hostFromEnv": "CONN"}}]));
+    let mut spec = spec(
+        json!([{"name": "n", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"hostFromEnv": "CONN"}}]),
+    );
     spec.scale_target_ref.env_source_container_name = Some("sidecar".into());
-    let triggers = resolve_triggers(&cluster(), &key(), &spec, "ebb-system").await.unwrap();
-    assert_eq!(triggers[0].input.secrets.get("host").map(String::as_str), Some("from-sidecar"));
+    let triggers = resolve_triggers(&cluster(), &key(), &spec, "ebb-system")
+        .await
+        .unwrap();
+    assert_eq!(
+        triggers[0].input.secrets.get("host").map(String::as_str),
+        Some("from-sidecar")
+    );
 }
 
 #[tokio::test]
@@ -157,14 +254,25 @@ async fn problems_name_the_field_and_never_the_secret() {
         {"name": "b", "scaler": {"address": "not an address"}},
         {"name": "c", "scaler": {"address": "127.0.0.1:9001", "tls": {"caFile": "/etc/ca.pem"}}}
     ]));
-    let problems = resolve_triggers(&cluster(), &key(), &spec, "ebb-system").await.unwrap_err();
-    let fields: Vec<(&str, &str)> = problems.iter().map(|p| (p.field.as_str(), p.reason)).collect();
+    let problems = resolve_triggers(&cluster(), &key(), &spec, "ebb-system")
+        .await
+        .unwrap_err();
+    let fields: Vec<(&str, &str)> = problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.reason))
+        .collect();
     assert_eq!(
         fields,
         [
-            ("spec.triggers[0].authenticationRef", "AuthenticationNotFound"),
+            (
+                "spec.triggers[0].authenticationRef",
+                "AuthenticationNotFound"
+            ),
             ("spec.triggers[1].scaler.address", "InvalidScalerAddress"),
-            ("spec.triggers[2].scaler.tls.caSecretRef", "InvalidTriggerField"),
+            (
+                "spec.triggers[2].scaler.tls.caSecretRef",
+                "InvalidTriggerField"
+            ),
         ]
     );
     assert!(problems.iter().all(|p| !p.transient));
@@ -173,21 +281,36 @@ async fn problems_name_the_field_and_never_the_secret() {
 #[tokio::test]
 async fn a_missing_secret_key_is_a_problem_and_a_read_failure_is_transient() {
     let mut memory = cluster();
-    memory.secrets.insert(("shop".into(), "creds".into()), BTreeMap::new());
-    let spec = spec(json!([{"name": "t", "scaler": {"address": "127.0.0.1:9001"}, "authenticationRef": {"name": "auth"}}]));
-    let problems = resolve_triggers(&memory, &key(), &spec, "ebb-system").await.unwrap_err();
+    memory
+        .secrets
+        .insert(("shop".into(), "creds".into()), BTreeMap::new());
+    let spec = spec(
+        json!([{"name": "t", "scaler": {"address": "127.0.0.1:9001"}, "authenticationRef": {"name": "auth"}}]),
+    );
+    let problems = resolve_triggers(&memory, &key(), &spec, "ebb-system")
+        .await
+        .unwrap_err();
     assert_eq!(problems[0].reason, "SecretKeyNotFound");
     memory.broken = true;
-    let problems = resolve_triggers(&memory, &key(), &spec, "ebb-system").await.unwrap_err();
+    let problems = resolve_triggers(&memory, &key(), &spec, "ebb-system")
+        .await
+        .unwrap_err();
     assert!(problems[0].transient, "{problems:?}");
 }
 
 #[tokio::test]
 async fn tls_material_comes_from_secrets() {
     let mut memory = cluster();
-    memory.secrets.insert(("shop".into(), "ca".into()), BTreeMap::from([("ca.crt".into(), b"-----BEGIN CERTIFICATE-----".to_vec())]));
-    let spec = spec(json!([{"name": "t", "scaler": {"address": "scaler.shop.svc:9001", "tls": {"caSecretRef": {"name": "ca"}, "serverName": "scaler"}}}]));
-    let triggers = resolve_triggers(&memory, &key(), &spec, "ebb-system").await.unwrap();
+    memory.secrets.insert(
+        ("shop".into(), "ca".into()),
+        BTreeMap::from([("ca.crt".into(), b"-----BEGIN CERTIFICATE-----".to_vec())]),
+    );
+    let spec = spec(
+        json!([{"name": "t", "scaler": {"address": "scaler.shop.svc:9001", "tls": {"caSecretRef": {"name": "ca"}, "serverName": "scaler"}}}]),
+    );
+    let triggers = resolve_triggers(&memory, &key(), &spec, "ebb-system")
+        .await
+        .unwrap();
     let tls = triggers[0].channel.tls.as_ref().unwrap();
     assert_eq!(tls.ca_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----"));
     assert_eq!(tls.server_name.as_deref(), Some("scaler"));

@@ -10,12 +10,19 @@ use super::resolve::ResolveProblem;
 
 /// Every problem of `trigger` (the object's trigger number `index`) against `info`'s schema.
 /// A KEDA-only scaler has no schema, so nothing is checked for it.
-pub fn check_metadata(info: &ScalerInfo, index: usize, trigger: &ResolvedTrigger) -> Vec<ResolveProblem> {
+pub fn check_metadata(
+    info: &ScalerInfo,
+    index: usize,
+    trigger: &ResolvedTrigger,
+) -> Vec<ResolveProblem> {
     let mut problems = Vec::new();
     let input = &trigger.input;
     let field = |key: &str| format!("spec.triggers[{index}].metadata.{key}");
     for schema in &info.metadata {
-        let plain = input.metadata.get(&schema.key).or_else(|| input.metadata.get(&format!("{}FromEnv", schema.key)));
+        let plain = input
+            .metadata
+            .get(&schema.key)
+            .or_else(|| input.metadata.get(&format!("{}FromEnv", schema.key)));
         let present = plain.is_some() || input.secrets.contains_key(&schema.key);
         if schema.required && !present {
             problems.push(ResolveProblem {
@@ -25,14 +32,20 @@ pub fn check_metadata(info: &ScalerInfo, index: usize, trigger: &ResolvedTrigger
                     "scaler {:?} requires {:?}{}",
                     info.name,
                     schema.key,
-                    if schema.secret { " (a credential: give it through a ScalerAuthentication)" } else { "" }
+                    if schema.secret {
+                        " (a credential: give it through a ScalerAuthentication)"
+                    } else {
+                        ""
+                    }
                 ),
                 transient: false,
             });
             continue;
         }
         // Only plain values are checked: secret values must never appear in a message.
-        let Some(value) = input.metadata.get(&schema.key) else { continue };
+        let Some(value) = input.metadata.get(&schema.key) else {
+            continue;
+        };
         if schema.secret {
             continue;
         }
@@ -54,8 +67,12 @@ fn kind_problem(kind: ValueKind, allowed: &[String], value: &str) -> Option<Stri
         ValueKind::Unspecified | ValueKind::String => true,
         ValueKind::Integer => value.parse::<i64>().is_ok(),
         ValueKind::Number => value.parse::<f64>().is_ok_and(f64::is_finite),
-        ValueKind::Boolean => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
-        ValueKind::Enum => allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(value)),
+        ValueKind::Boolean => {
+            value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+        }
+        ValueKind::Enum => {
+            allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(value))
+        }
         ValueKind::Duration => parse_duration(value).is_ok(),
     };
     if ok {
@@ -100,7 +117,12 @@ mod tests {
             metadata: vec![
                 field("queueName", true, ValueKind::String, &[]),
                 field("value", false, ValueKind::Number, &[]),
-                field("mode", false, ValueKind::Enum, &["QueueLength", "MessageRate"]),
+                field(
+                    "mode",
+                    false,
+                    ValueKind::Enum,
+                    &["QueueLength", "MessageRate"],
+                ),
                 field("password", true, ValueKind::String, &[]),
                 field("timeout", false, ValueKind::Duration, &[]),
             ],
@@ -120,7 +142,15 @@ mod tests {
 
     #[test]
     fn valid_metadata_passes() {
-        let t = trigger(&[("queueName", "q"), ("value", "2.5"), ("mode", "QueueLength"), ("timeout", "2s")], &[("password", "x")]);
+        let t = trigger(
+            &[
+                ("queueName", "q"),
+                ("value", "2.5"),
+                ("mode", "QueueLength"),
+                ("timeout", "2s"),
+            ],
+            &[("password", "x")],
+        );
         assert!(check_metadata(&info(), 0, &t).is_empty());
     }
 

@@ -77,7 +77,12 @@ impl KubeStatusSink {
             }),
         };
         tokio::spawn(status_writer(Arc::downgrade(&sink.inner)));
-        tokio::spawn(event_writer(sink.inner.client.clone(), sink.inner.instance.clone(), Arc::downgrade(&sink.inner), receiver));
+        tokio::spawn(event_writer(
+            sink.inner.client.clone(),
+            sink.inner.instance.clone(),
+            Arc::downgrade(&sink.inner),
+            receiver,
+        ));
         sink
     }
 
@@ -88,8 +93,15 @@ impl KubeStatusSink {
     /// Records what the server holds for an object (from the watch), so equal statuses are
     /// not written again, e.g. after a controller restart.
     pub fn observe(&self, object: &ScaledObject) {
-        let key = ObjectKey::new(object.metadata.namespace.clone().unwrap_or_default(), object.metadata.name.clone().unwrap_or_default());
-        let status = object.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or(json!({}));
+        let key = ObjectKey::new(
+            object.metadata.namespace.clone().unwrap_or_default(),
+            object.metadata.name.clone().unwrap_or_default(),
+        );
+        let status = object
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(json!({}));
         let mut state = self.lock();
         if let Some(uid) = &object.metadata.uid {
             state.uids.insert(key.clone(), uid.clone());
@@ -100,7 +112,9 @@ impl KubeStatusSink {
     /// Queues `status` for writing unless the server already has it; returns whether it was
     /// queued.
     pub fn publish(&self, key: &ObjectKey, status: &ScaledObjectStatus) -> bool {
-        let Ok(value) = serde_json::to_value(status) else { return false };
+        let Ok(value) = serde_json::to_value(status) else {
+            return false;
+        };
         let mut state = self.lock();
         if state.stored.get(key) == Some(&value) {
             state.pending.remove(key);
@@ -140,13 +154,26 @@ impl KubeStatusSink {
 }
 
 async fn write_one(inner: &Inner, key: ObjectKey, value: Value) {
-    let old = inner.state.lock().unwrap_or_else(|p| p.into_inner()).stored.get(&key).cloned();
+    let old = inner
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stored
+        .get(&key)
+        .cloned();
     // Dynamic, so that the answer decodes even for an object ebb cannot decode.
     let resource = kube::api::ApiResource::erase::<ScaledObject>(&());
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(inner.client.clone(), &key.namespace, &resource);
-    let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(inner.client.clone(), &key.namespace, &resource);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
     let patch = status_patch(old.as_ref(), &value);
-    match api.patch_status(&key.name, &params, &Patch::Merge(&patch)).await {
+    match api
+        .patch_status(&key.name, &params, &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => {
             let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
             state.stored.insert(key, value);
@@ -164,8 +191,16 @@ async fn write_one(inner: &Inner, key: ObjectKey, value: Value) {
 
 async fn status_writer(inner: std::sync::Weak<Inner>) {
     loop {
-        let Some(strong) = inner.upgrade() else { return };
-        let batch: Vec<(ObjectKey, Value)> = strong.state.lock().unwrap_or_else(|p| p.into_inner()).pending.drain().collect();
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let batch: Vec<(ObjectKey, Value)> = strong
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending
+            .drain()
+            .collect();
         if batch.is_empty() {
             // Wake up now and then to notice the sink was dropped.
             let _ = tokio::time::timeout(Duration::from_secs(1), strong.wake.notified()).await;
@@ -173,9 +208,16 @@ async fn status_writer(inner: std::sync::Weak<Inner>) {
         }
         let failed_before = batch.len();
         futures::stream::iter(batch)
-            .for_each_concurrent(strong.concurrency, |(key, value)| write_one(&strong, key, value))
+            .for_each_concurrent(strong.concurrency, |(key, value)| {
+                write_one(&strong, key, value)
+            })
             .await;
-        let retrying = strong.state.lock().unwrap_or_else(|p| p.into_inner()).pending.len();
+        let retrying = strong
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending
+            .len();
         drop(strong);
         if retrying > 0 && retrying >= failed_before {
             // Everything failed: the API server is struggling; do not spin.
@@ -184,7 +226,13 @@ async fn status_writer(inner: std::sync::Weak<Inner>) {
     }
 }
 
-fn kubernetes_event(key: &ObjectKey, uid: Option<String>, event: &ObjectEvent, instance: &str, sequence: u64) -> Event {
+fn kubernetes_event(
+    key: &ObjectKey,
+    uid: Option<String>,
+    event: &ObjectEvent,
+    instance: &str,
+    sequence: u64,
+) -> Event {
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut note = event.message.clone();
     if note.len() > 1000 {
@@ -196,18 +244,33 @@ fn kubernetes_event(key: &ObjectKey, uid: Option<String>, event: &ObjectEvent, i
     }
     Event {
         metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}{:x}", key.name, now.as_nanosecond(), sequence)),
+            name: Some(format!(
+                "{}.{:x}{:x}",
+                key.name,
+                now.as_nanosecond(),
+                sequence
+            )),
             namespace: Some(key.namespace.clone()),
             ..ObjectMeta::default()
         },
         event_time: Some(MicroTime(now)),
-        action: Some(if event.reason == crate::runtime::REASON_SCALED { "Scale" } else { "Reconcile" }.to_owned()),
+        action: Some(
+            if event.reason == crate::runtime::REASON_SCALED {
+                "Scale"
+            } else {
+                "Reconcile"
+            }
+            .to_owned(),
+        ),
         reason: Some(event.reason.to_owned()),
         note: Some(note),
-        type_: Some(match event.kind {
-            EventKind::Normal => "Normal",
-            EventKind::Warning => "Warning",
-        }.to_owned()),
+        type_: Some(
+            match event.kind {
+                EventKind::Normal => "Normal",
+                EventKind::Warning => "Warning",
+            }
+            .to_owned(),
+        ),
         reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
         reporting_instance: Some(instance.to_owned()),
         regarding: Some(ObjectReference {
@@ -248,7 +311,11 @@ async fn event_writer(
 }
 
 impl StatusSink for KubeStatusSink {
-    fn publish_status<'a>(&'a self, key: &'a ObjectKey, status: &'a ScaledObjectStatus) -> BoxFuture<'a, ()> {
+    fn publish_status<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        status: &'a ScaledObjectStatus,
+    ) -> BoxFuture<'a, ()> {
         self.publish(key, status);
         Box::pin(std::future::ready(()))
     }
@@ -267,6 +334,9 @@ mod tests {
     fn vanished_fields_become_null() {
         let old = json!({"desiredReplicas": 3, "lastActiveTime": "2026-01-01T00:00:00Z"});
         let new = json!({"desiredReplicas": 0});
-        assert_eq!(status_patch(Some(&old), &new), json!({"status": {"desiredReplicas": 0, "lastActiveTime": null}}));
+        assert_eq!(
+            status_patch(Some(&old), &new),
+            json!({"status": {"desiredReplicas": 0, "lastActiveTime": null}})
+        );
     }
 }

@@ -50,13 +50,25 @@ pub struct TargetResolver {
 impl TargetResolver {
     /// A resolver using `client`.
     pub fn new(client: kube::Client) -> Self {
-        Self { client, cache: Arc::default() }
+        Self {
+            client,
+            cache: Arc::default(),
+        }
     }
 
     /// The resource of `kind` in `api_version`, checked to have a namespaced `/scale`.
-    pub async fn resource(&self, api_version: &str, kind: &str) -> Result<ApiResource, TargetKindError> {
+    pub async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<ApiResource, TargetKindError> {
         let cache_key = (api_version.to_owned(), kind.to_owned());
-        if let Some(found) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key) {
+        if let Some(found) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key)
+        {
             return Ok(found.clone());
         }
         let (group, version) = match api_version.split_once('/') {
@@ -68,16 +80,27 @@ impl TargetResolver {
         }
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, capabilities): (ApiResource, ApiCapabilities) =
-            kube::discovery::pinned_kind(&self.client, &gvk).await.map_err(|error| TargetKindError::Unknown {
+            kube::discovery::pinned_kind(&self.client, &gvk)
+                .await
+                .map_err(|error| TargetKindError::Unknown {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                    message: error.to_string(),
+                })?;
+        let has_scale = capabilities
+            .subresources
+            .iter()
+            .any(|(sub, _)| sub.plural.ends_with("scale"));
+        if !has_scale || capabilities.scope != Scope::Namespaced {
+            return Err(TargetKindError::NotScalable {
                 api_version: api_version.to_owned(),
                 kind: kind.to_owned(),
-                message: error.to_string(),
-            })?;
-        let has_scale = capabilities.subresources.iter().any(|(sub, _)| sub.plural.ends_with("scale"));
-        if !has_scale || capabilities.scope != Scope::Namespaced {
-            return Err(TargetKindError::NotScalable { api_version: api_version.to_owned(), kind: kind.to_owned() });
+            });
         }
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(cache_key, resource.clone());
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cache_key, resource.clone());
         Ok(resource)
     }
 
@@ -100,7 +123,9 @@ pub struct KubeScaleTarget {
 
 fn target_error(description: &str, error: kube::Error) -> TargetError {
     match error {
-        kube::Error::Api(status) if status.code == 404 => TargetError::NotFound(description.to_owned()),
+        kube::Error::Api(status) if status.code == 404 => {
+            TargetError::NotFound(description.to_owned())
+        }
         kube::Error::Api(status) if status.code == 405 => {
             TargetError::NotScalable(format!("{description}: {}", status.message))
         }
@@ -111,7 +136,11 @@ fn target_error(description: &str, error: kube::Error) -> TargetError {
 impl ScaleTarget for KubeScaleTarget {
     fn current_replicas(&self) -> BoxFuture<'_, Result<u32, TargetError>> {
         Box::pin(async move {
-            let scale = self.api.get_scale(&self.name).await.map_err(|e| target_error(&self.description, e))?;
+            let scale = self
+                .api
+                .get_scale(&self.name)
+                .await
+                .map_err(|e| target_error(&self.description, e))?;
             let replicas = scale.spec.and_then(|spec| spec.replicas).unwrap_or(0);
             Ok(u32::try_from(replicas).unwrap_or(0))
         })
@@ -120,7 +149,10 @@ impl ScaleTarget for KubeScaleTarget {
     fn set_replicas(&self, replicas: u32) -> BoxFuture<'_, Result<(), TargetError>> {
         Box::pin(async move {
             let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
-            let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
             self.api
                 .patch_scale(&self.name, &params, &patch)
                 .await

@@ -37,7 +37,7 @@ pub(crate) fn start(
             key: object.key.clone(),
             generation: 0,
             spec: object.spec.clone(),
-            pause: object.pause.clone(),
+            pause: object.pause,
             triggers: object.triggers.clone(),
             target: Arc::new(group.clone()),
             last_status: None,

@@ -265,7 +265,8 @@ fn build_channel(
     resolve_interval: Duration,
 ) -> Result<Channel, ClientError> {
     // Validates the address and TLS material up front, whichever channel is built.
-    let single = crate::client::channel::endpoint(settings)?.concurrency_limit(MAX_IN_FLIGHT_PER_CONNECTION);
+    let single =
+        crate::client::channel::endpoint(settings)?.concurrency_limit(MAX_IN_FLIGHT_PER_CONNECTION);
     let Some((host, port)) = host_and_port(&settings.address, settings.tls.is_some()) else {
         return Ok(single.connect_lazy());
     };
@@ -300,7 +301,10 @@ fn pod_endpoint(
     if let Some(tls) = settings.tls.as_mut() {
         tls.server_name.get_or_insert_with(|| host.to_owned());
     }
-    Ok(crate::client::channel::endpoint(&settings)?.concurrency_limit(MAX_IN_FLIGHT_PER_CONNECTION))
+    Ok(
+        crate::client::channel::endpoint(&settings)?
+            .concurrency_limit(MAX_IN_FLIGHT_PER_CONNECTION),
+    )
 }
 
 async fn resolve_forever(

@@ -31,10 +31,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub use patch::PatchKind;
-pub use resources::{ResourceType, ScalePaths};
-pub use store::ApiError;
 use resources::Route;
+pub use resources::{ResourceType, ScalePaths};
 use select::Selectors;
+pub use store::ApiError;
 use store::{Key, Store};
 
 /// One request as the fake received it, for tests that assert exact API calls.
@@ -78,7 +78,9 @@ pub struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn notify(&self, resource_version: u64) {
@@ -115,13 +117,21 @@ impl FakeApiServer {
             failures: Mutex::new(Vec::new()),
             bookmark_interval,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake API server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake API server");
         let address = listener.local_addr().expect("local address");
-        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { shared, address, task }
+        Self {
+            shared,
+            address,
+            task,
+        }
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
@@ -145,7 +155,11 @@ impl FakeApiServer {
 
     fn key(store: &Store, api_version: &str, kind: &str, namespace: &str, name: &str) -> Key {
         let index = Self::type_index(store, api_version, kind);
-        let namespace = if store.types[index].namespaced { namespace } else { "" };
+        let namespace = if store.types[index].namespaced {
+            namespace
+        } else {
+            ""
+        };
         (index, namespace.to_string(), name.to_string())
     }
 
@@ -153,12 +167,19 @@ impl FakeApiServer {
     /// apiVersion, kind and namespace. Schemas are not checked, so undecodable objects can
     /// be stored, as with an older CRD version or a schema that preserves unknown fields.
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default().to_string();
+        let api_version = object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let mut store = self.shared.lock();
         let index = Self::type_index(&store, &api_version, &kind);
-        let namespace = namespace.or_else(|| store.types[index].namespaced.then(|| "default".to_string()));
+        let namespace =
+            namespace.or_else(|| store.types[index].namespaced.then(|| "default".to_string()));
         let created = store.create(index, namespace.as_deref(), object);
         let version = store.resource_version;
         drop(store);
@@ -186,7 +207,13 @@ impl FakeApiServer {
     }
 
     /// Deletes an object.
-    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let mut store = self.shared.lock();
         let key = Self::key(&store, api_version, kind, namespace, name);
         let result = store.delete(&key);
@@ -212,7 +239,9 @@ impl FakeApiServer {
 
     /// `spec.replicas` of an apps/v1 Deployment.
     pub fn deployment_replicas(&self, namespace: &str, name: &str) -> Option<i64> {
-        self.get("apps/v1", "Deployment", namespace, name)?.pointer("/spec/replicas")?.as_i64()
+        self.get("apps/v1", "Deployment", namespace, name)?
+            .pointer("/spec/replicas")?
+            .as_i64()
     }
 
     /// The current resourceVersion.
@@ -228,23 +257,40 @@ impl FakeApiServer {
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Makes matching requests fail.
     pub fn inject_failure(&self, failure: InjectedFailure) {
-        self.shared.failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+        self.shared
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(failure);
     }
 }
 
 fn json_response(code: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn error_response(error: &ApiError) -> Response {
@@ -263,7 +309,11 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let parsed_body: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
+    let parsed_body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&body).ok()
+    };
     let path = uri.path().to_string();
     let injected = {
         let mut failures = shared.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,17 +326,33 @@ async fn handle(
         })
     };
     let response = match injected {
-        Some(code) => error_response(&ApiError { code, reason: "InternalError", message: "injected failure".into() }),
-        None => dispatch(&shared, &method, &path, &query, content_type.as_deref(), &body, parsed_body.as_ref()),
+        Some(code) => error_response(&ApiError {
+            code,
+            reason: "InternalError",
+            message: "injected failure".into(),
+        }),
+        None => dispatch(
+            &shared,
+            &method,
+            &path,
+            &query,
+            content_type.as_deref(),
+            &body,
+            parsed_body.as_ref(),
+        ),
     };
-    shared.requests.lock().unwrap_or_else(|p| p.into_inner()).push(RecordedRequest {
-        method,
-        path,
-        query,
-        content_type,
-        body: parsed_body,
-        status: response.status().as_u16(),
-    });
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(RecordedRequest {
+            method,
+            path,
+            query,
+            content_type,
+            body: parsed_body,
+            status: response.status().as_u16(),
+        });
     response
 }
 
@@ -300,39 +366,70 @@ fn dispatch(
     body: Option<&Value>,
 ) -> Response {
     let not_found = || {
-        error_response(&ApiError { code: 404, reason: "NotFound", message: "the server could not find the requested resource".into() })
+        error_response(&ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+        })
     };
     let route = {
         let store = shared.lock();
         resources::route(&store.types, path)
     };
-    let Some(route) = route else { return not_found() };
+    let Some(route) = route else {
+        return not_found();
+    };
     let (type_index, namespace, name, subresource) = match route {
         Route::Discovery(discovery) if method == Method::GET => {
             let store = shared.lock();
-            return json_response(200, &resources::discovery_document(&store.types, &discovery));
+            return json_response(
+                200,
+                &resources::discovery_document(&store.types, &discovery),
+            );
         }
         Route::Discovery(_) => return not_found(),
-        Route::Resource { type_index, namespace, name, subresource } => (type_index, namespace, name, subresource),
+        Route::Resource {
+            type_index,
+            namespace,
+            name,
+            subresource,
+        } => (type_index, namespace, name, subresource),
     };
     let need_body = || -> Result<Value, ApiError> {
-        if !raw_body.is_empty() && body.is_none() && content_type.is_some_and(|c| c.contains("yaml")) {
-            return serde_norway::from_slice(raw_body).map_err(|e| ApiError::bad_request(e.to_string()));
+        if !raw_body.is_empty()
+            && body.is_none()
+            && content_type.is_some_and(|c| c.contains("yaml"))
+        {
+            return serde_norway::from_slice(raw_body)
+                .map_err(|e| ApiError::bad_request(e.to_string()));
         }
-        body.cloned().ok_or_else(|| ApiError::bad_request("the request body is not valid JSON"))
+        body.cloned()
+            .ok_or_else(|| ApiError::bad_request("the request body is not valid JSON"))
     };
     let result: Result<(u16, Value), ApiError> = (|| {
         let Some(name) = name else {
             return match *method {
                 Method::GET if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-                    Err(ApiError { code: 0, reason: "Watch", message: String::new() })
+                    Err(ApiError {
+                        code: 0,
+                        reason: "Watch",
+                        message: String::new(),
+                    })
                 }
-                Method::GET => list(shared, type_index, namespace.as_deref(), query).map(|v| (200, v)),
+                Method::GET => {
+                    list(shared, type_index, namespace.as_deref(), query).map(|v| (200, v))
+                }
                 Method::POST => {
                     let mut store = shared.lock();
-                    store.create(type_index, namespace.as_deref(), need_body()?).map(|v| (201, v))
+                    store
+                        .create(type_index, namespace.as_deref(), need_body()?)
+                        .map(|v| (201, v))
                 }
-                _ => Err(ApiError { code: 405, reason: "MethodNotAllowed", message: format!("{method} is not supported on a collection") }),
+                _ => Err(ApiError {
+                    code: 405,
+                    reason: "MethodNotAllowed",
+                    message: format!("{method} is not supported on a collection"),
+                }),
             };
         };
         let key: Key = (type_index, namespace.clone().unwrap_or_default(), name);
@@ -346,7 +443,9 @@ fn dispatch(
         };
         let apply_needs_manager = |kind: PatchKind| {
             if kind == PatchKind::Apply && !query.contains_key("fieldManager") {
-                Err(ApiError::bad_request("PATCH requests with apply patches require a fieldManager"))
+                Err(ApiError::bad_request(
+                    "PATCH requests with apply patches require a fieldManager",
+                ))
             } else {
                 Ok(kind)
             }
@@ -354,11 +453,17 @@ fn dispatch(
         match (method.clone(), subresource.as_deref()) {
             (Method::GET, Some("scale")) => store.get_scale(&key).map(|v| (200, v)),
             (Method::GET, _) => store.get(&key).map(|v| (200, v)),
-            (Method::PUT, Some("scale")) => store.write_scale(&key, None, &need_body()?).map(|v| (200, v)),
-            (Method::PUT, sub) => store.update(&key, need_body()?, sub == Some("status")).map(|v| (200, v)),
+            (Method::PUT, Some("scale")) => store
+                .write_scale(&key, None, &need_body()?)
+                .map(|v| (200, v)),
+            (Method::PUT, sub) => store
+                .update(&key, need_body()?, sub == Some("status"))
+                .map(|v| (200, v)),
             (Method::PATCH, Some("scale")) => {
                 let kind = apply_needs_manager(patch_kind()?)?;
-                store.write_scale(&key, Some(kind), &need_body()?).map(|v| (200, v))
+                store
+                    .write_scale(&key, Some(kind), &need_body()?)
+                    .map(|v| (200, v))
             }
             (Method::PATCH, sub) => {
                 let kind = apply_needs_manager(patch_kind()?)?;
@@ -368,7 +473,11 @@ fn dispatch(
                     .map(|v| (if created { 201 } else { 200 }, v))
             }
             (Method::DELETE, None) => store.delete(&key).map(|v| (200, v)),
-            _ => Err(ApiError { code: 405, reason: "MethodNotAllowed", message: format!("{method} is not supported here") }),
+            _ => Err(ApiError {
+                code: 405,
+                reason: "MethodNotAllowed",
+                message: format!("{method} is not supported here"),
+            }),
         }
     })();
     let version = shared.lock().resource_version;
@@ -395,16 +504,21 @@ fn watch_request(
 ) -> Result<watch::WatchRequest, ApiError> {
     let flag = |name: &str| query.get(name).is_some_and(|v| v == "true" || v == "1");
     let timeout = match query.get("timeoutSeconds") {
-        Some(text) => Some(Duration::from_secs(
-            text.parse().map_err(|_| ApiError::bad_request("timeoutSeconds must be a number"))?,
-        )),
+        Some(text) => {
+            Some(Duration::from_secs(text.parse().map_err(|_| {
+                ApiError::bad_request("timeoutSeconds must be a number")
+            })?))
+        }
         None => None,
     };
     Ok(watch::WatchRequest {
         type_index,
         namespace,
         resource_version: query.get("resourceVersion").cloned(),
-        selectors: Selectors::parse(query.get("labelSelector").map(String::as_str), query.get("fieldSelector").map(String::as_str))?,
+        selectors: Selectors::parse(
+            query.get("labelSelector").map(String::as_str),
+            query.get("fieldSelector").map(String::as_str),
+        )?,
         bookmarks: flag("allowWatchBookmarks"),
         send_initial_events: flag("sendInitialEvents"),
         timeout,
@@ -417,23 +531,40 @@ fn list(
     namespace: Option<&str>,
     query: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
-    let selectors = Selectors::parse(query.get("labelSelector").map(String::as_str), query.get("fieldSelector").map(String::as_str))?;
+    let selectors = Selectors::parse(
+        query.get("labelSelector").map(String::as_str),
+        query.get("fieldSelector").map(String::as_str),
+    )?;
     let store = shared.lock();
     let ty = &store.types[type_index];
-    let items: Vec<Value> = store.list(type_index, namespace).into_iter().filter(|o| selectors.matches(o)).collect();
+    let items: Vec<Value> = store
+        .list(type_index, namespace)
+        .into_iter()
+        .filter(|o| selectors.matches(o))
+        .collect();
     // A continue token is "offset:resourceVersion"; the list answers at the version of its
     // first page, as the real server does.
     let (offset, version) = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
-            let (offset, version) = token.split_once(':').ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
-            let offset = offset.parse::<usize>().map_err(|_| ApiError::bad_request("invalid continue token"))?;
+            let (offset, version) = token
+                .split_once(':')
+                .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+            let offset = offset
+                .parse::<usize>()
+                .map_err(|_| ApiError::bad_request("invalid continue token"))?;
             (offset, version.to_string())
         }
         None => (0, store.resource_version.to_string()),
     };
-    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
     let end = limit.map_or(items.len(), |l| (offset + l).min(items.len()));
-    let page: Vec<Value> = items.get(offset.min(items.len())..end).unwrap_or_default().to_vec();
+    let page: Vec<Value> = items
+        .get(offset.min(items.len())..end)
+        .unwrap_or_default()
+        .to_vec();
     let mut metadata = json!({"resourceVersion": version});
     if end < items.len() {
         metadata["continue"] = json!(format!("{end}:{version}"));

@@ -71,7 +71,11 @@ fn strategic_merge(target: &Value, patch: &Value) -> Result<Value, String> {
     let Value::Object(patch_fields) = patch else {
         return Ok(patch.clone());
     };
-    if patch_fields.contains_key("$patch") || patch_fields.keys().any(|k| k.starts_with("$setElementOrder")) {
+    if patch_fields.contains_key("$patch")
+        || patch_fields
+            .keys()
+            .any(|k| k.starts_with("$setElementOrder"))
+    {
         return Err("strategic merge directives are not supported by the fake API server".into());
     }
     let mut result = match target {
@@ -114,7 +118,10 @@ fn merge_list(field: &str, current: &[Value], patch: &[Value]) -> Result<Value, 
         let Some(id) = item.get(key) else {
             return Err(format!("list item in {field} lacks its merge key {key}"));
         };
-        match merged.iter_mut().find(|existing| existing.get(key) == Some(id)) {
+        match merged
+            .iter_mut()
+            .find(|existing| existing.get(key) == Some(id))
+        {
             Some(existing) => *existing = strategic_merge(existing, item)?,
             None => merged.push(item.clone()),
         }
@@ -136,9 +143,12 @@ fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
         let value = operation.get("value").cloned();
         match op {
             "add" => pointer_set(&mut document, path, value.ok_or("add lacks a value")?, true)?,
-            "replace" => {
-                pointer_set(&mut document, path, value.ok_or("replace lacks a value")?, false)?
-            }
+            "replace" => pointer_set(
+                &mut document,
+                path,
+                value.ok_or("replace lacks a value")?,
+                false,
+            )?,
             "remove" => pointer_remove(&mut document, path)?,
             "test" => {
                 if document.pointer(path) != value.as_ref() {
@@ -155,7 +165,10 @@ fn split_pointer(path: &str) -> Result<(String, String), String> {
     let (parent, last) = path
         .rsplit_once('/')
         .ok_or_else(|| format!("invalid JSON pointer {path:?}"))?;
-    Ok((parent.to_string(), last.replace("~1", "/").replace("~0", "~")))
+    Ok((
+        parent.to_string(),
+        last.replace("~1", "/").replace("~0", "~"),
+    ))
 }
 
 fn pointer_set(document: &mut Value, path: &str, value: Value, add: bool) -> Result<(), String> {
@@ -175,8 +188,11 @@ fn pointer_set(document: &mut Value, path: &str, value: Value, add: bool) -> Res
             fields.insert(last, value);
         }
         Value::Array(items) => {
-            let index = if last == "-" { items.len() } else {
-                last.parse::<usize>().map_err(|_| format!("bad array index in {path:?}"))?
+            let index = if last == "-" {
+                items.len()
+            } else {
+                last.parse::<usize>()
+                    .map_err(|_| format!("bad array index in {path:?}"))?
             };
             if add && index <= items.len() {
                 items.insert(index, value);
@@ -207,5 +223,9 @@ fn pointer_remove(document: &mut Value, path: &str) -> Result<(), String> {
         },
         _ => false,
     };
-    if removed { Ok(()) } else { Err(format!("path {path:?} does not exist")) }
+    if removed {
+        Ok(())
+    } else {
+        Err(format!("path {path:?} does not exist"))
+    }
 }

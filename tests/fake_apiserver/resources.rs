@@ -87,7 +87,10 @@ impl ResourceType {
             simulate_workload: true,
             ..Self::new("apps", "v1", plural, kind)
         };
-        let with_status = |ty: Self| Self { status_subresource: true, ..ty };
+        let with_status = |ty: Self| Self {
+            status_subresource: true,
+            ..ty
+        };
         vec![
             workload("deployments", "Deployment"),
             workload("statefulsets", "StatefulSet"),
@@ -96,8 +99,18 @@ impl ResourceType {
             Self::new("", "v1", "events", "Event"),
             Self::new("events.k8s.io", "v1", "events", "Event"),
             Self::new("coordination.k8s.io", "v1", "leases", "Lease"),
-            with_status(Self::new("ebb.dev", "v1alpha1", "scaledobjects", "ScaledObject")),
-            Self::new("ebb.dev", "v1alpha1", "scalerauthentications", "ScalerAuthentication"),
+            with_status(Self::new(
+                "ebb.dev",
+                "v1alpha1",
+                "scaledobjects",
+                "ScaledObject",
+            )),
+            Self::new(
+                "ebb.dev",
+                "v1alpha1",
+                "scalerauthentications",
+                "ScalerAuthentication",
+            ),
             Self {
                 namespaced: false,
                 ..Self::new(
@@ -154,9 +167,14 @@ pub fn route(types: &[ResourceType], path: &str) -> Option<Route> {
         _ => return None,
     };
     if rest.is_empty() {
-        let known = types.iter().any(|t| t.group == group && t.version == version);
+        let known = types
+            .iter()
+            .any(|t| t.group == group && t.version == version);
         return known.then(|| {
-            Route::Discovery(Discovery::Resources { group: group.into(), version: version.into() })
+            Route::Discovery(Discovery::Resources {
+                group: group.into(),
+                version: version.into(),
+            })
         });
     }
     let (namespace, rest) = match rest {
@@ -212,7 +230,8 @@ pub fn discovery_document(types: &[ResourceType], discovery: &Discovery) -> Valu
             let groups: Vec<Value> = groups
                 .iter()
                 .map(|(group, version)| {
-                    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+                    let gv =
+                        json!({"groupVersion": format!("{group}/{version}"), "version": version});
                     json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
                 })
                 .collect();
@@ -220,8 +239,13 @@ pub fn discovery_document(types: &[ResourceType], discovery: &Discovery) -> Valu
         }
         Discovery::Resources { group, version } => {
             let mut resources = Vec::new();
-            for ty in types.iter().filter(|t| &t.group == group && &t.version == version) {
-                let verbs = ["create", "delete", "get", "list", "patch", "update", "watch"];
+            for ty in types
+                .iter()
+                .filter(|t| &t.group == group && &t.version == version)
+            {
+                let verbs = [
+                    "create", "delete", "get", "list", "patch", "update", "watch",
+                ];
                 resources.push(json!({
                     "name": ty.plural, "singularName": ty.kind.to_lowercase(),
                     "namespaced": ty.namespaced, "kind": ty.kind, "verbs": verbs
@@ -241,8 +265,11 @@ pub fn discovery_document(types: &[ResourceType], discovery: &Discovery) -> Valu
                     }));
                 }
             }
-            let group_version =
-                if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
+            let group_version = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
             json!({
                 "kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": group_version, "resources": resources

@@ -71,13 +71,20 @@ impl Selectors {
         };
         let field = |key: &str| {
             let pointer = format!("/{}", key.replace('.', "/"));
-            object.pointer(&pointer).and_then(Value::as_str).map(str::to_string)
+            object
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)
         };
-        let check = |requirement: &Requirement, lookup: &dyn Fn(&str) -> Option<String>| match requirement {
-            Requirement::Equals(key, value) => lookup(key).as_deref() == Some(value.as_str()),
-            Requirement::NotEquals(key, value) => lookup(key).as_deref() != Some(value.as_str()),
-            Requirement::Exists(key) => lookup(key).is_some(),
-            Requirement::Absent(key) => lookup(key).is_none(),
+        let check = |requirement: &Requirement, lookup: &dyn Fn(&str) -> Option<String>| {
+            match requirement {
+                Requirement::Equals(key, value) => lookup(key).as_deref() == Some(value.as_str()),
+                Requirement::NotEquals(key, value) => {
+                    lookup(key).as_deref() != Some(value.as_str())
+                }
+                Requirement::Exists(key) => lookup(key).is_some(),
+                Requirement::Absent(key) => lookup(key).is_none(),
+            }
         };
         self.labels.iter().all(|r| check(r, &label)) && self.fields.iter().all(|r| check(r, &field))
     }

@@ -22,12 +22,20 @@ pub struct ApiError {
 impl ApiError {
     /// A 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { code: 400, reason: "BadRequest", message: message.into() }
+        Self {
+            code: 400,
+            reason: "BadRequest",
+            message: message.into(),
+        }
     }
 
     /// A 422 Invalid.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self { code: 422, reason: "Invalid", message: message.into() }
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: message.into(),
+        }
     }
 
     /// The `Status` body.
@@ -72,9 +80,8 @@ pub struct Store {
 }
 
 fn now_timestamp() -> Value {
-    let time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::now(),
-    );
+    let time =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     serde_json::to_value(time).unwrap_or(Value::Null)
 }
 
@@ -86,7 +93,9 @@ fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata was just made an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 fn without(object: &Value, fields: &[&str]) -> Value {
@@ -104,7 +113,8 @@ fn fold_string_data(ty: &ResourceType, object: &mut Value) {
     if !(ty.group.is_empty() && ty.kind == "Secret") {
         return;
     }
-    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData")) else {
+    let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
         return;
     };
     for (key, value) in strings {
@@ -120,7 +130,11 @@ fn fold_string_data(ty: &ResourceType, object: &mut Value) {
 impl Store {
     /// A store serving `types`, with nothing in it.
     pub fn new(types: Vec<ResourceType>) -> Self {
-        Self { types, resource_version: 1, ..Self::default() }
+        Self {
+            types,
+            resource_version: 1,
+            ..Self::default()
+        }
     }
 
     fn not_found(&self, type_index: usize, name: &str) -> ApiError {
@@ -148,8 +162,10 @@ impl Store {
     /// Stores `object` under `key` with a fresh resourceVersion and records the change.
     fn commit(&mut self, key: Key, mut object: Value, event_type: &'static str) -> Value {
         self.resource_version += 1;
-        metadata_mut(&mut object)
-            .insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        metadata_mut(&mut object).insert(
+            "resourceVersion".into(),
+            json!(self.resource_version.to_string()),
+        );
         self.history.push(Change {
             resource_version: self.resource_version,
             type_index: key.0,
@@ -166,7 +182,10 @@ impl Store {
 
     /// The object at `key`.
     pub fn get(&self, key: &Key) -> Result<Value, ApiError> {
-        self.objects.get(key).cloned().ok_or_else(|| self.not_found(key.0, &key.2))
+        self.objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| self.not_found(key.0, &key.2))
     }
 
     /// Objects of a type, in one namespace or all, in key order.
@@ -187,7 +206,9 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let ty = self.types[type_index].clone();
         if !body.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         self.check_type_meta(&ty, &body)?;
         let namespace = match (ty.namespaced, namespace, meta_str(&body, "namespace")) {
@@ -206,7 +227,11 @@ impl Store {
                 self.uid_counter += 1;
                 format!("{prefix}{:05x}", self.uid_counter)
             }
-            _ => return Err(ApiError::invalid("metadata.name: Required value: name or generateName is required")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "metadata.name: Required value: name or generateName is required",
+                ));
+            }
         };
         validate_name(&name)?;
         let key = (type_index, namespace.clone(), name.clone());
@@ -246,7 +271,8 @@ impl Store {
     fn check_type_meta(&self, ty: &ResourceType, body: &Value) -> Result<(), ApiError> {
         let api_version = body.get("apiVersion").and_then(Value::as_str);
         let kind = body.get("kind").and_then(Value::as_str);
-        if api_version.is_some_and(|v| v != ty.api_version()) || kind.is_some_and(|k| k != ty.kind) {
+        if api_version.is_some_and(|v| v != ty.api_version()) || kind.is_some_and(|k| k != ty.kind)
+        {
             return Err(ApiError::bad_request(format!(
                 "the body is a {}/{}, the URL is for {} {}",
                 api_version.unwrap_or(""),
@@ -264,7 +290,9 @@ impl Store {
         let ty = self.types[key.0].clone();
         self.check_type_meta(&ty, &body)?;
         if meta_str(&body, "name").is_some_and(|name| name != key.2) {
-            return Err(ApiError::bad_request("the name of the object does not match the URL"));
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the URL",
+            ));
         }
         if let Some(expected) = meta_str(&body, "resourceVersion") {
             if Some(expected) != meta_str(&current, "resourceVersion") {
@@ -292,7 +320,10 @@ impl Store {
             }
             Err(error) => return Err(error),
         };
-        if let Some(expected) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        if let Some(expected) = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
             if Some(expected) != meta_str(&current, "resourceVersion") {
                 return Err(self.conflict(key.0, &key.2));
             }
@@ -337,7 +368,13 @@ impl Store {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
         // Identity and bookkeeping fields are the server's.
-        for field in ["name", "namespace", "uid", "creationTimestamp", "generation"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             match current.get("metadata").and_then(|m| m.get(field)) {
                 Some(value) => {
                     metadata_mut(&mut next).insert(field.into(), value.clone());
@@ -350,9 +387,13 @@ impl Store {
         next["apiVersion"] = json!(ty.api_version());
         next["kind"] = json!(ty.kind);
         fold_string_data(&ty, &mut next);
-        let spec_changed = without(&current, &["metadata", "status"]) != without(&next, &["metadata", "status"]);
+        let spec_changed =
+            without(&current, &["metadata", "status"]) != without(&next, &["metadata", "status"]);
         if spec_changed && ty.status_subresource && !status_only {
-            let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = current
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             metadata_mut(&mut next).insert("generation".into(), json!(generation + 1));
         }
         let mut current_for_compare = current.clone();
@@ -379,10 +420,15 @@ impl Store {
     /// The `autoscaling/v1` Scale of a workload.
     pub fn get_scale(&self, key: &Key) -> Result<Value, ApiError> {
         let object = self.get(key)?;
-        let paths = self.types[key.0].scale.clone().ok_or_else(|| self.not_found(key.0, &key.2))?;
+        let paths = self.types[key.0]
+            .scale
+            .clone()
+            .ok_or_else(|| self.not_found(key.0, &key.2))?;
         let read = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
         let mut status = json!({"replicas": read(&paths.status_replicas)});
-        if let Some(Value::Object(labels)) = paths.selector.as_deref().and_then(|p| object.pointer(p)) {
+        if let Some(Value::Object(labels)) =
+            paths.selector.as_deref().and_then(|p| object.pointer(p))
+        {
             let selector: Vec<String> = labels
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
@@ -391,7 +437,13 @@ impl Store {
         }
         let metadata = object.get("metadata").cloned().unwrap_or_default();
         let mut scale_meta = json!({});
-        for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+        ] {
             if let Some(value) = metadata.get(field) {
                 scale_meta[field] = value.clone();
             }
@@ -403,26 +455,44 @@ impl Store {
     }
 
     /// Writes a Scale (PUT) or patches one (PATCH with `kind`), updating the workload.
-    pub fn write_scale(&mut self, key: &Key, kind: Option<PatchKind>, body: &Value) -> Result<Value, ApiError> {
+    pub fn write_scale(
+        &mut self,
+        key: &Key,
+        kind: Option<PatchKind>,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
         let scale = self.get_scale(key)?;
         let proposed = match kind {
             Some(kind) => patch::apply(kind, &scale, body).map_err(ApiError::invalid)?,
             None => body.clone(),
         };
-        let expected = proposed.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+        let expected = proposed
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
         let is_put = kind.is_none();
         if let Some(expected) = expected {
             let patch_has_version = body.pointer("/metadata/resourceVersion").is_some();
-            if (is_put || patch_has_version) && Some(expected) != meta_str(&scale, "resourceVersion") {
+            if (is_put || patch_has_version)
+                && Some(expected) != meta_str(&scale, "resourceVersion")
+            {
                 return Err(self.conflict(key.0, &key.2));
             }
         }
         let replicas = proposed
             .pointer("/spec/replicas")
-            .map(|value| value.as_i64().filter(|n| *n >= 0 && *n <= i64::from(i32::MAX)))
+            .map(|value| {
+                value
+                    .as_i64()
+                    .filter(|n| *n >= 0 && *n <= i64::from(i32::MAX))
+            })
             .unwrap_or(Some(0))
-            .ok_or_else(|| ApiError::invalid("spec.replicas: Invalid value: must be a non-negative int32"))?;
-        let paths = self.types[key.0].scale.clone().ok_or_else(|| self.not_found(key.0, &key.2))?;
+            .ok_or_else(|| {
+                ApiError::invalid("spec.replicas: Invalid value: must be a non-negative int32")
+            })?;
+        let paths = self.types[key.0]
+            .scale
+            .clone()
+            .ok_or_else(|| self.not_found(key.0, &key.2))?;
         let mut object = self.get(key)?;
         set_pointer(&mut object, &paths.spec_replicas, json!(replicas));
         self.store_update(key, self.get(key)?, object, false)?;
@@ -432,12 +502,26 @@ impl Store {
     /// Plays the workload's controller: observed replicas follow desired ones.
     fn simulate_workload(&mut self, key: &Key) {
         let ty = self.types[key.0].clone();
-        let Some(paths) = ty.scale.as_ref().filter(|_| ty.simulate_workload) else { return };
-        let Some(object) = self.objects.get(key).cloned() else { return };
-        let desired = object.pointer(&paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0);
-        let observed = object.pointer(&paths.status_replicas).and_then(Value::as_i64);
-        let generation = object.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
-        if observed == Some(desired) && object.pointer("/status/observedGeneration") == Some(&generation) {
+        let Some(paths) = ty.scale.as_ref().filter(|_| ty.simulate_workload) else {
+            return;
+        };
+        let Some(object) = self.objects.get(key).cloned() else {
+            return;
+        };
+        let desired = object
+            .pointer(&paths.spec_replicas)
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let observed = object
+            .pointer(&paths.status_replicas)
+            .and_then(Value::as_i64);
+        let generation = object
+            .pointer("/metadata/generation")
+            .cloned()
+            .unwrap_or(json!(1));
+        if observed == Some(desired)
+            && object.pointer("/status/observedGeneration") == Some(&generation)
+        {
             return;
         }
         let mut next = object;
@@ -472,7 +556,9 @@ pub fn set_pointer(document: &mut Value, pointer: &str, value: Value) {
 fn validate_name(name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if valid {

@@ -45,8 +45,8 @@ pub struct ReadyFigures {
     pub api_requests_by_kind: BTreeMap<String, usize>,
     /// API requests the controller made per object.
     pub api_requests_per_object: f64,
-    /// After every object was Ready: API requests per second by kind, in steady state
-    /// (objects poll every 30 s, KEDA's default interval).
+    /// After every object was Ready: API requests per second by kind over the next 31 s
+    /// (one whole polling interval: the objects poll every 30 s, KEDA's default).
     pub steady_requests_per_second: BTreeMap<String, f64>,
     /// Whether the controller's API client limits its own request rate. kube's client has no
     /// such limiter and ebb adds none, so this is false by construction; the request counts

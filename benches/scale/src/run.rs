@@ -156,7 +156,8 @@ pub async fn run(args: &RunArgs) -> Result<Report, BenchError> {
     }
     if args.parts.contains(&Part::Ready) {
         eprintln!("[2] create -> Ready, {} objects...", args.ready_objects);
-        let observe = Duration::from_secs(if args.smoke { 3 } else { 10 });
+        // One whole polling interval of the created objects (30 s), so every object polls once.
+        let observe = Duration::from_secs(if args.smoke { 3 } else { 31 });
         let limit =
             Duration::from_secs(120) + Duration::from_millis(20 * args.ready_objects as u64);
         report.create_ready =
