@@ -79,9 +79,18 @@ say "(each worker takes 1 s per message; cooldown 30 s; Ctrl-C stops everything 
   ebb-quickstart-publisher --queue orders --count "$messages" >/dev/null
 ) &
 publisher=$!
-# shellcheck disable=SC2086 # until_idle is empty or one flag
+# until_idle is empty or one flag, hence unquoted below.
 status=0
-ebb run -f examples/quickstart/ --status-addr "$status_addr" $until_idle || status=$?
+if [ -t 1 ]; then
+  # The table redraws the screen: keep ebb's and the workers' logs out of it.
+  log="${TMPDIR:-/tmp}/ebb-quickstart.log"
+  say "logs: $log"
+  # shellcheck disable=SC2086
+  ebb run -f examples/quickstart/ --status-addr "$status_addr" $until_idle 2>"$log" || status=$?
+else
+  # shellcheck disable=SC2086
+  ebb run -f examples/quickstart/ --status-addr "$status_addr" $until_idle || status=$?
+fi
 wait "$publisher" 2>/dev/null || true
 if [ -n "$until_idle" ]; then
   say "done: the workers went 0 -> N -> 0. Status JSON was on http://$status_addr/status"

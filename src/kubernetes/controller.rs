@@ -372,7 +372,7 @@ impl Controller {
             .metadata
             .creation_timestamp
             .as_ref()
-            .map_or_else(SystemTime::now, |t| from_time(t));
+            .map_or_else(SystemTime::now, from_time);
         self.supervisor.apply(ManagedObject {
             key: key.clone(),
             generation: object.metadata.generation.unwrap_or(0),

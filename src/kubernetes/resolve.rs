@@ -18,15 +18,18 @@ use crate::spec::{AuthenticationKind, PemSource, ScaledObjectSpec, TlsSettings, 
 #[error("{0}")]
 pub struct LookupError(pub String);
 
+/// The keys of a Secret with their raw values.
+pub type SecretData = BTreeMap<String, Vec<u8>>;
+
 /// The cluster reads resolution needs. Implemented over the API by the controller and in
 /// memory by tests.
 pub trait ClusterLookup: Send + Sync {
-    /// The decoded data of a Secret (values as text), `None` when it does not exist.
+    /// The decoded data of a Secret, `None` when it does not exist.
     fn secret<'a>(
         &'a self,
         namespace: &'a str,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<BTreeMap<String, Vec<u8>>>, LookupError>>;
+    ) -> BoxFuture<'a, Result<Option<SecretData>, LookupError>>;
 
     /// The data of a ConfigMap, `None` when it does not exist.
     fn config_map<'a>(

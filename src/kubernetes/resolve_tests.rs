@@ -194,7 +194,7 @@ async fn cluster_authentication_reads_the_controller_namespace() {
 async fn keda_from_env_keeps_its_key_and_native_from_env_becomes_a_secret() {
     let spec = spec(json!([
         {"name": "keda", "type": "external", "metadata": {"scalerAddress": "127.0.0.1:9001", "hostFromEnv": "FROM_SECRET",
-            "unsetFromEnv": "MISSING", "emptyFromEnv": "EMPTY", "queueFromEnv": "CFG_QUEUE", "tlsClientKey": "PRIVATE"}},
+            "unsetFromEnv": "MISSING", "emptyFromEnv": "EMPTY", "queueFromEnv": "CFG_QUEUE", "tlsClientCert": "CERT", "tlsClientKey": "PRIVATE"}},
         {"name": "native", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"hostFromEnv": "CONN"}}
     ]));
     let mut memory = cluster();

@@ -64,37 +64,40 @@ pub enum OutputStyle {
     Lines,
 }
 
+/// The file format, shown after `ebb run --help`.
+const RUN_HELP: &str = "\
+FILES: ScaledObjects (ebb.dev/v1alpha1, or KEDA's keda.sh/v1alpha1) whose scaleTargetRef is
+`{apiVersion: ebb.dev/v1alpha1, kind: ProcessGroup, name: ...}`, plus these local kinds:
+
+  apiVersion: ebb.dev/v1alpha1
+  kind: ProcessGroup
+  metadata: {name: workers}
+  spec:
+    command: my-worker          # a PATH name, or a path relative to this file
+    args: [--queue, orders]
+    env: {QUEUE: orders}        # or [{name: QUEUE, value: orders}]
+    workingDir: .               # relative to this file
+    stopSignal: SIGTERM         # sent on scale-in and on exit
+    gracePeriod: 30s            # then SIGKILL
+  ---
+  apiVersion: ebb.dev/v1alpha1
+  kind: Scaler                  # a scaler sidecar, started and health-checked by ebb run
+  metadata: {name: rabbitmq}    # triggers with `type: rabbitmq` call it
+  spec:
+    command: ebb-rabbitmq-scaler
+    args: [--listen, \"{address}\"]
+    address: 127.0.0.1:9090     # default: a free port (also in $EBB_SCALER_LISTEN)
+    startupTimeout: 30s
+
+A trigger may also name a sidecar in scaler.address (or KEDA's metadata.scalerAddress), or
+point at a scaler that is already running (host:port).
+
+SECRETS: trigger metadata `<key>FromEnv: VAR` (from the ProcessGroup's env, else ebb's) and
+`<key>FromFile: path` become the secret `<key>` sent to the scaler; never printed.";
+
 /// `ebb run`: scale local processes from ScaledObject YAML, no cluster needed.
-///
-/// The files hold `ScaledObject`s (`ebb.dev/v1alpha1`, or KEDA's `keda.sh/v1alpha1`) whose
-/// `scaleTargetRef` is a `kind: ProcessGroup` (`apiVersion: ebb.dev/v1alpha1`), plus optional
-/// `kind: Scaler` sidecars:
-///
-/// ```yaml
-/// apiVersion: ebb.dev/v1alpha1
-/// kind: ProcessGroup
-/// metadata: {name: workers}
-/// spec:
-///   command: my-worker          # a PATH name, or a path relative to this file
-///   args: [--queue, orders]
-///   env: {QUEUE: orders}        # or [{name: QUEUE, value: orders}]
-///   workingDir: .               # relative to this file
-///   stopSignal: SIGTERM         # sent on scale-in and exit
-///   gracePeriod: 30s            # then SIGKILL
-/// ---
-/// apiVersion: ebb.dev/v1alpha1
-/// kind: Scaler
-/// metadata: {name: rabbitmq}    # triggers of `type: rabbitmq` call it
-/// spec:
-///   command: ebb-rabbitmq-scaler
-///   args: [--listen, "{address}"]
-///   address: 127.0.0.1:9090     # default: a free port (also in $EBB_SCALER_LISTEN)
-/// ```
-///
-/// Secrets: trigger metadata `<key>FromEnv: VAR` (from the ProcessGroup's env, else ebb's)
-/// and `<key>FromFile: path` become the secret `<key>` sent to the scaler; never printed.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_long_help = RUN_HELP)]
 pub struct RunArgs {
     /// A YAML file, or a directory of them, with ScaledObject, ProcessGroup and Scaler objects.
     #[arg(short = 'f', long = "file", env = "EBB_RUN_FILE")]

@@ -18,7 +18,6 @@ use ebb_scaler_sdk::{
     Trigger, schemars,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::BenchError;
 use crate::proc_stats;
@@ -249,12 +248,18 @@ pub async fn run_scaler_process(options: ScalerProcessOptions) -> Result<(), Ben
         })
     };
     say(&serde_json::json!({ "port": port }).to_string())?;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines
-        .next_line()
-        .await
-        .map_err(|source| BenchError::io("read control line", source))?
-    {
+    // Blocking stdin on a thread of its own (tokio's stdin would need the `io-std` feature,
+    // which would split the workspace's tokio build in two).
+    let (line_sender, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if line_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = lines.recv().await {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("stats"), _) => {

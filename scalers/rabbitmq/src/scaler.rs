@@ -227,6 +227,15 @@ impl Scaler for RabbitMqScaler {
         Some(self.options.push_interval)
     }
 
+    fn sample_interval(&self, trigger: &Trigger<RabbitMqConfig>) -> Duration {
+        // The management API refreshes its statistics about every 5 s; sampling it at the
+        // AMQP rate would only add load to the broker.
+        match Settings::resolve(&trigger.config).map(|settings| settings.protocol) {
+            Ok(Protocol::Http) => self.options.push_interval.max(HTTP_SAMPLE_INTERVAL),
+            _ => self.options.push_interval,
+        }
+    }
+
     fn reports_in_flight(&self) -> bool {
         true
     }
@@ -235,6 +244,9 @@ impl Scaler for RabbitMqScaler {
         DEFAULT_PORT
     }
 }
+
+/// The slowest useful sampling of management statistics for push subscribers.
+const HTTP_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::watch;
@@ -34,15 +33,13 @@ impl Drop for Sampler {
 /// The samplers of a served scaler, keyed by [`Scaler::source_key`].
 pub(crate) struct PushHub<S: Scaler> {
     core: Arc<Core<S>>,
-    interval: Duration,
     samplers: Mutex<HashMap<String, Weak<Sampler>>>,
 }
 
 impl<S: Scaler> PushHub<S> {
-    pub fn new(core: Arc<Core<S>>, interval: Duration) -> Self {
+    pub fn new(core: Arc<Core<S>>) -> Self {
         Self {
             core,
-            interval,
             samplers: Mutex::new(HashMap::new()),
         }
     }
@@ -63,7 +60,7 @@ impl<S: Scaler> PushHub<S> {
         let (sender, samples) = watch::channel(None);
         let core = self.core.clone();
         let trigger = trigger.clone();
-        let interval = self.interval;
+        let interval = self.core.scaler.sample_interval(&trigger);
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

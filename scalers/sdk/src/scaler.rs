@@ -124,9 +124,18 @@ pub trait Scaler: Send + Sync + 'static {
     /// same key must measure the same thing.
     fn source_key(&self, trigger: &Trigger<Self::Config>) -> String;
 
-    /// How often push subscribers' sources are sampled; `None` disables StreamIsActive.
+    /// How often push subscribers' sources are sampled by default; `None` disables
+    /// StreamIsActive.
     fn push_interval(&self) -> Option<Duration> {
         None
+    }
+
+    /// How often one trigger's source is sampled for push subscribers. Override when some
+    /// sources change more slowly than others (a statistics API that refreshes every few
+    /// seconds need not be read every 250 ms). Defaults to [`Scaler::push_interval`].
+    fn sample_interval(&self, trigger: &Trigger<Self::Config>) -> Duration {
+        let _ = trigger;
+        self.push_interval().unwrap_or(Duration::from_secs(1))
     }
 
     /// Whether this scaler can report in-flight work (advertised in `GetInfo`).

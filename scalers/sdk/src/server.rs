@@ -121,7 +121,7 @@ pub async fn serve<S: Scaler>(
     let core = Arc::new(Core::new(scaler.clone(), metrics.clone(), health));
     let push = scaler
         .push_interval()
-        .map(|interval| Arc::new(PushHub::new(core.clone(), interval)));
+        .map(|_| Arc::new(PushHub::new(core.clone())));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ebb::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
