@@ -294,10 +294,10 @@ impl Store {
                 "the name of the object does not match the URL",
             ));
         }
-        if let Some(expected) = meta_str(&body, "resourceVersion") {
-            if Some(expected) != meta_str(&current, "resourceVersion") {
-                return Err(self.conflict(key.0, &key.2));
-            }
+        if let Some(expected) = meta_str(&body, "resourceVersion")
+            && Some(expected) != meta_str(&current, "resourceVersion")
+        {
+            return Err(self.conflict(key.0, &key.2));
         }
         self.store_update(key, current, body, status_only)
     }
@@ -323,10 +323,9 @@ impl Store {
         if let Some(expected) = body
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            && Some(expected) != meta_str(&current, "resourceVersion")
         {
-            if Some(expected) != meta_str(&current, "resourceVersion") {
-                return Err(self.conflict(key.0, &key.2));
-            }
+            return Err(self.conflict(key.0, &key.2));
         }
         let patched = patch::apply(kind, &current, body).map_err(ApiError::invalid)?;
         self.store_update(key, current, patched, status_only)

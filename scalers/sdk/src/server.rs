@@ -144,7 +144,7 @@ pub async fn serve<S: Scaler>(
     let address = listener.local_addr().map_err(ServeError::Listen)?;
     tracing::info!(%address, name = %core.identity.name, tls = options.tls.is_some(), "scaler serving ebb.scaler.v1 and externalscaler");
     let result = builder
-        .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .trace_fn(|request| tracing::debug_span!("rpc", method = %request.uri().path()))
         .layer(DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection)
