@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-# Build everything first so tests that spawn workspace binaries find them ready.
-cargo build --workspace --all-targets
+# Build the binaries first (the same command tests use to find them) so tests that spawn
+# workspace binaries find them ready.
+cargo build --workspace --bins
 cargo test --workspace "$@"

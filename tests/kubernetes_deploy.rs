@@ -202,10 +202,10 @@ fn validate_schema(schema: &Value, value: &Value, path: &str, problems: &mut Vec
         }
         return;
     }
-    if let Some(Value::Array(allowed)) = schema.get("enum") {
-        if !allowed.contains(value) {
-            problems.push(format!("{path}: {value} is not one of {allowed:?}"));
-        }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{path}: {value} is not one of {allowed:?}"));
     }
     let type_ok = match schema["type"].as_str() {
         Some("object") => value.is_object(),
@@ -220,10 +220,10 @@ fn validate_schema(schema: &Value, value: &Value, path: &str, problems: &mut Vec
         problems.push(format!("{path}: expected {}, got {value}", schema["type"]));
         return;
     }
-    if let Some(minimum) = schema["minimum"].as_f64() {
-        if value.as_f64().is_some_and(|v| v < minimum) {
-            problems.push(format!("{path}: {value} is below the minimum {minimum}"));
-        }
+    if let Some(minimum) = schema["minimum"].as_f64()
+        && value.as_f64().is_some_and(|v| v < minimum)
+    {
+        problems.push(format!("{path}: {value} is below the minimum {minimum}"));
     }
     match value {
         Value::Object(fields) => {

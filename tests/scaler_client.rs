@@ -154,7 +154,7 @@ fn activity_stream_sends_the_state_then_changes() {
         let first = tokio::time::timeout(TIMEOUT, stream.next())
             .await
             .expect("initial state in time");
-        assert_eq!(first.expect("a message").expect("ok"), false);
+        assert!(!first.expect("a message").expect("ok"));
 
         write_atomically(&value, "4");
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 pub use patch::PatchKind;
 use resources::Route;
+#[allow(unused_imports)]
 pub use resources::{ResourceType, ScalePaths};
 use select::Selectors;
 pub use store::ApiError;

@@ -17,6 +17,9 @@ use crate::push::PushHub;
 use crate::service_keda::KedaService;
 use crate::service_v1::V1Service;
 
+/// Calls a client may cancel before the server accepted them, per connection.
+const MAX_PENDING_RESETS: usize = 4096;
+
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -137,7 +140,12 @@ pub async fn serve<S: Scaler>(
         ))
     });
 
-    let mut builder = Server::builder();
+    // One host multiplexes every trigger over one HTTP/2 connection, and under load many of
+    // its calls reach their deadline before the server accepts them. hyper's default allows
+    // only 20 such resets before closing the connection, which turns one overloaded moment
+    // into a reconnect storm; the bound stays, just sized for a busy host.
+    let mut builder =
+        Server::builder().http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS));
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.config())?;
     }
