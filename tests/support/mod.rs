@@ -31,11 +31,49 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     target_dir().join("debug").join(bin)
 }
 
+/// The workspace root: the nearest directory above the crate that holds `Cargo.lock`, so this
+/// module also serves scaler crates that include it by path.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
 /// The workspace target directory (honours CARGO_TARGET_DIR).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Runs `ebb` with `args` and returns its output; the binary is built like any other.
+pub fn run_ebb(args: &[&str]) -> std::process::Output {
+    Command::new(binary("ebb", "ebb"))
+        .args(args)
+        .output()
+        .expect("run ebb")
+}
+
+/// Starts workspace binary `bin` of `package` with `args`, stderr to a temporary log file.
+pub fn spawn(package: &str, bin: &str, args: &[&str]) -> (std::process::Child, PathBuf) {
+    let log = std::env::temp_dir().join(format!("{bin}-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).expect("create log file");
+    let child = Command::new(binary(package, bin))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn scaler");
+    (child, log)
+}
+
+/// A loopback address with a port free right now.
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("{}", listener.local_addr().expect("addr"))
 }
 
 /// True when `address` accepts TCP connections. When it does not: under CI (`CI=true`) the
@@ -56,4 +94,29 @@ pub fn require_service(name: &str, address: &str) -> bool {
         "\n!!! SKIPPING: {name} is not reachable at {address}. Run scripts/services.sh to start it. !!!\n"
     );
     false
+}
+
+/// Waits until `address` accepts TCP connections, failing after `deadline`.
+pub fn wait_for_port(address: &str, deadline: Duration) {
+    let start = std::time::Instant::now();
+    while !address
+        .parse()
+        .is_ok_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+    {
+        assert!(
+            start.elapsed() < deadline,
+            "nothing listens on {address} after {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills a spawned child when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
