@@ -52,6 +52,14 @@ async fn scale_target_reads_and_writes_the_scale_subresource() {
         Some("ebb")
     );
     assert_eq!(server.deployment_replicas("ns", "web"), Some(4));
+    // The count just written is remembered: the next poll's read makes no request.
+    server.clear_requests();
+    assert_eq!(target.current_replicas().await, Ok(4));
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    // A fresh target (as after a restart) reads the subresource again.
+    let again = resolver.target(&resource, "ns", "web");
+    assert_eq!(again.current_replicas().await, Ok(4));
+    assert_eq!(server.requests().len(), 1);
     // A second resolution of the kind is answered from the cache: no discovery call.
     server.clear_requests();
     resolver.resource("apps/v1", "Deployment").await.unwrap();
