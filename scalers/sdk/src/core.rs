@@ -110,6 +110,25 @@ impl<S: Scaler> Core<S> {
         }
     }
 
+    /// Ends an RPC: counts it by protocol, method and code, and maps an error to its status
+    /// (the one place where scaler errors become gRPC statuses).
+    pub fn finish<T>(
+        &self,
+        protocol: &'static str,
+        method: &'static str,
+        started: Instant,
+        result: Result<T, ScalerError>,
+    ) -> Result<tonic::Response<T>, tonic::Status> {
+        let code = result
+            .as_ref()
+            .map_or_else(ScalerError::code, |_| tonic::Code::Ok);
+        self.metrics
+            .observe_rpc(protocol, method, code, started.elapsed());
+        result
+            .map(tonic::Response::new)
+            .map_err(tonic::Status::from)
+    }
+
     async fn set_serving(&self, serving: bool) {
         let mut last = self.serving.lock().await;
         if *last == Some(serving) {

@@ -34,13 +34,7 @@ impl<S: Scaler> KedaService<S> {
         started: Instant,
         result: Result<T, ScalerError>,
     ) -> Result<Response<T>, Status> {
-        let code = result
-            .as_ref()
-            .map_or_else(ScalerError::code, |_| tonic::Code::Ok);
-        self.core
-            .metrics
-            .observe_rpc(PROTOCOL, method, code, started.elapsed());
-        result.map(Response::new).map_err(Status::from)
+        self.core.finish(PROTOCOL, method, started, result)
     }
 
     fn parse(
