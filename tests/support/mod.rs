@@ -3,32 +3,42 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Serialises nested `cargo build` calls from tests running in parallel.
-static BUILD_LOCK: Mutex<()> = Mutex::new(());
+/// Whether this test process has built the workspace's binaries yet.
+static BUILT: Mutex<bool> = Mutex::new(false);
 
-/// Path of binary `bin` from workspace package `package`, building it (debug) if needed.
-/// `cargo test --workspace` has normally built it already, so this is a quick no-op then.
+/// Path of binary `bin` from workspace package `package` (debug), built up to date.
+///
+/// Builds every workspace binary in one `cargo build --workspace --bins`, once per test
+/// process: building single packages resolves features differently from the workspace and
+/// rebuilds shared crates back and forth. `scripts/test.sh` runs the same command before the
+/// tests, so here it is a quick no-op.
 pub fn binary(package: &str, bin: &str) -> PathBuf {
-    let _guard = BUILD_LOCK
+    let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--bin", bin])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
+    if !*built {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+        *built = true;
+    }
+    let path = target_dir().join("debug").join(bin);
     assert!(
-        status.success(),
-        "cargo build -p {package} --bin {bin} failed"
+        path.exists(),
+        "{package} has no binary {bin} at {}",
+        path.display()
     );
-    target_dir().join("debug").join(bin)
+    path
 }
 
 /// The workspace root: the nearest directory above the crate that holds `Cargo.lock`, so this
@@ -76,24 +86,10 @@ pub fn free_address() -> String {
     format!("{}", listener.local_addr().expect("addr"))
 }
 
-/// True when `address` accepts TCP connections. When it does not: under CI (`CI=true`) the
-/// test fails, because CI must provide every service; locally the caller skips, loudly.
+/// True when `address` accepts TCP connections; under CI (`CI=true`) a missing service fails
+/// the test, locally it is skipped loudly. The SDK's rule, so every crate's tests share it.
 pub fn require_service(name: &str, address: &str) -> bool {
-    let reachable = address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    if reachable {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|value| value == "true") {
-        panic!("{name} is not reachable at {address}, and CI must provide it");
-    }
-    eprintln!(
-        "\n!!! SKIPPING: {name} is not reachable at {address}. Run scripts/services.sh to start it. !!!\n"
-    );
-    false
+    ebb_scaler_sdk::testing::require_service(name, address)
 }
 
 /// Waits until `address` accepts TCP connections, failing after `deadline`.
