@@ -6,6 +6,8 @@
 //! default) adds everything else: the scaling engine, the scaler client, the Kubernetes
 //! controller, the local runner and the CLI.
 
+#[cfg(feature = "insecure-tls")]
+pub mod insecure_tls;
 pub mod proto;
 pub mod protocol;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::ClientError;
+use crate::insecure_tls::SkipIdentityVerifier;
 
 /// How long to wait for a TCP (and TLS) connection before giving up, unless set otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,9 +47,11 @@ pub struct TlsSettings {
     pub client_key_pem: Option<String>,
     /// Name to verify the scaler's certificate against, when it differs from the address host.
     pub server_name: Option<String>,
-    /// Skip verifying the scaler's certificate (KEDA's `unsafeSsl`). This build cannot honour
-    /// it (tonic offers no switch and the crate does not depend on rustls directly), so
-    /// [`endpoint`] rejects it with [`ClientError::InvalidTls`] rather than silently verifying.
+    /// Skip verifying the scaler's identity (KEDA's `unsafeSsl`): any certificate is accepted
+    /// for any name, and [`TlsSettings::ca_pem`] and [`TlsSettings::server_name`] are not
+    /// checked against it (the name is still sent as SNI). The connection is still TLS with
+    /// the handshake signatures checked, and a client identity is still presented. Each
+    /// endpoint built this way logs a warning naming the address.
     pub insecure_skip_verify: bool,
 }
 
@@ -90,6 +93,15 @@ pub fn endpoint(settings: &ChannelSettings) -> Result<Endpoint, ClientError> {
             reason: "the address is empty".into(),
         });
     }
+    if settings.tls.is_some() && address.starts_with("http://") {
+        // Connecting in plain text when TLS was asked for would send secrets in the clear.
+        return Err(ClientError::InvalidAddress {
+            address: settings.address.clone(),
+            reason: "TLS settings are given but the address says http://; use https:// or \
+                     a bare host:port"
+                .into(),
+        });
+    }
     let uri = endpoint_uri(address, settings.tls.is_some());
     let endpoint = Endpoint::from_shared(uri).map_err(|error| ClientError::InvalidAddress {
         address: settings.address.clone(),
@@ -100,27 +112,38 @@ pub fn endpoint(settings: &ChannelSettings) -> Result<Endpoint, ClientError> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    match &settings.tls {
-        None => Ok(endpoint),
-        Some(tls) => endpoint
-            .tls_config(client_tls_config(tls)?)
-            .map_err(|error| ClientError::InvalidTls(error.to_string())),
+    let Some(tls) = &settings.tls else {
+        return Ok(endpoint);
+    };
+    let config = client_tls_config(tls)?;
+    // A custom verifier goes through tonic's own TLS connector, so every user of the endpoint
+    // (the pool's single and balanced channels, `connect`, `connect_lazy`) gets it, with
+    // tonic's connect timeout, SNI, ALPN and client identity handling unchanged.
+    let endpoint = if tls.insecure_skip_verify {
+        endpoint.tls_config_with_verifier(config, SkipIdentityVerifier::shared())
+    } else {
+        endpoint.tls_config(config)
     }
+    .map_err(|error| ClientError::InvalidTls(transport_reason(&error)))?;
+    if tls.insecure_skip_verify {
+        tracing::warn!(
+            address = %settings.address,
+            "TLS certificate verification is skipped for this scaler (insecureSkipVerify): \
+             any certificate is accepted for any name"
+        );
+    }
+    Ok(endpoint)
 }
 
 fn client_tls_config(tls: &TlsSettings) -> Result<ClientTlsConfig, ClientError> {
-    if tls.insecure_skip_verify {
-        return Err(ClientError::InvalidTls(
-            "skipping certificate verification (unsafeSsl) is not supported; give the CA \
-             certificate instead"
-                .into(),
-        ));
-    }
     let mut config = ClientTlsConfig::new();
-    config = match &tls.ca_pem {
-        Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-        None => config.with_enabled_roots(),
-    };
+    // tonic refuses roots next to a custom verifier; skipping verification ignores the CA.
+    if !tls.insecure_skip_verify {
+        config = match &tls.ca_pem {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+            None => config.with_enabled_roots(),
+        };
+    }
     match (&tls.client_cert_pem, &tls.client_key_pem) {
         (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(cert, key)),
         (None, None) => {}
@@ -179,6 +202,20 @@ mod tests {
     }
 
     #[test]
+    fn tls_with_an_http_address_is_refused_not_sent_in_clear() {
+        let settings = ChannelSettings {
+            tls: Some(TlsSettings::default()),
+            ..ChannelSettings::plain("http://scaler:9000")
+        };
+        let error = endpoint(&settings).unwrap_err();
+        assert!(
+            matches!(error, ClientError::InvalidAddress { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("http://"), "{error}");
+    }
+
+    #[test]
     fn empty_address_is_rejected() {
         let error = endpoint(&ChannelSettings::plain(" ")).unwrap_err();
         assert!(matches!(error, ClientError::InvalidAddress { .. }));
@@ -195,6 +232,101 @@ mod tests {
         };
         let error = endpoint(&settings).unwrap_err();
         assert!(error.to_string().contains("together"), "{error}");
+    }
+
+    fn insecure(tls: TlsSettings) -> ChannelSettings {
+        ChannelSettings {
+            tls: Some(TlsSettings {
+                insecure_skip_verify: true,
+                ..tls
+            }),
+            ..ChannelSettings::plain("scaler.shop.svc:9000")
+        }
+    }
+
+    #[test]
+    fn skipping_verification_builds_an_https_endpoint() {
+        let endpoint = endpoint(&insecure(TlsSettings::default())).expect("endpoint");
+        assert_eq!(endpoint.uri().scheme_str(), Some("https"));
+        // A CA given alongside is ignored rather than clashing with the verifier.
+        let with_ca = insecure(TlsSettings {
+            ca_pem: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into()),
+            server_name: Some("scaler.internal".into()),
+            ..TlsSettings::default()
+        });
+        endpoint_of(&with_ca);
+    }
+
+    fn endpoint_of(settings: &ChannelSettings) {
+        if let Err(error) = endpoint(settings) {
+            panic!("endpoint refused: {error}");
+        }
+    }
+
+    #[test]
+    fn skipping_verification_still_checks_the_client_identity() {
+        let half = insecure(TlsSettings {
+            client_key_pem: Some("key".into()),
+            ..TlsSettings::default()
+        });
+        let error = endpoint(&half).unwrap_err();
+        assert!(error.to_string().contains("together"), "{error}");
+
+        let unreadable = insecure(TlsSettings {
+            client_cert_pem: Some("not a certificate".into()),
+            client_key_pem: Some("not a key".into()),
+            ..TlsSettings::default()
+        });
+        let error = endpoint(&unreadable).unwrap_err();
+        assert!(matches!(error, ClientError::InvalidTls(_)), "{error:?}");
+    }
+
+    /// Log lines written by the code under test, for one thread.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn skipping_verification_warns_once_without_secrets() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let settings = insecure(TlsSettings {
+            client_cert_pem: Some("CLIENT-CERT-PEM".into()),
+            client_key_pem: Some("TOP-SECRET-KEY".into()),
+            ..TlsSettings::default()
+        });
+        tracing::subscriber::with_default(subscriber, || {
+            // The PEM is junk, so building fails; the warning must not come before that.
+            assert!(endpoint(&settings).is_err());
+            endpoint_of(&insecure(TlsSettings::default()));
+            endpoint_of(&ChannelSettings {
+                tls: Some(TlsSettings::default()),
+                ..ChannelSettings::plain("verified.shop.svc:9000")
+            });
+        });
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let warnings: Vec<&str> = logs
+            .lines()
+            .filter(|line| line.contains("verification is skipped"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{logs}");
+        assert!(warnings[0].contains("WARN"), "{logs}");
+        assert!(warnings[0].contains("scaler.shop.svc:9000"), "{logs}");
+        assert!(!logs.contains("TOP-SECRET-KEY") && !logs.contains("CLIENT-CERT-PEM"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The TLS settings cannot be used (bad PEM, or an option this build cannot honour).
+    /// The TLS settings cannot be used (bad PEM, half a client identity).
     #[error("invalid TLS settings: {0}")]
     InvalidTls(String),
     /// No connection to the scaler could be made.

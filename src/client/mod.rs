@@ -27,12 +27,14 @@ pub mod channel;
 mod check;
 mod command;
 mod conformance;
+mod encoded;
 mod error;
 mod scaler_client;
 mod types;
 
 pub use channel::{ChannelSettings, TlsSettings};
 pub use command::{ScalerCommand, TargetArgs, run_scaler_command};
+pub use encoded::EncodedRequest;
 pub use error::ClientError;
 pub use scaler_client::{ActivityStream, ScalerClient};
 pub use types::{

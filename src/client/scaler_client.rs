@@ -12,6 +12,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use super::ClientError;
+use super::encoded::{self, EncodedRequest};
 use super::types::{
     MetricReading, MetricSpec, MetricsReading, Protocol, ScalerInfo, TargetType, TriggerInput,
 };
@@ -134,7 +135,7 @@ impl ScalerClient {
         timeout: Duration,
     ) -> Result<MetricsReading, ClientError> {
         match self.protocol(timeout).await? {
-            Protocol::V1 => self.v1_metrics(trigger, timeout).await,
+            Protocol::V1 => self.v1_metrics(&EncodedRequest::v1(trigger), timeout).await,
             Protocol::Keda => {
                 let specs = self.metric_specs(trigger, timeout).await?;
                 self.keda_metrics(trigger, &specs, timeout).await
@@ -151,8 +152,22 @@ impl ScalerClient {
         specs: &[MetricSpec],
         timeout: Duration,
     ) -> Result<MetricsReading, ClientError> {
+        self.metrics_prepared(trigger, &EncodedRequest::v1(trigger), specs, timeout)
+            .await
+    }
+
+    /// Like [`ScalerClient::metrics_with_specs`] with the v1 request encoded beforehand
+    /// ([`EncodedRequest::v1`] of the same trigger): a poller encodes it once per trigger
+    /// version instead of once per poll.
+    pub async fn metrics_prepared(
+        &self,
+        trigger: &TriggerInput,
+        encoded: &EncodedRequest,
+        specs: &[MetricSpec],
+        timeout: Duration,
+    ) -> Result<MetricsReading, ClientError> {
         match self.protocol(timeout).await? {
-            Protocol::V1 => self.v1_metrics(trigger, timeout).await,
+            Protocol::V1 => self.v1_metrics(encoded, timeout).await,
             Protocol::Keda => self.keda_metrics(trigger, specs, timeout).await,
         }
     }
@@ -235,15 +250,15 @@ impl ScalerClient {
 
     async fn v1_metrics(
         &self,
-        trigger: &TriggerInput,
+        encoded: &EncodedRequest,
         timeout: Duration,
     ) -> Result<MetricsReading, ClientError> {
-        let mut client = V1Client::new(self.channel.clone());
-        let answer = call(
+        let channel = self.channel.clone();
+        let answer: v1::GetMetricsResponse = call(
             "GetMetrics",
             timeout,
-            |request| client.get_metrics(request),
-            v1_request(trigger),
+            |request| encoded::unary(channel, GET_METRICS_PATH, request),
+            encoded.bytes(),
         )
         .await?;
         if answer.metric_values.is_empty() {
@@ -347,15 +362,29 @@ where
     request.set_timeout(timeout);
     match tokio::time::timeout(timeout, send(request)).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status))
-            if status.code() == Code::DeadlineExceeded && status.message().is_empty() =>
-        {
-            Err(ClientError::Timeout { rpc, timeout })
-        }
+        Ok(Err(status)) if is_local_deadline(&status) => Err(ClientError::Timeout { rpc, timeout }),
         Ok(Err(status)) => Err(ClientError::from_status(rpc, &status)),
         Err(_) => Err(ClientError::Timeout { rpc, timeout }),
     }
 }
+
+/// Whether `status` is the deadline running out on this side rather than the scaler's
+/// answer. tonic's channel enforces the `grpc-timeout` it sends and reports that as CANCELLED
+/// "Timeout expired"; it races with the local timer in [`call`], so both mean a timeout.
+fn is_local_deadline(status: &tonic::Status) -> bool {
+    match status.code() {
+        Code::DeadlineExceeded => status.message().is_empty(),
+        Code::Cancelled => {
+            std::error::Error::source(status)
+                .is_some_and(|source| source.downcast_ref::<tonic::TimeoutExpired>().is_some())
+                || status.message() == tonic::TimeoutExpired(()).to_string()
+        }
+        _ => false,
+    }
+}
+
+/// Path of v1 `GetMetrics` (the generated client's, for calls with a pre-encoded request).
+const GET_METRICS_PATH: &str = "/ebb.scaler.v1.Scaler/GetMetrics";
 
 /// The v1 request for a trigger.
 pub(crate) fn v1_request(trigger: &TriggerInput) -> v1::TriggerRequest {
@@ -477,5 +506,23 @@ mod tests {
         assert_eq!(pick_keda_value("a", &[value("other", 3.0)]).unwrap(), 3.0);
         assert!(pick_keda_value("a", &[]).is_err());
         assert!(pick_keda_value("a", &[value("b", 1.0), value("c", 1.0)]).is_err());
+    }
+
+    #[test]
+    fn the_channels_own_deadline_counts_as_a_timeout() {
+        let expired = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(expired.code(), Code::Cancelled);
+        assert!(is_local_deadline(&expired));
+        assert!(is_local_deadline(&tonic::Status::new(
+            Code::DeadlineExceeded,
+            ""
+        )));
+        // A scaler's own answers are not the local deadline.
+        assert!(!is_local_deadline(&tonic::Status::cancelled(
+            "client went away"
+        )));
+        assert!(!is_local_deadline(&tonic::Status::deadline_exceeded(
+            "source too slow"
+        )));
     }
 }

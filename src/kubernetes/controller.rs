@@ -267,6 +267,13 @@ impl Controller {
 
     async fn reconcile(&mut self, raw: DynamicObject, resync: bool) {
         let key = key_of(&raw);
+        if !resync && self.is_echo(&key, &raw) {
+            // Our own status write coming back (or a label change): only the stored status
+            // moved. Decoding the whole object for that would double the work per write.
+            self.sink.observe_raw(&key, &raw);
+            self.objects.insert(key, raw);
+            return;
+        }
         self.objects.insert(key.clone(), raw.clone());
         let decoded = serde_json::to_value(&raw).and_then(serde_json::from_value::<ScaledObject>);
         let object = match decoded {
@@ -384,6 +391,18 @@ impl Controller {
             created,
         });
         tracing::debug!(object = %key, "ScaledObject applied");
+    }
+
+    /// Whether `raw` is what was last applied for `key` (same generation and annotations),
+    /// judged from its metadata alone.
+    fn is_echo(&self, key: &ObjectKey, raw: &DynamicObject) -> bool {
+        self.applied.get(key).is_some_and(|applied| {
+            applied.generation == raw.metadata.generation
+                && raw.metadata.annotations.as_ref().map_or_else(
+                    || applied.annotations.is_empty(),
+                    |annotations| *annotations == applied.annotations,
+                )
+        })
     }
 
     /// The scaler's GetInfo answer, when it can be had now. A scaler that is down is not a

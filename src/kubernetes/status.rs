@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -136,6 +137,23 @@ impl KubeStatusSink {
             state.uids.insert(key.clone(), uid.clone());
         }
         state.stored.insert(key, status);
+    }
+
+    /// Like [`KubeStatusSink::observe`] from the undecoded object, for watch events that need
+    /// nothing else. The status is normalised through its type, as `publish` does, so equal
+    /// statuses compare equal; one that does not decode is recorded as empty.
+    pub fn observe_raw(&self, key: &ObjectKey, raw: &kube::api::DynamicObject) {
+        let status = raw
+            .data
+            .get("status")
+            .and_then(|status| ScaledObjectStatus::deserialize(status).ok())
+            .and_then(|status| serde_json::to_value(status).ok())
+            .unwrap_or(json!({}));
+        let mut state = self.lock();
+        if let Some(uid) = &raw.metadata.uid {
+            state.uids.insert(key.clone(), uid.clone());
+        }
+        state.stored.insert(key.clone(), status);
     }
 
     /// Queues `status` for writing unless the server already has it; returns whether it was

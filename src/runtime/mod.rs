@@ -54,6 +54,7 @@
 
 mod evaluate;
 mod http;
+mod mailbox;
 mod metrics;
 mod object;
 mod poller;

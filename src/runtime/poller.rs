@@ -19,16 +19,21 @@ use super::metrics::{FloatGauge, MetricLabels, RuntimeMetrics, TriggerLabels};
 use super::pool::{RpcMethod, ScalerConnection, ScalerPool};
 use super::push::{PushBackoff, PushTask, TriggerActivity};
 use super::trigger::{PushMode, ResolvedTrigger};
-use crate::client::{ClientError, MetricSpec, MetricsReading, Protocol, ScalerClient, ScalerInfo};
+use crate::client::{
+    ClientError, EncodedRequest, MetricSpec, MetricsReading, Protocol, ScalerClient, ScalerInfo,
+};
 
 /// What the loop knows about one trigger.
 pub(crate) struct TriggerPoller {
-    pub(crate) trigger: ResolvedTrigger,
+    /// Shared with the push task: one copy of the metadata and secrets per trigger.
+    pub(crate) trigger: Arc<ResolvedTrigger>,
     /// `Err` holds why no connection could be made (bad address or TLS): every poll fails.
     connection: Result<Arc<ScalerConnection>, String>,
     client: Option<ScalerClient>,
     protocol: Option<Protocol>,
     keda_specs: Option<Vec<MetricSpec>>,
+    /// The v1 request, encoded on first use (the trigger never changes for a poller).
+    encoded: Option<EncodedRequest>,
     pub(crate) activity: Arc<TriggerActivity>,
     push_task: Option<JoinHandle<()>>,
     /// The last successful reading (kept across failures, for status and push evaluation).
@@ -95,11 +100,12 @@ impl TriggerPoller {
             value_gauges: Vec::new(),
             value_family: metrics.trigger_metric_value.clone(),
             labels,
-            trigger,
+            trigger: Arc::new(trigger),
             connection,
             client,
             protocol: None,
             keda_specs: None,
+            encoded: None,
             activity: previous_activity.unwrap_or_default(),
             push_task: None,
             last_reading: None,
@@ -212,8 +218,11 @@ impl TriggerPoller {
         }
         let specs = self.keda_specs.as_deref().unwrap_or(&[]);
         let started = Instant::now();
+        let encoded = self
+            .encoded
+            .get_or_insert_with(|| EncodedRequest::v1(&self.trigger.input));
         let reading = client
-            .metrics_with_specs(&self.trigger.input, specs, timeout)
+            .metrics_prepared(&self.trigger.input, encoded, specs, timeout)
             .await;
         rpc.record(RpcMethod::GetMetrics, started, &reading);
         reading.map_err(|error| {

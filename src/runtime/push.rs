@@ -98,7 +98,7 @@ impl PushBackoff {
 
 /// Everything a push task needs; it runs until aborted (the loop aborts it on drop).
 pub(crate) struct PushTask {
-    pub(crate) trigger: ResolvedTrigger,
+    pub(crate) trigger: Arc<ResolvedTrigger>,
     pub(crate) client: ScalerClient,
     pub(crate) connection: Arc<ScalerConnection>,
     pub(crate) activity: Arc<TriggerActivity>,

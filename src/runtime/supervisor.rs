@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::mailbox::Mailbox;
 use super::object::{ManagedObject, RuntimeConfig};
 use super::pool::ScalerPool;
 use super::scale_loop::{Control, LoopShared, ScaleLoop};
@@ -21,8 +21,16 @@ pub struct Supervisor {
 }
 
 struct LoopHandle {
-    control: mpsc::UnboundedSender<Control>,
+    control: Arc<Mailbox>,
     task: JoinHandle<()>,
+}
+
+impl Drop for LoopHandle {
+    /// A loop whose handle is gone (supervisor dropped, loop replaced) shuts down; a stop
+    /// already sent stays a stop.
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Shutdown);
+    }
 }
 
 impl Supervisor {
@@ -56,14 +64,16 @@ impl Supervisor {
                 match handle.control.send(Control::Update(Box::new(object))) {
                     Ok(()) => return,
                     // The loop ended between the check and the send: start a new one.
-                    Err(mpsc::error::SendError(Control::Update(object))) => *object,
+                    Err(Control::Update(object)) => *object,
                     Err(_) => return,
                 }
             }
             _ => object,
         };
-        let (control, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(ScaleLoop::new(object, self.shared.clone(), receiver).run());
+        let control = Arc::new(Mailbox::default());
+        let task = tokio::spawn(
+            Box::new(ScaleLoop::new(object, self.shared.clone(), control.clone())).run(),
+        );
         loops.insert(key, LoopHandle { control, task });
     }
 
@@ -113,8 +123,8 @@ impl Supervisor {
         for handle in &handles {
             let _ = handle.control.send(Control::Shutdown);
         }
-        for handle in handles {
-            let _ = handle.task.await;
+        for mut handle in handles {
+            let _ = (&mut handle.task).await;
         }
     }
 }

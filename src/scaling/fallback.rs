@@ -171,9 +171,28 @@ impl TriggerReport {
 /// A number without needless decimals: 68, 2.5, 0.33.
 pub fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
+        // Integer formatting: `{:.0}` on a float takes the exact (slow) path, and this runs
+        // on every poll of every object.
+        #[allow(clippy::cast_possible_truncation)]
+        let whole = value as i64;
+        whole.to_string()
     } else {
         let text = format!("{value:.2}");
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::number;
+
+    #[test]
+    fn numbers_drop_needless_decimals() {
+        assert_eq!(number(68.0), "68");
+        assert_eq!(number(-3.0), "-3");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(2.5), "2.5");
+        assert_eq!(number(1.0 / 3.0), "0.33");
+        assert_eq!(number(1e16), "10000000000000000");
     }
 }

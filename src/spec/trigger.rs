@@ -123,7 +123,9 @@ pub struct ScalerTls {
     /// Name to verify the scaler's certificate against (default: the address's host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
-    /// Skip certificate verification (testing only).
+    /// Accept any certificate and name from the scaler (KEDA's `unsafeSsl`). Traffic stays
+    /// encrypted and handshake signatures are still checked, and a client certificate is
+    /// still sent; a CA given with it is ignored. For testing only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
 }
