@@ -31,4 +31,7 @@ pub enum Command {
     /// Tools for scaler authors: inspect a scaler, or check it against the protocol.
     #[command(subcommand)]
     Scaler(crate::client::ScalerCommand),
+    /// Internal: how `ebb run` starts a process so that it stops when ebb dies.
+    #[command(name = "exec-child", hide = true)]
+    ExecChild(crate::local::process::ExecChildArgs),
 }

@@ -9,7 +9,18 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     ebb::runtime::telemetry::init_logging(&cli.log, cli.log_json);
     match cli.command {
-        Command::Run(args) => ebb::local::run(args).await?,
+        Command::Run(args) => {
+            // Processes are started through this same binary so they stop if ebb is killed.
+            if let Ok(this) = std::env::current_exe() {
+                ebb::local::process::use_launcher(this);
+            }
+            ebb::local::run(args).await?
+        }
+        Command::ExecChild(args) => {
+            let error = ebb::local::process::exec_child(args);
+            eprintln!("ebb exec-child: {error}");
+            std::process::exit(127);
+        }
         Command::Controller(args) => ebb::kubernetes::run(args).await?,
         Command::Crd(args) => ebb::kubernetes::write_crds(args)?,
         Command::Simulate(args) => ebb::simulate::run(args)?,

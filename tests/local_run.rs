@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::wait_for;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -219,17 +221,6 @@ fn http_get_json(port: u16, path: &str) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
-fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn group(status: &Value) -> &Value {
     &status["processGroups"][0]
 }
@@ -302,16 +293,6 @@ fn processed_ids(path: &Path) -> BTreeMap<String, usize> {
         *ids.entry(line.to_owned()).or_insert(0) += 1;
     }
     ids
-}
-
-fn alive(pid: u64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 fn setup(test: &str) -> Option<(Binaries, String, tempfile::TempDir)> {
@@ -571,7 +552,11 @@ fn ctrl_c_stops_everything_gracefully_and_loses_no_message() {
     run.interrupt();
     let exit = run.wait_exit(Duration::from_secs(60));
     assert!(exit.success(), "ebb run exited with {exit}");
-    let stray: Vec<u64> = pids.iter().copied().filter(|pid| alive(*pid)).collect();
+    let stray: Vec<u64> = pids
+        .iter()
+        .copied()
+        .filter(|pid| u32::try_from(*pid).is_ok_and(support::alive))
+        .collect();
     assert!(stray.is_empty(), "processes left running: {stray:?}");
 
     // Every message is either processed exactly once or back in the queue.

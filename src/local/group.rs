@@ -316,14 +316,20 @@ impl Supervisor {
             ("EBB_PROCESS_GROUP", self.config.name.clone()),
             ("EBB_REPLICA", slot.to_string()),
         ];
-        let mut child =
-            spawn(&self.config.command, &extra_env, &label, &self.output).map_err(|error| {
-                TargetError::Failed(format!(
-                    "process group {}: cannot start {}: {error}",
-                    self.config.name,
-                    self.config.command.program.display()
-                ))
-            })?;
+        let mut child = spawn(
+            &self.config.command,
+            &extra_env,
+            &label,
+            &self.output,
+            self.config.stop_signal.to_signal(),
+        )
+        .map_err(|error| {
+            TargetError::Failed(format!(
+                "process group {}: cannot start {}: {error}",
+                self.config.name,
+                self.config.command.program.display()
+            ))
+        })?;
         let pid = child.id().unwrap_or_default();
         let id = self.next_id;
         self.next_id += 1;

@@ -152,7 +152,15 @@ fn launch(
 ) -> Result<tokio::process::Child, SidecarError> {
     let extra_env = [("EBB_SCALER_LISTEN", config.address.to_string())];
     let label = format!("scaler/{}", config.name);
-    spawn(&config.command, &extra_env, &label, output).map_err(|source| SidecarError::Spawn {
+    // A scaler whose ebb died has nobody to answer: it stops too.
+    spawn(
+        &config.command,
+        &extra_env,
+        &label,
+        output,
+        rustix::process::Signal::TERM,
+    )
+    .map_err(|source| SidecarError::Spawn {
         name: config.name.clone(),
         program: config.command.program.display().to_string(),
         source,
