@@ -67,21 +67,26 @@ pub struct ScaledObjectSpec {
     pub scale_target_ref: ScaleTargetRef,
     /// Seconds between polls of each trigger (default 30, at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 30))]
     pub polling_interval: Option<u32>,
     /// Seconds without activity before scaling to zero (or idle) (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 300))]
     pub cooldown_period: Option<u32>,
     /// Seconds after creation before a never-active object may scale to zero (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 0))]
     pub initial_cooldown_period: Option<u32>,
     /// Replicas while no trigger is active; must be below `minReplicaCount`. Unset: `min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_replica_count: Option<u32>,
     /// Fewest replicas while active (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 0))]
     pub min_replica_count: Option<u32>,
     /// Most replicas (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = 100))]
     pub max_replica_count: Option<u32>,
     /// What to do when a trigger keeps failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
