@@ -65,7 +65,13 @@ struct Controller {
 
 impl Controller {
     async fn start(server: &FakeApiServer, identity: &str) -> Self {
+        Self::start_with(server, identity, Duration::from_secs(2)).await
+    }
+
+    /// `info_timeout`: how long the controller waits for a scaler's GetInfo.
+    async fn start_with(server: &FakeApiServer, identity: &str, info_timeout: Duration) -> Self {
         let args = ControllerArgs {
+            info_timeout,
             identity: Some(identity.to_owned()),
             namespace: "ebb-system".into(),
             lease_duration: Duration::from_secs(3),
@@ -666,4 +672,56 @@ async fn rabbitmq_queue_scales_a_deployment_with_credentials_from_a_scaler_authe
     }
     controller.stop().await;
     rabbitmq_api("DELETE", &format!("/queues/%2F/{queue}"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaler_that_never_answers_getinfo_does_not_hold_up_other_objects() {
+    let server = FakeApiServer::start().await;
+    // Accepts TCP and HTTP/2 never comes: GetInfo to it waits for the whole info timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    let port = free_port();
+    let _scaler = example_scaler(port).await;
+    server.create(deployment("web", 1, json!([]))).unwrap();
+    // Far longer than this test waits. A GetInfo that blocked the watch would end only when
+    // HTTP/2 keep-alive gives up on the silent connection (about 50 s), after this test's 20 s.
+    let controller = Controller::start_with(&server, "replica-a", Duration::from_secs(600)).await;
+    // An object that is Ready proves the controller leads and watches, so the next two
+    // arrive as watch events, stuck first (an initial list hands them over in name order).
+    let healthy_spec = json!({
+        "scaleTargetRef": {"name": "web"}, "minReplicaCount": 1,
+        "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{port}")}, "metadata": {"value": "1"}}]
+    });
+    server
+        .create(scaled_object("first", healthy_spec.clone()))
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the first object to be Ready",
+        || condition(&scaled(&server, "first"), "Ready").filter(|(status, _)| status == "True"),
+    )
+    .await;
+    server
+        .create(scaled_object("stuck", json!({
+            "scaleTargetRef": {"name": "web"},
+            "triggers": [{"name": "t", "scaler": {"address": silent_address}, "metadata": {"value": "1"}}]
+        })))
+        .unwrap();
+    server
+        .create(scaled_object("healthy", healthy_spec))
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the healthy object to be Ready",
+        || condition(&scaled(&server, "healthy"), "Ready").filter(|(status, _)| status == "True"),
+    )
+    .await;
+    // The stuck one is still being prepared: no loop runs for it, so it has no status yet.
+    assert!(
+        condition(&scaled(&server, "stuck"), "Ready").is_none(),
+        "{}",
+        scaled(&server, "stuck")
+    );
+    drop(silent);
+    controller.stop().await;
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -56,20 +58,64 @@ struct Applied {
 
 struct Controller {
     settings: ControllerSettings,
-    client: kube::Client,
     supervisor: Supervisor,
-    pool: ScalerPool,
     sink: KubeStatusSink,
     targets: TargetResolver,
     objects: HashMap<ObjectKey, DynamicObject>,
     applied: HashMap<ObjectKey, Applied>,
     retry: HashSet<ObjectKey>,
-    /// Scalers whose GetInfo failed recently: not asked again for a while, so a dead scaler
-    /// does not cost every one of its objects a full RPC deadline.
-    info_failures: HashMap<String, std::time::Instant>,
+    /// What preparations need; cloned into each.
+    preparer: Preparer,
+    /// Preparations running (resolving references, checking metadata against GetInfo).
+    preparing: FuturesUnordered<BoxFuture<'static, Prepared>>,
+    /// The newest preparation per object; an older one finishing late is dropped.
+    latest: HashMap<ObjectKey, u64>,
+    next_preparation: u64,
     /// The target handle given to each loop, reused while the reference is unchanged.
     target_handles: HashMap<ObjectKey, (TargetIdentity, Arc<dyn ScaleTarget>)>,
 }
+
+/// The slow part of a reconcile, run concurrently with the watch: reading Secrets and the
+/// target's kind, and asking scalers for their metadata schema. A scaler that hangs until its
+/// deadline then holds up only its own objects, not every object behind it on the watch.
+#[derive(Clone)]
+struct Preparer {
+    client: kube::Client,
+    targets: TargetResolver,
+    pool: ScalerPool,
+    controller_namespace: String,
+    info_timeout: Duration,
+    /// Scalers whose GetInfo failed recently: not asked again for a while, so a dead scaler
+    /// does not cost every one of its objects a full RPC deadline.
+    info_failures: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+    /// Bounds preparations in flight (each may read Secrets from the API server).
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// A finished preparation.
+struct Prepared {
+    key: ObjectKey,
+    number: u64,
+    object: Box<ScaledObject>,
+    outcome: Result<Ready, Rejection>,
+}
+
+/// Everything needed to run an object.
+struct Ready {
+    resource: ApiResource,
+    triggers: Vec<crate::runtime::ResolvedTrigger>,
+}
+
+/// Why an object cannot run (yet).
+enum Rejection {
+    /// A reason and message for Ready=False.
+    Failed(&'static str, String),
+    /// Problems found while resolving or checking metadata.
+    Problems(Vec<ResolveProblem>),
+}
+
+/// Preparations in flight at once.
+const PREPARE_CONCURRENCY: usize = 64;
 
 /// apiVersion, kind and name of a scale target.
 type TargetIdentity = (String, String, String);
@@ -107,17 +153,28 @@ pub async fn lead(
         Arc::new(sink.clone()),
         RuntimeConfig::default(),
     );
-    let mut controller = Controller {
-        targets: TargetResolver::new(client.clone()),
-        settings,
+    let targets = TargetResolver::new(client.clone());
+    let preparer = Preparer {
         client: client.clone(),
+        targets: targets.clone(),
+        pool: pool.clone(),
+        controller_namespace: settings.controller_namespace.clone(),
+        info_timeout: settings.info_timeout,
+        info_failures: Arc::default(),
+        permits: Arc::new(tokio::sync::Semaphore::new(PREPARE_CONCURRENCY)),
+    };
+    let mut controller = Controller {
+        targets,
+        preparer,
+        settings,
         supervisor,
-        pool,
         sink,
         objects: HashMap::new(),
         applied: HashMap::new(),
         retry: HashSet::new(),
-        info_failures: HashMap::new(),
+        preparing: FuturesUnordered::new(),
+        latest: HashMap::new(),
+        next_preparation: 0,
         target_handles: HashMap::new(),
     };
     let resource = scaled_object_resource();
@@ -139,7 +196,7 @@ pub async fn lead(
                 Some(Ok(watcher::Event::Init)) => listed.clear(),
                 Some(Ok(watcher::Event::InitApply(object))) => {
                     listed.insert(key_of(&object));
-                    controller.reconcile(object, false).await;
+                    controller.reconcile(object, false);
                 }
                 Some(Ok(watcher::Event::InitDone)) => {
                     let gone: Vec<ObjectKey> = controller.objects.keys().filter(|k| !listed.contains(*k)).cloned().collect();
@@ -149,15 +206,18 @@ pub async fn lead(
                     readiness.set_ready(true);
                     tracing::info!(objects = controller.objects.len(), "initial list done");
                 }
-                Some(Ok(watcher::Event::Apply(object))) => controller.reconcile(object, false).await,
+                Some(Ok(watcher::Event::Apply(object))) => controller.reconcile(object, false),
                 Some(Ok(watcher::Event::Delete(object))) => controller.removed(&key_of(&object)),
                 Some(Err(error)) => tracing::warn!(%error, "ScaledObject watch failed; retrying"),
                 None => break,
             },
-            _ = resync.tick() => controller.resync(None).await,
+            Some(prepared) = controller.preparing.next(), if !controller.preparing.is_empty() => {
+                controller.finish(prepared);
+            }
+            _ = resync.tick() => controller.resync(None),
             _ = retry.tick(), if !controller.retry.is_empty() => {
                 let keys: HashSet<ObjectKey> = std::mem::take(&mut controller.retry);
-                controller.resync(Some(keys)).await;
+                controller.resync(Some(keys));
             }
             () = &mut stop => break,
         }
@@ -174,10 +234,12 @@ impl Controller {
         self.applied.remove(key);
         self.retry.remove(key);
         self.target_handles.remove(key);
+        // A preparation still running for it is dropped when it finishes.
+        self.latest.remove(key);
         tracing::info!(object = %key, "ScaledObject removed");
     }
 
-    async fn resync(&mut self, only: Option<HashSet<ObjectKey>>) {
+    fn resync(&mut self, only: Option<HashSet<ObjectKey>>) {
         let objects: Vec<DynamicObject> = self
             .objects
             .iter()
@@ -185,7 +247,7 @@ impl Controller {
             .map(|(_, object)| object.clone())
             .collect();
         for object in objects {
-            self.reconcile(object, true).await;
+            self.reconcile(object, true);
         }
     }
 
@@ -211,6 +273,7 @@ impl Controller {
         message: String,
     ) {
         self.supervisor.remove(key);
+        self.latest.remove(key);
         let mut status = status.unwrap_or_default();
         let previous = status.condition(ConditionType::Ready).cloned();
         status.set_condition(Condition::new(
@@ -265,7 +328,8 @@ impl Controller {
         self.fail(key, Some(object), first.reason, message.join("; "));
     }
 
-    async fn reconcile(&mut self, raw: DynamicObject, resync: bool) {
+    /// Decodes and validates at once; the rest runs as a preparation (see [`Preparer`]).
+    fn reconcile(&mut self, raw: DynamicObject, resync: bool) {
         let key = key_of(&raw);
         if !resync && self.is_echo(&key, &raw) {
             // Our own status write coming back (or a label change): only the stored status
@@ -314,49 +378,46 @@ impl Controller {
             self.fail(&key, Some(&object), first.reason, message.join("; "));
             return;
         }
-        let pause = object.pause_state().unwrap_or_default();
-        let target_ref = &object.spec.scale_target_ref;
-        let resource = match self
-            .targets
-            .resource(target_ref.api_version(), target_ref.kind())
-            .await
-        {
-            Ok(resource) => resource,
-            Err(error) => {
-                self.fail(
-                    &key,
-                    Some(&object),
-                    "TargetNotScalable",
-                    format!("spec.scaleTargetRef: {error}"),
-                );
+        self.next_preparation += 1;
+        let number = self.next_preparation;
+        self.latest.insert(key.clone(), number);
+        let preparer = self.preparer.clone();
+        self.preparing.push(Box::pin(async move {
+            let outcome = preparer.prepare(&key, &object).await;
+            Prepared {
+                key,
+                number,
+                object: Box::new(object),
+                outcome,
+            }
+        }));
+    }
+
+    /// Applies a finished preparation unless a newer one (or a removal) superseded it.
+    fn finish(&mut self, prepared: Prepared) {
+        let Prepared {
+            key,
+            number,
+            object,
+            outcome,
+        } = prepared;
+        if self.latest.get(&key) != Some(&number) {
+            return;
+        }
+        self.latest.remove(&key);
+        let ready = match outcome {
+            Ok(ready) => ready,
+            Err(Rejection::Failed(reason, message)) => {
+                self.fail(&key, Some(&object), reason, message);
                 return;
             }
-        };
-        let lookup = KubeLookup::new(self.client.clone(), self.targets.clone());
-        let triggers = match resolve_triggers(
-            &lookup,
-            &key,
-            &object.spec,
-            &self.settings.controller_namespace,
-        )
-        .await
-        {
-            Ok(triggers) => triggers,
-            Err(problems) => {
+            Err(Rejection::Problems(problems)) => {
                 self.report(&key, &object, &problems);
                 return;
             }
         };
-        let mut problems = Vec::new();
-        for (index, trigger) in triggers.iter().enumerate() {
-            if let Some(info) = self.scaler_info(trigger).await {
-                problems.extend(check_metadata(&info, index, trigger));
-            }
-        }
-        if !problems.is_empty() {
-            self.report(&key, &object, &problems);
-            return;
-        }
+        let pause = object.pause_state().unwrap_or_default();
+        let target_ref = &object.spec.scale_target_ref;
         let identity: TargetIdentity = (
             target_ref.api_version().to_owned(),
             target_ref.kind().to_owned(),
@@ -366,7 +427,7 @@ impl Controller {
             Some((known, handle)) if *known == identity => handle.clone(),
             _ => {
                 let handle: Arc<dyn ScaleTarget> = Arc::new(self.targets.target(
-                    &resource,
+                    &ready.resource,
                     &key.namespace,
                     &target_ref.name,
                 ));
@@ -380,14 +441,15 @@ impl Controller {
             .creation_timestamp
             .as_ref()
             .map_or_else(SystemTime::now, from_time);
+        let object = *object;
         self.supervisor.apply(ManagedObject {
             key: key.clone(),
             generation: object.metadata.generation.unwrap_or(0),
-            spec: Arc::new(object.spec.clone()),
+            spec: Arc::new(object.spec),
             pause,
-            triggers,
+            triggers: ready.triggers,
             target,
-            last_status: object.status.clone(),
+            last_status: object.status,
             created,
         });
         tracing::debug!(object = %key, "ScaledObject applied");
@@ -404,30 +466,62 @@ impl Controller {
                 )
         })
     }
+}
+
+impl Preparer {
+    /// Resolves the object's target kind and triggers and checks trigger metadata against
+    /// each scaler's schema.
+    async fn prepare(&self, key: &ObjectKey, object: &ScaledObject) -> Result<Ready, Rejection> {
+        // Closed only when the controller is dropped, and then nobody waits for this.
+        let _permit = self.permits.acquire().await;
+        let target_ref = &object.spec.scale_target_ref;
+        let resource = self
+            .targets
+            .resource(target_ref.api_version(), target_ref.kind())
+            .await
+            .map_err(|error| {
+                Rejection::Failed("TargetNotScalable", format!("spec.scaleTargetRef: {error}"))
+            })?;
+        let lookup = KubeLookup::new(self.client.clone(), self.targets.clone());
+        let triggers = resolve_triggers(&lookup, key, &object.spec, &self.controller_namespace)
+            .await
+            .map_err(Rejection::Problems)?;
+        let mut problems = Vec::new();
+        for (index, trigger) in triggers.iter().enumerate() {
+            if let Some(info) = self.scaler_info(trigger).await {
+                problems.extend(check_metadata(&info, index, trigger));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Rejection::Problems(problems));
+        }
+        Ok(Ready { resource, triggers })
+    }
 
     /// The scaler's GetInfo answer, when it can be had now. A scaler that is down is not a
     /// reason to refuse the object: its loop counts the failures and applies fallback.
-    async fn scaler_info(
-        &mut self,
-        trigger: &crate::runtime::ResolvedTrigger,
-    ) -> Option<ScalerInfo> {
+    async fn scaler_info(&self, trigger: &crate::runtime::ResolvedTrigger) -> Option<ScalerInfo> {
         if trigger.protocol == Some(Protocol::Keda) {
             return None;
         }
         let address = trigger.channel.address.clone();
-        if self
+        let recently_failed = self
             .info_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&address)
-            .is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY)
-        {
+            .is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY);
+        if recently_failed {
             return None;
         }
         let connection = self.pool.connection(&trigger.channel).ok()?;
-        match connection.client().info(self.settings.info_timeout).await {
+        match connection.client().info(self.info_timeout).await {
             Ok(info) if info.protocol == Protocol::V1 => Some(info.clone()),
             Ok(_) => None,
             Err(error) => {
                 self.info_failures
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(address, std::time::Instant::now());
                 tracing::debug!(address = %trigger.channel.address, %error, "GetInfo failed; metadata not checked now");
                 None

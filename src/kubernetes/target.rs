@@ -46,6 +46,9 @@ pub enum TargetKindError {
 pub struct TargetResolver {
     client: kube::Client,
     cache: Arc<Mutex<HashMap<(String, String), ApiResource>>>,
+    /// Held while discovering, so objects prepared concurrently do not all ask the API
+    /// server about the same kind at once: one asks, the others find the answer cached.
+    discovering: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TargetResolver {
@@ -54,6 +57,7 @@ impl TargetResolver {
         Self {
             client,
             cache: Arc::default(),
+            discovering: Arc::default(),
         }
     }
 
@@ -64,13 +68,19 @@ impl TargetResolver {
         kind: &str,
     ) -> Result<ApiResource, TargetKindError> {
         let cache_key = (api_version.to_owned(), kind.to_owned());
-        if let Some(found) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&cache_key)
-        {
-            return Ok(found.clone());
+        let cached = || {
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&cache_key)
+                .cloned()
+        };
+        if let Some(found) = cached() {
+            return Ok(found);
+        }
+        let _discovering = self.discovering.lock().await;
+        if let Some(found) = cached() {
+            return Ok(found);
         }
         let (group, version) = match api_version.split_once('/') {
             Some((group, version)) => (group, version),
