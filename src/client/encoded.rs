@@ -24,6 +24,11 @@ impl EncodedRequest {
     pub fn v1(trigger: &TriggerInput) -> Self {
         Self(Bytes::from(v1_request(trigger).encode_to_vec()))
     }
+
+    /// The bytes to send (a reference-counted handle, not a copy).
+    pub(crate) fn bytes(&self) -> Bytes {
+        self.0.clone()
+    }
 }
 
 impl std::fmt::Debug for EncodedRequest {
@@ -98,13 +103,6 @@ where
         PreEncodedCodec::<Answer>(PhantomData),
     )
     .await
-}
-
-impl EncodedRequest {
-    /// The bytes to send.
-    pub(crate) fn bytes(&self) -> Bytes {
-        self.0.clone()
-    }
 }
 
 #[cfg(test)]

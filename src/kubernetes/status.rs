@@ -127,33 +127,35 @@ impl KubeStatusSink {
             object.metadata.namespace.clone().unwrap_or_default(),
             object.metadata.name.clone().unwrap_or_default(),
         );
-        let status = object
-            .status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(json!({}));
-        let mut state = self.lock();
-        if let Some(uid) = &object.metadata.uid {
-            state.uids.insert(key.clone(), uid.clone());
-        }
-        state.stored.insert(key, status);
+        self.record_stored(key, object.metadata.uid.as_ref(), object.status.as_ref());
     }
 
     /// Like [`KubeStatusSink::observe`] from the undecoded object, for watch events that need
-    /// nothing else. The status is normalised through its type, as `publish` does, so equal
-    /// statuses compare equal; one that does not decode is recorded as empty.
+    /// nothing else. Only the status is decoded; one that does not decode counts as empty.
     pub fn observe_raw(&self, key: &ObjectKey, raw: &kube::api::DynamicObject) {
         let status = raw
             .data
             .get("status")
-            .and_then(|status| ScaledObjectStatus::deserialize(status).ok())
+            .and_then(|status| ScaledObjectStatus::deserialize(status).ok());
+        self.record_stored(key.clone(), raw.metadata.uid.as_ref(), status.as_ref());
+    }
+
+    /// Remembers the stored status, normalised through its type as `publish` does, so equal
+    /// statuses compare equal.
+    fn record_stored(
+        &self,
+        key: ObjectKey,
+        uid: Option<&String>,
+        status: Option<&ScaledObjectStatus>,
+    ) {
+        let status = status
             .and_then(|status| serde_json::to_value(status).ok())
             .unwrap_or(json!({}));
         let mut state = self.lock();
-        if let Some(uid) = &raw.metadata.uid {
+        if let Some(uid) = uid {
             state.uids.insert(key.clone(), uid.clone());
         }
-        state.stored.insert(key.clone(), status);
+        state.stored.insert(key, status);
     }
 
     /// Queues `status` for writing unless the server already has it; returns whether it was

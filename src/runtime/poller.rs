@@ -32,8 +32,8 @@ pub(crate) struct TriggerPoller {
     client: Option<ScalerClient>,
     protocol: Option<Protocol>,
     keda_specs: Option<Vec<MetricSpec>>,
-    /// The v1 request, encoded on first use (the trigger never changes for a poller).
-    encoded: Option<EncodedRequest>,
+    /// The v1 request, encoded once (the trigger never changes for a poller).
+    encoded: EncodedRequest,
     pub(crate) activity: Arc<TriggerActivity>,
     push_task: Option<JoinHandle<()>>,
     /// The last successful reading (kept across failures, for status and push evaluation).
@@ -88,6 +88,7 @@ impl TriggerPoller {
                 ),
                 _ => connection.client().clone(),
             });
+        let encoded = EncodedRequest::v1(&trigger.input);
         let metrics = pool.metrics();
         let labels = TriggerLabels {
             namespace: key.namespace.clone(),
@@ -105,7 +106,7 @@ impl TriggerPoller {
             client,
             protocol: None,
             keda_specs: None,
-            encoded: None,
+            encoded,
             activity: previous_activity.unwrap_or_default(),
             push_task: None,
             last_reading: None,
@@ -218,11 +219,8 @@ impl TriggerPoller {
         }
         let specs = self.keda_specs.as_deref().unwrap_or(&[]);
         let started = Instant::now();
-        let encoded = self
-            .encoded
-            .get_or_insert_with(|| EncodedRequest::v1(&self.trigger.input));
         let reading = client
-            .metrics_prepared(&self.trigger.input, encoded, specs, timeout)
+            .metrics_prepared(&self.trigger.input, &self.encoded, specs, timeout)
             .await;
         rpc.record(RpcMethod::GetMetrics, started, &reading);
         reading.map_err(|error| {
