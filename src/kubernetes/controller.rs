@@ -60,7 +60,6 @@ struct Controller {
     settings: ControllerSettings,
     supervisor: Supervisor,
     sink: KubeStatusSink,
-    targets: TargetResolver,
     objects: HashMap<ObjectKey, DynamicObject>,
     applied: HashMap<ObjectKey, Applied>,
     retry: HashSet<ObjectKey>,
@@ -153,10 +152,9 @@ pub async fn lead(
         Arc::new(sink.clone()),
         RuntimeConfig::default(),
     );
-    let targets = TargetResolver::new(client.clone());
     let preparer = Preparer {
         client: client.clone(),
-        targets: targets.clone(),
+        targets: TargetResolver::new(client.clone()),
         pool: pool.clone(),
         controller_namespace: settings.controller_namespace.clone(),
         info_timeout: settings.info_timeout,
@@ -164,7 +162,6 @@ pub async fn lead(
         permits: Arc::new(tokio::sync::Semaphore::new(PREPARE_CONCURRENCY)),
     };
     let mut controller = Controller {
-        targets,
         preparer,
         settings,
         supervisor,
@@ -426,7 +423,7 @@ impl Controller {
         let target = match self.target_handles.get(&key) {
             Some((known, handle)) if *known == identity => handle.clone(),
             _ => {
-                let handle: Arc<dyn ScaleTarget> = Arc::new(self.targets.target(
+                let handle: Arc<dyn ScaleTarget> = Arc::new(self.preparer.targets.target(
                     &ready.resource,
                     &key.namespace,
                     &target_ref.name,
