@@ -2,16 +2,16 @@
 //! worker processes and a real RabbitMQ. Each test uses its own queue (random suffix) so
 //! tests run in parallel with others.
 
+mod ebb_run;
 mod support;
 
+use ebb_run::{EbbRun, signal};
 use support::wait_for;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -45,14 +45,6 @@ fn unique_queue(test: &str) -> String {
         .unwrap()
         .subsec_nanos();
     format!("ebb-local-{test}-{}-{nanos}", std::process::id())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Settings of one test's manifest.
@@ -132,93 +124,6 @@ spec:
     let path = dir.join("ebb.yaml");
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-/// A running `ebb run`; interrupted (then killed) when dropped so a failed test leaks nothing.
-struct EbbRun {
-    child: Child,
-    status_port: u16,
-}
-
-impl EbbRun {
-    fn start(bins: &Binaries, manifest: &Path, log: &Path) -> Self {
-        let status_port = free_port();
-        let log_file = std::fs::File::create(log).unwrap();
-        let child = Command::new(&bins.ebb)
-            .args(["run", "-f"])
-            .arg(manifest)
-            .args(["--output", "lines", "--status-addr"])
-            .arg(format!("127.0.0.1:{status_port}"))
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let run = Self { child, status_port };
-        wait_for("ebb run ready", Duration::from_secs(60), || {
-            run.status().is_some()
-        });
-        run
-    }
-
-    fn status(&self) -> Option<Value> {
-        http_get_json(self.status_port, "/status")
-    }
-
-    fn interrupt(&self) {
-        signal(self.child.id(), "INT");
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ebb run did not exit in {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for EbbRun {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.interrupt();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-        }
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
-fn http_get_json(port: u16, path: &str) -> Option<Value> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
 }
 
 fn group(status: &Value) -> &Value {
@@ -329,7 +234,7 @@ fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
             fallback: None,
         },
     );
-    let mut run = EbbRun::start(&bins, &manifest, &dir.path().join("ebb.log"));
+    let mut run = EbbRun::start(&bins.ebb, &manifest, &dir.path().join("ebb.log"));
     assert_eq!(count(&group(&run.status().unwrap())["running"]), 0);
 
     publish(&bins, &queue, 200, "m");
@@ -404,7 +309,7 @@ fn a_worker_killed_mid_run_is_replaced_and_counted() {
             fallback: None,
         },
     );
-    let run = EbbRun::start(&bins, &manifest, &dir.path().join("ebb.log"));
+    let run = EbbRun::start(&bins.ebb, &manifest, &dir.path().join("ebb.log"));
     publish(&bins, &queue, 60, "k");
     wait_for("3 workers", Duration::from_secs(60), || {
         run.status()
@@ -467,7 +372,7 @@ fn a_scaler_killed_mid_run_is_restarted_and_the_object_goes_to_fallback_and_back
             fallback: Some((1, 2)),
         },
     );
-    let run = EbbRun::start(&bins, &manifest, &dir.path().join("ebb.log"));
+    let run = EbbRun::start(&bins.ebb, &manifest, &dir.path().join("ebb.log"));
     wait_for("first poll", Duration::from_secs(30), || {
         run.status()
             .is_some_and(|status| condition(&status, "Ready").as_deref() == Some("True"))
@@ -533,7 +438,7 @@ fn ctrl_c_stops_everything_gracefully_and_loses_no_message() {
             fallback: None,
         },
     );
-    let mut run = EbbRun::start(&bins, &manifest, &dir.path().join("ebb.log"));
+    let mut run = EbbRun::start(&bins.ebb, &manifest, &dir.path().join("ebb.log"));
     publish(&bins, &queue, 40, "c");
     wait_for("4 workers busy", Duration::from_secs(60), || {
         run.status()

@@ -15,10 +15,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use super::lookup::KubeLookup;
 use super::resolve::{ResolveProblem, resolve_triggers};
-use super::schema::check_metadata;
+use crate::runtime::prepare::{PoolInfo, check_schemas};
 use super::status::KubeStatusSink;
 use super::target::TargetResolver;
-use crate::client::{Protocol, ScalerInfo};
 use crate::runtime::{
     EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScaleTarget,
     ScalerPool, Supervisor,
@@ -81,12 +80,9 @@ struct Controller {
 struct Preparer {
     client: kube::Client,
     targets: TargetResolver,
-    pool: ScalerPool,
     controller_namespace: String,
-    info_timeout: Duration,
-    /// Scalers whose GetInfo failed recently: not asked again for a while, so a dead scaler
-    /// does not cost every one of its objects a full RPC deadline.
-    info_failures: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+    /// GetInfo answers for the schema check, shared by every preparation.
+    info: PoolInfo,
     /// Bounds preparations in flight (each may read Secrets from the API server).
     permits: Arc<tokio::sync::Semaphore>,
 }
@@ -118,9 +114,6 @@ const PREPARE_CONCURRENCY: usize = 64;
 
 /// apiVersion, kind and name of a scale target.
 type TargetIdentity = (String, String, String);
-
-/// How long a failed GetInfo keeps a scaler from being asked again.
-const INFO_FAILURE_MEMORY: Duration = Duration::from_secs(10);
 
 /// The ScaledObject resource, for dynamic (decode-per-object) watching.
 pub fn scaled_object_resource() -> ApiResource {
@@ -155,10 +148,8 @@ pub async fn lead(
     let preparer = Preparer {
         client: client.clone(),
         targets: TargetResolver::new(client.clone()),
-        pool: pool.clone(),
         controller_namespace: settings.controller_namespace.clone(),
-        info_timeout: settings.info_timeout,
-        info_failures: Arc::default(),
+        info: PoolInfo::new(pool.clone(), settings.info_timeout),
         permits: Arc::new(tokio::sync::Semaphore::new(PREPARE_CONCURRENCY)),
     };
     let mut controller = Controller {
@@ -483,46 +474,10 @@ impl Preparer {
         let triggers = resolve_triggers(&lookup, key, &object.spec, &self.controller_namespace)
             .await
             .map_err(Rejection::Problems)?;
-        let mut problems = Vec::new();
-        for (index, trigger) in triggers.iter().enumerate() {
-            if let Some(info) = self.scaler_info(trigger).await {
-                problems.extend(check_metadata(&info, index, trigger));
-            }
-        }
+        let problems = check_schemas(&self.info, &triggers).await;
         if !problems.is_empty() {
             return Err(Rejection::Problems(problems));
         }
         Ok(Ready { resource, triggers })
-    }
-
-    /// The scaler's GetInfo answer, when it can be had now. A scaler that is down is not a
-    /// reason to refuse the object: its loop counts the failures and applies fallback.
-    async fn scaler_info(&self, trigger: &crate::runtime::ResolvedTrigger) -> Option<ScalerInfo> {
-        if trigger.protocol == Some(Protocol::Keda) {
-            return None;
-        }
-        let address = trigger.channel.address.clone();
-        let recently_failed = self
-            .info_failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&address)
-            .is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY);
-        if recently_failed {
-            return None;
-        }
-        let connection = self.pool.connection(&trigger.channel).ok()?;
-        match connection.client().info(self.info_timeout).await {
-            Ok(info) if info.protocol == Protocol::V1 => Some(info.clone()),
-            Ok(_) => None,
-            Err(error) => {
-                self.info_failures
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(address, std::time::Instant::now());
-                tracing::debug!(address = %trigger.channel.address, %error, "GetInfo failed; metadata not checked now");
-                None
-            }
-        }
     }
 }

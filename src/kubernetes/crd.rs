@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use super::ControllerError;
-use super::auth::{ClusterScalerAuthentication, ScalerAuthentication};
+use crate::spec::{ClusterScalerAuthentication, ScalerAuthentication};
 use crate::spec::ScaledObject;
 
 /// `ebb crd` flags.

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
 use kube::api::{Api, DynamicObject};
 
-use super::auth::{AuthenticationSource, ClusterScalerAuthentication, ScalerAuthentication};
+use crate::spec::{AuthenticationSource, ClusterScalerAuthentication, ScalerAuthentication};
 use super::resolve::{ClusterLookup, LookupError};
 use super::target::TargetResolver;
 use crate::spec::AuthenticationKind;
@@ -25,7 +25,7 @@ pub struct KubeLookup {
 }
 
 fn lookup_error(error: kube::Error) -> LookupError {
-    LookupError(error.to_string())
+    LookupError::Unavailable(error.to_string())
 }
 
 async fn get_opt<K>(api: Api<K>, name: &str) -> Result<Option<K>, LookupError>
@@ -143,7 +143,7 @@ impl ClusterLookup for KubeLookup {
                 .targets
                 .resource(api_version, kind)
                 .await
-                .map_err(|e| LookupError(e.to_string()))?;
+                .map_err(|e| LookupError::Unavailable(e.to_string()))?;
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), namespace, &resource);
             let object = get_opt(api, name).await?;
@@ -159,7 +159,7 @@ impl ClusterLookup for KubeLookup {
                             .map(serde_json::from_value::<Vec<Container>>)
                             .transpose()
                             .map_err(|e| {
-                                LookupError(format!(
+                                LookupError::Unavailable(format!(
                                     "{kind} {namespace}/{name}: bad pod template: {e}"
                                 ))
                             })?

@@ -4,14 +4,13 @@
 //! The scale loops, the scaler client pool and the engine live in [`crate::runtime`] and
 //! [`crate::scaling`]; this module is the Kubernetes host around them:
 //! - [`controller`]: watch, validate, resolve, hand objects to the supervisor;
-//! - [`resolve`] + [`lookup`]: credentials and `xFromEnv` from the cluster;
-//! - [`schema`]: trigger metadata checked against the scaler's GetInfo schema;
+//! - [`resolve`] + [`lookup`]: the cluster's lookups for the shared preparation step
+//!   ([`crate::runtime::prepare`]): Secrets, ConfigMaps, authentication objects, target env;
 //! - [`target`]: any kind with a `/scale` subresource;
 //! - [`status`]: coalesced status patches and Events;
 //! - [`leader`]: Lease-based leader election;
 //! - [`crd`]: `ebb crd`.
 
-pub mod auth;
 pub mod controller;
 pub mod crd;
 pub mod leader;
@@ -19,7 +18,6 @@ pub mod lookup;
 pub mod resolve;
 #[cfg(test)]
 mod resolve_tests;
-pub mod schema;
 pub mod status;
 pub mod target;
 
@@ -28,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use auth::{
+pub use crate::spec::{
     AuthenticationSource, ClusterScalerAuthentication, ClusterScalerAuthenticationSpec, EnvRef,
     KeyRef, ScalerAuthentication, ScalerAuthenticationSpec,
 };

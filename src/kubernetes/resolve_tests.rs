@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Container;
 use serde_json::json;
 
-use super::auth::{AuthenticationSource, EnvRef, KeyRef};
+use crate::spec::{AuthenticationSource, EnvRef, KeyRef};
 use super::resolve::{ClusterLookup, LookupError, check_address, resolve_triggers};
 use crate::runtime::ObjectKey;
 use crate::spec::{AuthenticationKind, ScaledObjectSpec};
@@ -27,7 +27,7 @@ impl ClusterLookup for Memory {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<BTreeMap<String, Vec<u8>>>, LookupError>> {
         let result = if self.broken {
-            Err(LookupError("connection refused".into()))
+            Err(LookupError::Unavailable("connection refused".into()))
         } else {
             Ok(self.secrets.get(&(namespace.into(), name.into())).cloned())
         };
@@ -191,10 +191,10 @@ async fn cluster_authentication_reads_the_controller_namespace() {
 }
 
 #[tokio::test]
-async fn keda_from_env_keeps_its_key_and_native_from_env_becomes_a_secret() {
+async fn from_env_becomes_a_secret_in_both_forms_and_tls_material_stays_in_ebb() {
     let spec = spec(json!([
         {"name": "keda", "type": "external", "metadata": {"scalerAddress": "127.0.0.1:9001", "hostFromEnv": "FROM_SECRET",
-            "unsetFromEnv": "MISSING", "emptyFromEnv": "EMPTY", "queueFromEnv": "CFG_QUEUE", "tlsClientCert": "CERT", "tlsClientKey": "PRIVATE"}},
+            "queueFromEnv": "CFG_QUEUE", "tlsClientCert": "CERT", "tlsClientKey": "PRIVATE"}},
         {"name": "native", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"hostFromEnv": "CONN"}}
     ]));
     let mut memory = cluster();
@@ -203,23 +203,16 @@ async fn keda_from_env_keeps_its_key_and_native_from_env_becomes_a_secret() {
         .await
         .unwrap();
     let keda = &triggers[0].input;
-    assert_eq!(
-        keda.metadata.get("hostFromEnv").map(String::as_str),
-        Some("s3cret")
-    );
-    assert_eq!(
-        keda.metadata.get("queueFromEnv").map(String::as_str),
-        Some("orders")
-    );
-    assert!(
-        !keda.metadata.contains_key("unsetFromEnv"),
-        "unset env drops the key, as KEDA does"
-    );
-    assert!(!keda.metadata.contains_key("emptyFromEnv"));
-    assert!(
-        !keda.metadata.contains_key("tlsClientKey"),
-        "private keys are never forwarded"
-    );
+    assert_eq!(keda.secrets.get("host").map(String::as_str), Some("s3cret"));
+    assert_eq!(keda.secrets.get("queue").map(String::as_str), Some("orders"));
+    assert!(!keda.metadata.contains_key("hostFromEnv"));
+    for key in ["tlsClientCert", "tlsClientKey"] {
+        assert!(!keda.metadata.contains_key(key), "{key} is never sent");
+        assert!(!keda.secrets.contains_key(key), "{key} is never sent");
+    }
+    let tls = triggers[0].channel.tls.as_ref().expect("TLS from the material");
+    assert_eq!(tls.client_cert_pem.as_deref(), Some("CERT"));
+    assert_eq!(tls.client_key_pem.as_deref(), Some("PRIVATE"));
     assert_eq!(
         keda.metadata.get("scalerAddress").map(String::as_str),
         Some("127.0.0.1:9001")
@@ -230,6 +223,30 @@ async fn keda_from_env_keeps_its_key_and_native_from_env_becomes_a_secret() {
         Some("amqp://u:p@broker")
     );
     assert!(!native.metadata.contains_key("hostFromEnv"));
+}
+
+#[tokio::test]
+async fn unset_and_empty_variables_are_problems_not_dropped_keys() {
+    let spec = spec(json!([
+        {"name": "unset", "type": "external", "metadata": {"scalerAddress": "127.0.0.1:9001", "hostFromEnv": "MISSING"}},
+        {"name": "empty", "scaler": {"address": "127.0.0.1:9001"}, "metadata": {"hostFromEnv": "EMPTY"}}
+    ]));
+    let mut memory = cluster();
+    memory.containers = Some(containers().into_iter().rev().collect());
+    let problems = resolve_triggers(&memory, &key(), &spec, "ebb-system")
+        .await
+        .unwrap_err();
+    let fields: Vec<(&str, &str)> = problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.reason))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("spec.triggers[0].metadata.hostFromEnv", "EnvNotSet"),
+            ("spec.triggers[1].metadata.hostFromEnv", "EnvNotSet")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -269,10 +286,7 @@ async fn problems_name_the_field_and_never_the_secret() {
                 "AuthenticationNotFound"
             ),
             ("spec.triggers[1].scaler.address", "InvalidScalerAddress"),
-            (
-                "spec.triggers[2].scaler.tls.caSecretRef",
-                "InvalidTriggerField"
-            ),
+            ("spec.triggers[2].scaler.tls.caFile", "FileNotAllowed"),
         ]
     );
     assert!(problems.iter().all(|p| !p.transient));

@@ -8,9 +8,7 @@ use std::time::SystemTime;
 use super::group::ProcessGroupHandle;
 use super::plan::Plan;
 use super::status::StatusBoard;
-use crate::runtime::{
-    ManagedObject, PoolConfig, RuntimeConfig, RuntimeMetrics, ScalerPool, Supervisor,
-};
+use crate::runtime::{ManagedObject, RuntimeConfig, ScalerPool, Supervisor};
 
 /// The running scale loops.
 pub(crate) struct Loops {
@@ -23,9 +21,8 @@ pub(crate) fn start(
     plan: &Plan,
     groups: &[ProcessGroupHandle],
     board: &StatusBoard,
-    metrics: RuntimeMetrics,
+    pool: ScalerPool,
 ) -> Loops {
-    let pool = ScalerPool::new(PoolConfig::default(), metrics);
     let supervisor = Supervisor::new(pool, Arc::new(board.clone()), RuntimeConfig::default());
     let created = SystemTime::now();
     for object in &plan.objects {

@@ -6,7 +6,8 @@
 //! Kubernetes controller: this module only supplies the process-group target
 //! ([`ProcessGroupHandle`]), the status sink ([`StatusBoard`]) and the sidecars.
 //!
-//! Modules: [`manifest`] (the local kinds), [`plan`] (files to a checked plan), [`process`]
+//! Modules: [`manifest`] (the local kinds), [`plan`] (files to a checked plan), [`sources`]
+//! (Secrets, ConfigMaps, authentication objects, env and files for preparation), [`process`]
 //! and [`group`] (processes), [`sidecar`] (scalers), [`status`] (table, lines, JSON) and
 //! [`runner`] (putting it together).
 
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod process;
 mod runner;
 pub mod sidecar;
+pub mod sources;
 pub mod status;
 
 use std::net::SocketAddr;

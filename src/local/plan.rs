@@ -1,15 +1,11 @@
 //! From YAML to a plan: every object of the file(s) parsed, checked and resolved before
 //! anything starts. All problems are collected, each naming file, object and field.
 //!
-//! Trigger resolution for local runs:
-//! - a trigger whose `type` is the name of a `kind: Scaler` (and has no `scaler:` block) calls
-//!   that sidecar; `scaler.address` (or KEDA's `metadata.scalerAddress`) may also name one;
-//! - `metadata.<key>FromEnv: VAR` becomes the secret `<key>`, read from the target
-//!   ProcessGroup's `env`, else from ebb's own environment;
-//! - `metadata.<key>FromFile: path` becomes the secret `<key>`, read from the file (relative
-//!   to the manifest, trailing newline removed).
-//!
-//! Secrets travel to the scaler in `TriggerRequest.secrets` and are never printed.
+//! A trigger whose `type` is the name of a `kind: Scaler` (and has no `scaler:` block) calls
+//! that sidecar; `scaler.address` (or KEDA's `metadata.scalerAddress`) may also name one.
+//! Everything else about triggers (secrets, `xFromEnv`, `xFromFile`, `authenticationRef`, TLS
+//! material) is the shared preparation step's ([`crate::runtime::prepare`]), fed by the
+//! lookups of [`super::sources`]: the same rules as in the cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
@@ -20,10 +16,12 @@ use super::manifest::{
     FieldProblem, LOCAL_GROUP, ProcessGroupConfig, ProcessGroupDocument, ScalerConfig,
     ScalerDocument,
 };
-use crate::client::TlsSettings as ClientTls;
+use super::sources::{LocalObjects, LocalSources, is_source_kind};
+pub use super::sources::EnvLookup;
+use crate::runtime::prepare::prepare_triggers;
 use crate::runtime::{ObjectKey, ResolvedTrigger};
 use crate::spec::load::{Document, load_path};
-use crate::spec::{PauseState, PemSource, ScaledObject, ScaledObjectSpec, ScalerRef, TlsSettings};
+use crate::spec::{PauseState, ScaledObject, ScaledObjectSpec, ScalerRef};
 
 /// Everything `ebb run` will start.
 #[derive(Debug, Clone)]
@@ -59,9 +57,6 @@ pub struct PlanError {
     pub problems: Vec<String>,
 }
 
-/// The environment `xFromEnv` falls back to (ebb's own, or a fixed map in tests).
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
 /// Loads and checks `path` (a file or a directory of YAML files).
 pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let documents = load_path(path).map_err(|error| PlanError {
@@ -71,6 +66,7 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let mut groups = Vec::new();
     let mut scalers = Vec::new();
     let mut objects = Vec::new();
+    let mut sources = LocalObjects::default();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     for document in &documents {
         if !seen.insert((document.kind.clone(), document.name.clone())) {
@@ -112,8 +108,19 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
                 Ok(parsed) => objects.push((document, parsed)),
                 Err(error) => problems.push(error.to_string()),
             },
+            kind if is_source_kind(kind) => {
+                if let Err(list) = sources.add(document) {
+                    for problem in list {
+                        problems.push(format!(
+                            "{}: {kind} {:?}: {problem}",
+                            document.path.display(),
+                            document.name
+                        ));
+                    }
+                }
+            }
             other => problems.push(format!(
-                "{}: {other} {:?}: kind: ebb run reads ScaledObject, ProcessGroup and Scaler ({LOCAL_GROUP}) objects",
+                "{}: {other} {:?}: kind: ebb run reads ScaledObject, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials",
                 document.path.display(),
                 document.name
             )),
@@ -122,7 +129,7 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let mut planned = Vec::new();
     let mut targeted: BTreeMap<String, String> = BTreeMap::new();
     for (document, object) in objects {
-        match plan_object(document, object, &groups, &scalers, env) {
+        match plan_object(document, object, &groups, &scalers, &sources, env) {
             Ok(object) => {
                 if let Some(other) = targeted.insert(object.group.clone(), object.key.name.clone())
                 {
@@ -175,6 +182,7 @@ fn plan_object(
     mut object: ScaledObject,
     groups: &[ProcessGroupConfig],
     scalers: &[ScalerConfig],
+    sources: &LocalObjects,
     env: EnvLookup<'_>,
 ) -> Result<PlannedObject, Vec<String>> {
     let name = object.metadata.name.clone().unwrap_or_default();
@@ -219,75 +227,20 @@ fn plan_object(
     }
     let key = ObjectKey::new("", name);
     let base = base_dir(&document.path);
-    let group_env = group.map(|group| &group.command.env);
-    let mut triggers = Vec::new();
-    for (index, trigger) in object.spec.triggers.iter().enumerate() {
-        let trigger_name = trigger.effective_name(index);
-        let field = |key: &str| format!("{prefix}: spec.triggers[{index}].{key}");
-        let endpoint = match trigger.endpoint(&trigger_name) {
-            Ok(endpoint) => endpoint,
-            Err(error) => {
-                problems.push(format!("{prefix}: {error}"));
-                continue;
-            }
-        };
-        let tls = match endpoint.tls.as_ref().map(|tls| local_tls(tls, &base)) {
-            None => None,
-            Some(Ok(tls)) => Some(tls),
-            Some(Err(message)) => {
-                problems.push(format!("{}: {message}", field("scaler.tls")));
-                continue;
-            }
-        };
-        let mut metadata = BTreeMap::new();
-        let mut secrets = BTreeMap::new();
-        for (key, value) in &trigger.metadata {
-            if let Some(secret_key) = key.strip_suffix("FromEnv").filter(|k| !k.is_empty()) {
-                let resolved = group_env
-                    .and_then(|vars| vars.get(value.as_str()).cloned())
-                    .or_else(|| env(value))
-                    .filter(|value| !value.is_empty());
-                match resolved {
-                    Some(resolved) => {
-                        secrets.insert(secret_key.to_owned(), resolved);
-                    }
-                    None => problems.push(format!(
-                        "{}: environment variable {value:?} is not set (neither in the ProcessGroup's env nor in ebb's)",
-                        field(&format!("metadata.{key}"))
-                    )),
-                }
-            } else if let Some(secret_key) = key.strip_suffix("FromFile").filter(|k| !k.is_empty())
-            {
-                let path = base.join(value);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let text = text.strip_suffix('\n').unwrap_or(&text);
-                        let text = text.strip_suffix('\r').unwrap_or(text);
-                        secrets.insert(secret_key.to_owned(), text.to_owned());
-                    }
-                    Err(error) => problems.push(format!(
-                        "{}: cannot read {}: {error}",
-                        field(&format!("metadata.{key}")),
-                        path.display()
-                    )),
-                }
-            } else {
-                metadata.insert(key.clone(), value.clone());
-            }
-        }
-        triggers.push(ResolvedTrigger::from_endpoint(
-            &key,
-            &trigger_name,
-            u32::try_from(index).unwrap_or(u32::MAX),
-            &endpoint,
-            tls,
-            metadata,
-            secrets,
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    let lookups = LocalSources {
+        objects: sources,
+        group_env: group.map(|group| &group.command.env),
+        env,
+        base: &base,
+    };
+    // Local lookups answer at once (no I/O waits on a reactor), so blocking here is safe
+    // even when called from inside the runtime.
+    let triggers = futures::executor::block_on(prepare_triggers(&lookups, &key, &object.spec, ""))
+        .map_err(|list| {
+            list.into_iter()
+                .map(|problem| format!("{prefix}: {problem}"))
+                .collect::<Vec<_>>()
+        })?;
     let pause = object.pause_state().unwrap_or_default();
     Ok(PlannedObject {
         key,
@@ -328,30 +281,4 @@ fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConf
             ..ScalerRef::default()
         });
     }
-}
-
-fn local_tls(tls: &TlsSettings, base: &Path) -> Result<ClientTls, String> {
-    let read = |source: &Option<PemSource>| -> Result<Option<String>, String> {
-        match source {
-            None => Ok(None),
-            Some(PemSource::Inline(text)) => Ok(Some(text.clone())),
-            Some(PemSource::File(file)) => {
-                let path = base.join(file);
-                std::fs::read_to_string(&path)
-                    .map(Some)
-                    .map_err(|error| format!("cannot read {}: {error}", path.display()))
-            }
-            Some(PemSource::Secret(secret)) => Err(format!(
-                "Kubernetes Secret {:?} is not available to ebb run; use caFile/certFile/keyFile",
-                secret.name
-            )),
-        }
-    };
-    Ok(ClientTls {
-        ca_pem: read(&tls.ca)?,
-        client_cert_pem: read(&tls.client_cert)?,
-        client_key_pem: read(&tls.client_key)?,
-        server_name: tls.server_name.clone(),
-        insecure_skip_verify: tls.insecure_skip_verify,
-    })
 }

@@ -16,12 +16,16 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use super::group::ProcessGroupHandle;
-use super::plan::{Plan, plan};
+use super::plan::{Plan, PlanError, plan};
 use super::process::OutputMode;
 use super::sidecar::Sidecar;
 use super::status::{NamedGroup, NamedSidecar, Snapshot, StatusBoard, change_lines, render_table};
 use super::{OutputStyle, RunArgs, RunError};
-use crate::runtime::{Readiness, RuntimeMetrics};
+use crate::runtime::prepare::{PoolInfo, check_schemas};
+use crate::runtime::{PoolConfig, Readiness, RuntimeMetrics, ScalerPool};
+
+/// Deadline of the GetInfo call that checks trigger metadata against a scaler's schema.
+const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the status output is refreshed at most.
 const RENDER_INTERVAL: Duration = Duration::from_millis(250);
@@ -123,7 +127,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let mut registry = Registry::default();
     let metrics = RuntimeMetrics::register(&mut registry);
     let local_metrics = LocalMetrics::register(&mut registry);
-    let loops = super::loops::start(&plan, &groups, &board, metrics);
+    let pool = ScalerPool::new(PoolConfig::default(), metrics);
+    let problems = schema_problems(&plan, &pool).await;
+    if !problems.is_empty() {
+        futures::future::join_all(groups.iter().map(ProcessGroupHandle::shutdown)).await;
+        stop_sidecars(&sidecars).await;
+        return Err(PlanError { problems }.into());
+    }
+    let loops = super::loops::start(&plan, &groups, &board, pool);
 
     let readiness = Readiness::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -190,6 +201,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// Trigger metadata checked against each scaler's GetInfo schema, as the controller does
+/// before it accepts an object; each problem names file, object and field.
+async fn schema_problems(plan: &Plan, pool: &ScalerPool) -> Vec<String> {
+    let info = PoolInfo::new(pool.clone(), INFO_TIMEOUT);
+    let mut problems = Vec::new();
+    for object in &plan.objects {
+        for problem in check_schemas(&info, &object.triggers).await {
+            problems.push(format!("ScaledObject {:?}: {problem}", object.key.name));
+        }
+    }
+    problems
 }
 
 async fn stop_sidecars(sidecars: &[Sidecar]) {

@@ -59,6 +59,7 @@ mod metrics;
 mod object;
 mod poller;
 mod pool;
+pub mod prepare;
 mod push;
 mod scale_loop;
 mod sink;

@@ -11,6 +11,7 @@
 //! - [`validate`]: every problem of an object at once, each naming its field.
 //! - [`load`]: multi-document YAML files into typed objects with errors naming file and field.
 
+mod auth;
 mod behavior;
 pub mod load;
 mod pause;
@@ -19,6 +20,10 @@ mod status;
 mod trigger;
 mod validate;
 
+pub use auth::{
+    AuthenticationSource, ClusterScalerAuthentication, ClusterScalerAuthenticationSpec, EnvRef,
+    KeyRef, ScalerAuthentication, ScalerAuthenticationSpec,
+};
 pub use behavior::{HpaBehavior, PolicyType, ScalingPolicy, ScalingRules, SelectPolicy};
 pub use pause::{PauseState, pause_annotation};
 pub use scaled_object::{

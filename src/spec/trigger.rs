@@ -59,7 +59,9 @@ pub struct AuthenticationRef {
 }
 
 /// Kinds of authentication object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum AuthenticationKind {
     /// In the ScaledObject's namespace.
     #[default]
@@ -269,6 +271,15 @@ impl Trigger {
         )
     }
 
+    /// KEDA's `unsafeSsl` (skip verifying the scaler's certificate), for the KEDA form only.
+    pub fn keda_unsafe_ssl(&self) -> bool {
+        self.is_keda_external()
+            && self
+                .metadata
+                .get("unsafeSsl")
+                .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+    }
+
     /// The scaler this trigger calls. `name` is used only in errors.
     pub fn endpoint(&self, name: &str) -> Result<ScalerEndpoint, EndpointError> {
         if let Some(scaler) = &self.scaler {
@@ -293,29 +304,11 @@ impl Trigger {
             })?;
         let enable_tls = parse_bool_metadata(name, &self.metadata, "enableTLS")?;
         let unsafe_ssl = parse_bool_metadata(name, &self.metadata, "unsafeSsl")?;
-        let pem = |key: &str| {
-            self.metadata
-                .get(key)
-                .filter(|text| !text.trim().is_empty())
-                .map(|text| PemSource::Inline(text.clone()))
-        };
-        let ca = pem("caCert");
-        let client_cert = pem("tlsClientCert");
-        let client_key = pem("tlsClientKey");
-        let wants_tls = enable_tls || ca.is_some() || client_cert.is_some();
-        if client_cert.is_some() != client_key.is_some() {
-            return Err(EndpointError::InvalidField {
-                trigger: name.to_owned(),
-                field: "metadata.tlsClientCert".to_owned(),
-                message: "tlsClientCert and tlsClientKey must be given together".to_owned(),
-            });
-        }
-        let tls = wants_tls.then_some(TlsSettings {
-            ca,
-            client_cert,
-            client_key,
-            server_name: None,
+        // TLS material (`caCert`, `tlsClientCert`, `tlsClientKey` in any form) is gathered by
+        // the preparation step, which turns TLS on when it finds any.
+        let tls = enable_tls.then_some(TlsSettings {
             insecure_skip_verify: unsafe_ssl,
+            ..TlsSettings::default()
         });
         Ok(ScalerEndpoint {
             address: address.to_owned(),

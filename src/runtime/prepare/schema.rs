@@ -1,12 +1,93 @@
 //! Checking a trigger's metadata against the metadata schema its scaler reports in GetInfo,
 //! before anything is polled or scaled: a missing required key or a value of the wrong kind
-//! makes the object not Ready with a message naming the key.
+//! makes the object not Ready (in the cluster) or refused (`ebb run`), naming the key.
 
-use crate::client::{ScalerInfo, ValueKind};
-use crate::runtime::ResolvedTrigger;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use super::Problem;
+use crate::client::{Protocol, ScalerInfo, ValueKind};
+use crate::runtime::{ResolvedTrigger, ScalerPool};
 use crate::spec::parse_duration;
 
-use super::resolve::ResolveProblem;
+/// Where GetInfo answers come from.
+pub trait InfoSource: Send + Sync {
+    /// The scaler's schema when it can be had now: `None` for a KEDA-only scaler or one that
+    /// does not answer (a scaler that is down is no reason to refuse an object; its loop
+    /// counts the failures and applies fallback).
+    fn info<'a>(&'a self, trigger: &'a ResolvedTrigger) -> BoxFuture<'a, Option<ScalerInfo>>;
+}
+
+/// How long a failed GetInfo keeps a scaler from being asked again.
+const INFO_FAILURE_MEMORY: Duration = Duration::from_secs(10);
+
+/// [`InfoSource`] over the runtime's scaler pool: one GetInfo per connection (the pool caches
+/// it), and a scaler that just failed is not asked again for a while, so a dead scaler does
+/// not cost every object its deadline.
+#[derive(Clone)]
+pub struct PoolInfo {
+    pool: ScalerPool,
+    timeout: Duration,
+    failures: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl PoolInfo {
+    /// GetInfo through `pool`, each call under `timeout`.
+    pub fn new(pool: ScalerPool, timeout: Duration) -> Self {
+        Self {
+            pool,
+            timeout,
+            failures: Arc::default(),
+        }
+    }
+}
+
+impl InfoSource for PoolInfo {
+    fn info<'a>(&'a self, trigger: &'a ResolvedTrigger) -> BoxFuture<'a, Option<ScalerInfo>> {
+        Box::pin(async move {
+            if trigger.protocol == Some(Protocol::Keda) {
+                return None;
+            }
+            let address = trigger.channel.address.clone();
+            let recently_failed = self
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&address)
+                .is_some_and(|at| at.elapsed() < INFO_FAILURE_MEMORY);
+            if recently_failed {
+                return None;
+            }
+            let connection = self.pool.connection(&trigger.channel).ok()?;
+            match connection.client().info(self.timeout).await {
+                Ok(info) if info.protocol == Protocol::V1 => Some(info.clone()),
+                Ok(_) => None,
+                Err(error) => {
+                    self.failures
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(address, Instant::now());
+                    tracing::debug!(address = %trigger.channel.address, %error, "GetInfo failed; metadata not checked now");
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// Every schema problem of `triggers` (an object's prepared triggers, in spec order).
+pub async fn check_schemas(source: &dyn InfoSource, triggers: &[ResolvedTrigger]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (index, trigger) in triggers.iter().enumerate() {
+        if let Some(info) = source.info(trigger).await {
+            problems.extend(check_metadata(&info, index, trigger));
+        }
+    }
+    problems
+}
 
 /// Every problem of `trigger` (the object's trigger number `index`) against `info`'s schema.
 /// A KEDA-only scaler has no schema, so nothing is checked for it.
@@ -14,7 +95,7 @@ pub fn check_metadata(
     info: &ScalerInfo,
     index: usize,
     trigger: &ResolvedTrigger,
-) -> Vec<ResolveProblem> {
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let input = &trigger.input;
     let field = |key: &str| format!("spec.triggers[{index}].metadata.{key}");
@@ -25,7 +106,7 @@ pub fn check_metadata(
             .or_else(|| input.metadata.get(&format!("{}FromEnv", schema.key)));
         let present = plain.is_some() || input.secrets.contains_key(&schema.key);
         if schema.required && !present {
-            problems.push(ResolveProblem {
+            problems.push(Problem {
                 field: field(&schema.key),
                 reason: "MissingMetadata",
                 message: format!(
@@ -50,7 +131,7 @@ pub fn check_metadata(
             continue;
         }
         if let Some(expected) = kind_problem(schema.kind, &schema.allowed_values, value) {
-            problems.push(ResolveProblem {
+            problems.push(Problem {
                 field: field(&schema.key),
                 reason: "InvalidMetadata",
                 message: format!("{value:?} is not {expected}"),
