@@ -23,6 +23,11 @@ impl EbbRun {
     /// Starts `ebb run -f manifest` (binary `ebb`), output to `log`, and waits for its status
     /// server.
     pub fn start(ebb: &Path, manifest: &Path, log: &Path) -> Self {
+        Self::start_with_env(ebb, manifest, log, &[])
+    }
+
+    /// [`EbbRun::start`] with extra environment variables for the `ebb` process.
+    pub fn start_with_env(ebb: &Path, manifest: &Path, log: &Path, env: &[(&str, &str)]) -> Self {
         let status_port = free_port();
         let log_file = std::fs::File::create(log).unwrap();
         let child = Command::new(ebb)
@@ -30,6 +35,7 @@ impl EbbRun {
             .arg(manifest)
             .args(["--output", "lines", "--status-addr"])
             .arg(format!("127.0.0.1:{status_port}"))
+            .envs(env.iter().copied())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
