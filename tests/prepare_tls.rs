@@ -170,16 +170,14 @@ fn assert_no_material(seen: &Seen, material: &Material) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(!seen.is_empty(), "the scaler was called");
-    let pems = [
-        &material.ca,
-        &material.client_cert,
-        &material.client_key,
-    ];
+    let pems = [&material.ca, &material.client_cert, &material.client_key];
     for metadata in seen.iter() {
         for (key, value) in metadata {
             let lower = key.to_ascii_lowercase();
             assert!(
-                !lower.contains("cacert") && !lower.contains("tlsclient") && !lower.contains("tlscert"),
+                !lower.contains("cacert")
+                    && !lower.contains("tlsclient")
+                    && !lower.contains("tlscert"),
                 "TLS key {key:?} was sent to the scaler"
             );
             assert!(
@@ -256,9 +254,8 @@ spec:
         "2 workers running (10 waiting at target 5, over mutual TLS)",
         Duration::from_secs(60),
         || {
-            run.status().is_some_and(|status| {
-                status["processGroups"][0]["running"].as_u64() == Some(2)
-            })
+            run.status()
+                .is_some_and(|status| status["processGroups"][0]["running"].as_u64() == Some(2))
         },
     );
     assert_no_material(&seen, material);

@@ -15,9 +15,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use super::lookup::KubeLookup;
 use super::resolve::{ResolveProblem, resolve_triggers};
-use crate::runtime::prepare::{PoolInfo, check_schemas};
 use super::status::KubeStatusSink;
 use super::target::TargetResolver;
+use crate::runtime::prepare::{PoolInfo, check_schemas};
 use crate::runtime::{
     EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScaleTarget,
     ScalerPool, Supervisor,

@@ -8,10 +8,10 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
 use kube::api::{Api, DynamicObject};
 
-use crate::spec::{AuthenticationSource, ClusterScalerAuthentication, ScalerAuthentication};
 use super::resolve::{ClusterLookup, LookupError};
 use super::target::TargetResolver;
 use crate::spec::AuthenticationKind;
+use crate::spec::{AuthenticationSource, ClusterScalerAuthentication, ScalerAuthentication};
 
 type Cache<T> = Mutex<HashMap<(String, String), Option<T>>>;
 

@@ -148,7 +148,10 @@ impl<'a> ClusterSources<'a> {
         }
     }
 
-    async fn secret_text(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, LookupError> {
+    async fn secret_text(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, LookupError> {
         // Keys that are not text cannot be environment values; they are left out.
         Ok(self.lookup.secret(self.namespace, name).await?.map(|data| {
             data.into_iter()
@@ -170,9 +173,18 @@ impl<'a> ClusterSources<'a> {
             return Self::pick(data, "Secret", &secret.name, &secret.key, optional);
         }
         if let Some(config_map) = &source.config_map_key_ref {
-            let data = self.lookup.config_map(self.namespace, &config_map.name).await?;
+            let data = self
+                .lookup
+                .config_map(self.namespace, &config_map.name)
+                .await?;
             let optional = config_map.optional == Some(true);
-            return Self::pick(data, "ConfigMap", &config_map.name, &config_map.key, optional);
+            return Self::pick(
+                data,
+                "ConfigMap",
+                &config_map.name,
+                &config_map.key,
+                optional,
+            );
         }
         // fieldRef / resourceFieldRef depend on the pod; they cannot be resolved here.
         Ok(None)
@@ -200,7 +212,10 @@ impl<'a> ClusterSources<'a> {
                 }
             }
             if let Some(config_map) = &source.config_map_ref {
-                let data = self.lookup.config_map(self.namespace, &config_map.name).await?;
+                let data = self
+                    .lookup
+                    .config_map(self.namespace, &config_map.name)
+                    .await?;
                 if let Some(value) = data.and_then(|d| d.get(key).cloned()) {
                     return Ok(Some(value));
                 }

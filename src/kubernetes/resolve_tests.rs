@@ -6,10 +6,10 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Container;
 use serde_json::json;
 
-use crate::spec::{AuthenticationSource, EnvRef, KeyRef};
 use super::resolve::{ClusterLookup, LookupError, check_address, resolve_triggers};
 use crate::runtime::ObjectKey;
 use crate::spec::{AuthenticationKind, ScaledObjectSpec};
+use crate::spec::{AuthenticationSource, EnvRef, KeyRef};
 
 #[derive(Default)]
 struct Memory {
@@ -204,13 +204,20 @@ async fn from_env_becomes_a_secret_in_both_forms_and_tls_material_stays_in_ebb()
         .unwrap();
     let keda = &triggers[0].input;
     assert_eq!(keda.secrets.get("host").map(String::as_str), Some("s3cret"));
-    assert_eq!(keda.secrets.get("queue").map(String::as_str), Some("orders"));
+    assert_eq!(
+        keda.secrets.get("queue").map(String::as_str),
+        Some("orders")
+    );
     assert!(!keda.metadata.contains_key("hostFromEnv"));
     for key in ["tlsClientCert", "tlsClientKey"] {
         assert!(!keda.metadata.contains_key(key), "{key} is never sent");
         assert!(!keda.secrets.contains_key(key), "{key} is never sent");
     }
-    let tls = triggers[0].channel.tls.as_ref().expect("TLS from the material");
+    let tls = triggers[0]
+        .channel
+        .tls
+        .as_ref()
+        .expect("TLS from the material");
     assert_eq!(tls.client_cert_pem.as_deref(), Some("CERT"));
     assert_eq!(tls.client_key_pem.as_deref(), Some("PRIVATE"));
     assert_eq!(

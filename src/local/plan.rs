@@ -16,8 +16,8 @@ use super::manifest::{
     FieldProblem, LOCAL_GROUP, ProcessGroupConfig, ProcessGroupDocument, ScalerConfig,
     ScalerDocument,
 };
-use super::sources::{LocalObjects, LocalSources, is_source_kind};
 pub use super::sources::EnvLookup;
+use super::sources::{LocalObjects, LocalSources, is_source_kind};
 use crate::runtime::prepare::prepare_triggers;
 use crate::runtime::{ObjectKey, ResolvedTrigger};
 use crate::spec::load::{Document, load_path};

@@ -81,7 +81,10 @@ impl LocalObjects {
     }
 }
 
-fn string_map(value: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>, FieldProblems> {
+fn string_map(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<BTreeMap<String, String>, FieldProblems> {
     let Some(value) = value.filter(|value| !value.is_null()) else {
         return Ok(BTreeMap::new());
     };
@@ -216,9 +219,11 @@ impl Lookups for LocalSources<'_> {
 
     fn file<'b>(&'b self, path: &'b str) -> BoxFuture<'b, Result<String, LookupError>> {
         let full: PathBuf = self.base.join(path);
-        ready(std::fs::read_to_string(&full).map_err(|error| LookupError::Refused {
-            reason: "FileUnreadable",
-            message: format!("cannot read {}: {error}", full.display()),
-        }))
+        ready(
+            std::fs::read_to_string(&full).map_err(|error| LookupError::Refused {
+                reason: "FileUnreadable",
+                message: format!("cannot read {}: {error}", full.display()),
+            }),
+        )
     }
 }

@@ -112,4 +112,3 @@ pub fn http_get_json(port: u16, path: &str) -> Option<serde_json::Value> {
     }
     serde_json::from_str(body).ok()
 }
-

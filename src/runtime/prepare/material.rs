@@ -135,7 +135,8 @@ impl Material {
             client_cert_pem: self.client_cert.map(|(pem, _)| pem),
             client_key_pem: self.client_key.map(|(pem, _)| pem),
             server_name: flags.and_then(|flags| flags.server_name.clone()),
-            insecure_skip_verify: flags.map_or(insecure_default, |flags| flags.insecure_skip_verify),
+            insecure_skip_verify: flags
+                .map_or(insecure_default, |flags| flags.insecure_skip_verify),
         }))
     }
 }

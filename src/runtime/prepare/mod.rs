@@ -212,7 +212,9 @@ impl Context<'_> {
             .secret(namespace, name)
             .await
             .map_err(|error| Problem::from_lookup(field, error))?
-            .ok_or_else(|| Problem::new(field, "SecretNotFound", format!("Secret {name} not found")))?;
+            .ok_or_else(|| {
+                Problem::new(field, "SecretNotFound", format!("Secret {name} not found"))
+            })?;
         let bytes = data.get(key).ok_or_else(|| {
             Problem::new(
                 field,
@@ -293,9 +295,9 @@ impl Context<'_> {
     ) -> Result<ResolvedTrigger, Problem> {
         let base = format!("spec.triggers[{index}]");
         let name = trigger.effective_name(index);
-        let endpoint = trigger
-            .endpoint(&name)
-            .map_err(|error| Problem::new(base.clone(), "InvalidTriggerField", error.to_string()))?;
+        let endpoint = trigger.endpoint(&name).map_err(|error| {
+            Problem::new(base.clone(), "InvalidTriggerField", error.to_string())
+        })?;
         let address_field = if trigger.scaler.is_some() {
             format!("{base}.scaler.address")
         } else {

@@ -91,11 +91,7 @@ pub async fn check_schemas(source: &dyn InfoSource, triggers: &[ResolvedTrigger]
 
 /// Every problem of `trigger` (the object's trigger number `index`) against `info`'s schema.
 /// A KEDA-only scaler has no schema, so nothing is checked for it.
-pub fn check_metadata(
-    info: &ScalerInfo,
-    index: usize,
-    trigger: &ResolvedTrigger,
-) -> Vec<Problem> {
+pub fn check_metadata(info: &ScalerInfo, index: usize, trigger: &ResolvedTrigger) -> Vec<Problem> {
     let mut problems = Vec::new();
     let input = &trigger.input;
     let field = |key: &str| format!("spec.triggers[{index}].metadata.{key}");
