@@ -8,6 +8,8 @@
 
 #[cfg(feature = "insecure-tls")]
 pub mod insecure_tls;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod proto;
 pub mod protocol;
 

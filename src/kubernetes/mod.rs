@@ -68,10 +68,6 @@ pub enum ControllerError {
     },
 }
 
-fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    crate::spec::parse_duration(text)
-}
-
 /// `ebb controller` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControllerArgs {
@@ -96,22 +92,22 @@ pub struct ControllerArgs {
     #[arg(long, env = "EBB_LEASE_NAME", default_value = "ebb-controller")]
     pub lease_name: String,
     /// How long the leader Lease stays valid without renewal.
-    #[arg(long, env = "EBB_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
+    #[arg(long, env = "EBB_LEASE_DURATION", default_value = "15s", value_parser = crate::process::parse_duration)]
     pub lease_duration: Duration,
     /// How often the leader renews its Lease.
-    #[arg(long, env = "EBB_LEASE_RENEW_INTERVAL", default_value = "5s", value_parser = parse_duration_arg)]
+    #[arg(long, env = "EBB_LEASE_RENEW_INTERVAL", default_value = "5s", value_parser = crate::process::parse_duration)]
     pub lease_renew_interval: Duration,
     /// How often a standby replica tries to take the Lease.
-    #[arg(long, env = "EBB_LEASE_RETRY_INTERVAL", default_value = "2s", value_parser = parse_duration_arg)]
+    #[arg(long, env = "EBB_LEASE_RETRY_INTERVAL", default_value = "2s", value_parser = crate::process::parse_duration)]
     pub lease_retry_interval: Duration,
     /// Address of the telemetry server (/metrics, /healthz, /readyz).
     #[arg(long, env = "EBB_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
     pub metrics_listen: SocketAddr,
     /// How often every object is resolved again (rotated Secrets, scalers that came back).
-    #[arg(long, env = "EBB_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration_arg)]
+    #[arg(long, env = "EBB_RESYNC_INTERVAL", default_value = "5m", value_parser = crate::process::parse_duration)]
     pub resync_interval: Duration,
     /// Deadline of the GetInfo call that checks trigger metadata against the scaler's schema.
-    #[arg(long, env = "EBB_INFO_TIMEOUT", default_value = "2s", value_parser = parse_duration_arg)]
+    #[arg(long, env = "EBB_INFO_TIMEOUT", default_value = "2s", value_parser = crate::process::parse_duration)]
     pub info_timeout: Duration,
     /// Status writes in flight at once (the API client itself is not throttled).
     #[arg(long, env = "EBB_STATUS_CONCURRENCY", default_value_t = 32)]
@@ -285,21 +281,5 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             address: args.metrics_listen,
             source,
         })?;
-    run_with_client(client, args, listener, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut terminate) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    run_with_client(client, args, listener, crate::process::shutdown_signal()).await
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
@@ -73,24 +73,8 @@ pub async fn serve(
         .map_err(RuntimeError::Serve)
 }
 
-async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
-    let mut body = String::with_capacity(64 * 1024);
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode metrics: {error}"),
-        )
-            .into_response(),
-    }
+async fn metrics(State(state): State<ServerState>) -> axum::response::Response {
+    crate::process::metrics_response(&state.registry)
 }
 
 async fn healthz() -> &'static str {

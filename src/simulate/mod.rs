@@ -114,17 +114,17 @@ pub struct SimulateArgs {
     #[arg(long, env = "EBB_SIMULATE_DRAIN_RATE")]
     pub drain_rate: Option<f64>,
     /// With --drain-rate: time from adding a replica to it consuming (e.g. 10s).
-    #[arg(long, env = "EBB_SIMULATE_STARTUP_DELAY", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "EBB_SIMULATE_STARTUP_DELAY", default_value = "0s", value_parser = crate::process::parse_duration)]
     pub startup_delay: Duration,
     /// Replicas at the start (default: the object's idle count, else its minimum).
     #[arg(long, env = "EBB_SIMULATE_INITIAL_REPLICAS")]
     pub initial_replicas: Option<u32>,
     /// Decide this often instead of the object's pollingInterval (whole seconds, e.g. 5s).
-    #[arg(long, env = "EBB_SIMULATE_POLL", value_parser = parse_duration)]
+    #[arg(long, env = "EBB_SIMULATE_POLL", value_parser = crate::process::parse_duration)]
     pub poll: Option<Duration>,
     /// How long to simulate (default: the series plus cooldown and stabilization, so the
     /// scale-in shows).
-    #[arg(long, env = "EBB_SIMULATE_DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "EBB_SIMULATE_DURATION", value_parser = crate::process::parse_duration)]
     pub duration: Option<Duration>,
     /// A trigger's target, as NAME=VALUE (repeatable).
     #[arg(long = "target", env = "EBB_SIMULATE_TARGETS", value_delimiter = ',')]
@@ -139,10 +139,6 @@ pub struct SimulateArgs {
     /// Print every poll, not only replica changes.
     #[arg(long, env = "EBB_SIMULATE_EVERY_POLL")]
     pub every_poll: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::spec::parse_duration(text)
 }
 
 const TARGET_KEYS: [&str; 3] = ["value", "targetValue", "queueLength"];

@@ -408,11 +408,4 @@ fn native_endpoint(name: &str, scaler: &ScalerRef) -> Result<ScalerEndpoint, End
     })
 }
 
-/// Parses a duration: a number of milliseconds (`"500"`) or with units (`"2s"`, `"1m30s"`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(millis) = text.parse::<u64>() {
-        return Ok(Duration::from_millis(millis));
-    }
-    humantime::parse_duration(text).map_err(|error| format!("invalid duration {text:?}: {error}"))
-}
+pub use crate::process::parse_duration;

@@ -13,19 +13,11 @@ struct Args {
     #[command(flatten)]
     serve: ebb_scaler_sdk::ServeArgs,
     /// How often StreamIsActive re-reads each distinct value file (milliseconds or e.g. `100ms`).
-    #[arg(long, env = "EBB_EXAMPLE_PUSH_INTERVAL", default_value = "100ms", value_parser = parse_interval)]
+    #[arg(long, env = "EBB_EXAMPLE_PUSH_INTERVAL", default_value = "100ms", value_parser = ebb_scaler_sdk::parse_positive_duration)]
     push_interval: Duration,
     /// Do not offer StreamIsActive (GetInfo then advertises no push).
     #[arg(long, env = "EBB_EXAMPLE_NO_PUSH")]
     no_push: bool,
-}
-
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    ebb_scaler_sdk::parse_duration(text)
-        .filter(|interval| !interval.is_zero())
-        .ok_or_else(|| {
-            format!("`{text}` is not a positive duration (milliseconds, or like 100ms, 1s)")
-        })
 }
 
 #[tokio::main]

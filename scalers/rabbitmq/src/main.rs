@@ -13,7 +13,7 @@ struct Args {
     #[command(flatten)]
     serve: ebb_scaler_sdk::ServeArgs,
     /// How often StreamIsActive samples each distinct queue (milliseconds or e.g. `250ms`).
-    #[arg(long, env = "EBB_RABBITMQ_PUSH_INTERVAL", default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, env = "EBB_RABBITMQ_PUSH_INTERVAL", default_value = "250ms", value_parser = ebb::process::parse_positive_duration)]
     push_interval: Duration,
     /// Connection name the broker shows for this scaler's AMQP connections.
     #[arg(
@@ -26,16 +26,8 @@ struct Args {
     #[arg(long, env = "EBB_RABBITMQ_MAX_CHANNELS", default_value_t = 32)]
     max_channels: usize,
     /// Longest delay between reconnect attempts to an unreachable broker.
-    #[arg(long, env = "EBB_RABBITMQ_RECONNECT_MAX", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "EBB_RABBITMQ_RECONNECT_MAX", default_value = "5s", value_parser = ebb::process::parse_positive_duration)]
     reconnect_max: Duration,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    ebb_scaler_sdk::parse_duration(text)
-        .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| {
-            format!("`{text}` is not a positive duration (milliseconds, or like 250ms, 2s)")
-        })
 }
 
 #[tokio::main]

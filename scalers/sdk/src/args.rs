@@ -35,43 +35,7 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
-/// Installs a `tracing` subscriber on stderr (a second call keeps the first).
-pub fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
-/// Completes on SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutdown requested; draining requests");
-}
+pub use ebb::process::{init_logging, shutdown_signal};
 
 /// Runs a scaler binary: logging, listeners and TLS from `args`, serving until SIGTERM/SIGINT.
 pub async fn run<S: Scaler>(scaler: S, args: ServeArgs) -> Result<(), ServeError> {

@@ -300,11 +300,7 @@ fn coerce(field: &MetadataField, raw: &str, secret: bool) -> Result<Value, Scale
 /// Parses a duration: a bare number is milliseconds (KEDA's convention), otherwise humantime
 /// syntax such as `2s`, `500ms` or `1m30s`.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    if let Ok(millis) = text.parse::<u64>() {
-        return Some(std::time::Duration::from_millis(millis));
-    }
-    humantime::parse_duration(text).ok()
+    ebb::process::parse_duration(text).ok()
 }
 
 /// Serde helpers for config fields.

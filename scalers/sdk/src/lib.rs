@@ -39,6 +39,7 @@ pub mod testing;
 pub use args::{ServeArgs, init_logging, run, shutdown_signal};
 pub use config::{MetadataSchema, TriggerMetadata, parse_duration, serde_helpers};
 pub use deadline::{Deadline, DeadlineLayer};
+pub use ebb::process::parse_positive_duration;
 pub use error::ScalerError;
 pub use metrics::{ServerMetrics, serve_metrics};
 pub use scaler::{Measurement, MetricSpec, MetricValue, Scaler, ScalerIdentity, Trigger};

@@ -137,15 +137,7 @@ pub async fn serve_metrics(
         "/metrics",
         axum::routing::get(move || {
             let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.encode(),
-                )
-            }
+            async move { ebb::process::metrics_response(&metrics.registry) }
         }),
     );
     axum::serve(listener, app)
