@@ -5,15 +5,15 @@
 mod scaler_processes;
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ebb::client::{ChannelSettings, Protocol, ScalerClient, TriggerInput, channel};
+use ebb::client::{ChannelSettings, Protocol, ScalerClient, channel};
 use ebb::proto::keda;
 use ebb::proto::keda::external_scaler_client::ExternalScalerClient;
-use futures::StreamExt;
-use scaler_processes::{ebb, node_scaler, stdout, write_atomically};
+use scaler_processes::{
+    assert_pushes_activation, ebb, node_scaler, stdout, trigger_input, write_atomically,
+};
 use tonic::Code;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,23 +25,6 @@ fn work_list(directory: &Path, name: &str, lines: usize) -> String {
     text.push('\n');
     write_atomically(&path, &text);
     path.display().to_string()
-}
-
-fn trigger(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
-    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
-    };
-    TriggerInput {
-        namespace: "shop".into(),
-        name: "orders".into(),
-        trigger_name: "backlog".into(),
-        trigger_index: 0,
-        metadata: map(metadata),
-        secrets: map(secrets),
-    }
 }
 
 #[test]
@@ -100,24 +83,12 @@ fn node_scaler_counts_lines_over_both_protocols_and_pushes_changes() {
             assert!(info.field("file").is_some_and(|field| field.required));
 
             // A secret wins over the plain key of the same name.
-            let orders = trigger(&[("file", &missing), ("target", "2")], &[("file", &jobs)]);
+            let orders = trigger_input(&[("file", &missing), ("target", "2")], &[("file", &jobs)]);
             let mut stream = v1.activity_stream(&orders, TIMEOUT).await.expect("stream");
-            let first = tokio::time::timeout(TIMEOUT, stream.next())
-                .await
-                .expect("initial state in time");
-            assert!(!first.expect("a message").expect("ok"), "empty list");
-
-            work_list(files.path(), "orders.txt", 5);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let next = tokio::time::timeout(left, stream.next())
-                    .await
-                    .expect("activation pushed before the deadline");
-                if next.expect("stream open").expect("ok") {
-                    break;
-                }
-            }
+            assert_pushes_activation(&mut stream, || {
+                work_list(files.path(), "orders.txt", 5);
+            })
+            .await;
             let reading = v1.metrics(&orders, TIMEOUT).await.expect("metrics");
             assert_eq!(reading.values.len(), 1);
             assert_eq!(
@@ -162,7 +133,7 @@ fn node_scaler_counts_lines_over_both_protocols_and_pushes_changes() {
             assert!(active.into_inner().result);
 
             let error = v1
-                .metrics(&trigger(&[("file", &missing)], &[]), TIMEOUT)
+                .metrics(&trigger_input(&[("file", &missing)], &[]), TIMEOUT)
                 .await
                 .expect_err("missing file");
             assert_eq!(error.code(), Code::NotFound, "{error}");

@@ -196,19 +196,22 @@ function v1Service(pushInterval) {
 }
 
 function kedaService(pushInterval) {
+  const parse = (scalerMetadata) => parseTrigger(kedaValues(scalerMetadata));
   return {
-    IsActive: unary(async (request) => ({ result: (await measure(parseTrigger(kedaValues(request.scalerMetadata)))).active })),
+    IsActive: unary(async (request) => ({ result: (await measure(parse(request.scalerMetadata))).active })),
     GetMetricSpec: unary(async (request) => {
-      const trigger = parseTrigger(kedaValues(request.scalerMetadata));
+      const { metricName, target } = parse(request.scalerMetadata);
       // The integer field is for KEDA versions older than targetSizeFloat.
-      return { metricSpecs: [{ metricName: trigger.metricName, targetSize: Math.ceil(trigger.target), targetSizeFloat: trigger.target }] };
+      return { metricSpecs: [{ metricName, targetSize: Math.ceil(target), targetSizeFloat: target }] };
     }),
     GetMetrics: unary(async (request) => {
-      const trigger = parseTrigger(kedaValues(request.scaledObjectRef.scalerMetadata));
+      const trigger = parse(request.scaledObjectRef.scalerMetadata);
       const { value } = await measure(trigger);
-      return { metricValues: [{ metricName: request.metricName || trigger.metricName, metricValue: value, metricValueFloat: value }] };
+      const metricName = request.metricName || trigger.metricName;
+      return { metricValues: [{ metricName, metricValue: value, metricValueFloat: value }] };
     }),
-    StreamIsActive: streamActivity(pushInterval, (request) => kedaValues(request.scalerMetadata), (result) => ({ result })),
+    StreamIsActive: streamActivity(pushInterval, (request) => kedaValues(request.scalerMetadata),
+      (result) => ({ result })),
   };
 }
 
@@ -220,7 +223,9 @@ function main() {
     },
   });
   const pushInterval = Number(args['push-interval']) * 1000;
-  if (!(pushInterval > 0)) throw new Error(`--push-interval must be a positive number of seconds, got ${args['push-interval']}`);
+  if (!(pushInterval > 0)) {
+    throw new Error(`--push-interval must be a positive number of seconds, got ${args['push-interval']}`);
+  }
 
   const server = new grpc.Server();
   server.addService(loaded.ebb.scaler.v1.Scaler.service, v1Service(pushInterval));
@@ -248,4 +253,10 @@ function main() {
   process.on('SIGINT', stop);
 }
 
-main();
+try {
+  main();
+} catch (error) {
+  // Bad flags: say what is wrong, without a stack trace.
+  console.error(error.message);
+  process.exit(2);
+}

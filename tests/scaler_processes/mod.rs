@@ -5,12 +5,15 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ebb::client::{ActivityStream, TriggerInput};
+use futures::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -215,4 +218,42 @@ pub fn write_atomically(path: &Path, text: &str) {
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, text).expect("write");
     std::fs::rename(&temporary, path).expect("rename");
+}
+
+/// A trigger (`backlog` of object `shop/orders`) with `metadata` and `secrets`.
+pub fn trigger_input(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    };
+    TriggerInput {
+        namespace: "shop".into(),
+        name: "orders".into(),
+        trigger_name: "backlog".into(),
+        trigger_index: 0,
+        metadata: map(metadata),
+        secrets: map(secrets),
+    }
+}
+
+/// Asserts that `stream` sends `active=false` at once, then, after `activate` gave the source
+/// work, `active=true` within 10 s.
+pub async fn assert_pushes_activation(stream: &mut ActivityStream, activate: impl FnOnce()) {
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("initial state in time");
+    assert!(!first.expect("a message").expect("ok"), "inactive at first");
+    activate();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(left, stream.next())
+            .await
+            .expect("activation pushed before the deadline");
+        if next.expect("stream open").expect("ok") {
+            break;
+        }
+    }
 }
