@@ -67,6 +67,24 @@ start_python() {
   fi
 }
 
+# npm packages pinned by a package-lock.json: the buf CLI (tests/proto, for
+# scripts/proto-check.sh) and the Node example scaler's gRPC libraries. Installed again only
+# when the lock file is newer than the last install.
+install_node_packages() {
+  if ! command -v npm >/dev/null; then
+    say "installing nodejs and npm (Debian packages)"
+    apt_install nodejs npm
+  fi
+  for dir in tests/proto examples/node-scaler; do
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+      || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      say "installing the npm packages of $dir (npm ci)"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+  done
+}
+
 start_rabbitmq
 start_azurite
 start_python
+install_node_packages

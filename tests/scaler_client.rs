@@ -4,13 +4,13 @@
 mod scaler_processes;
 mod support;
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ebb::client::{ChannelSettings, ClientError, Protocol, ScalerClient, TriggerInput, channel};
-use futures::StreamExt;
-use scaler_processes::{example_scaler, python_scaler, write_atomically};
+use ebb::client::{ChannelSettings, ClientError, Protocol, ScalerClient, channel};
+use scaler_processes::{
+    assert_pushes_activation, example_scaler, python_scaler, trigger_input, write_atomically,
+};
 use tonic::Code;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,23 +22,6 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
-}
-
-fn trigger_input(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
-    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
-    };
-    TriggerInput {
-        namespace: "shop".into(),
-        name: "orders".into(),
-        trigger_name: "backlog".into(),
-        trigger_index: 0,
-        metadata: map(metadata),
-        secrets: map(secrets),
-    }
 }
 
 async fn client(address: &str) -> ScalerClient {
@@ -151,22 +134,7 @@ fn activity_stream_sends_the_state_then_changes() {
             .activity_stream(&trigger, TIMEOUT)
             .await
             .expect("stream");
-        let first = tokio::time::timeout(TIMEOUT, stream.next())
-            .await
-            .expect("initial state in time");
-        assert!(!first.expect("a message").expect("ok"));
-
-        write_atomically(&value, "4");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = tokio::time::timeout(left, stream.next())
-                .await
-                .expect("activation pushed before the deadline");
-            if next.expect("stream open").expect("ok") {
-                break;
-            }
-        }
+        assert_pushes_activation(&mut stream, || write_atomically(&value, "4")).await;
     });
 }
 

@@ -1,15 +1,19 @@
-//! Scalers run as real processes for the integration tests: the SDK example scaler binary and
-//! the Python example scaler (normal, KEDA-only and deliberately broken modes). Each process
-//! is killed when its handle drops; startup waits on gRPC health with a deadline.
+//! Scalers run as real processes for the integration tests: the SDK example scaler binary,
+//! the Python example scaler (normal, KEDA-only and deliberately broken modes) and the Node
+//! example scaler. Each process is killed when its handle drops; startup waits on gRPC health
+//! with a deadline.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ebb::client::{ActivityStream, TriggerInput};
+use futures::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -131,17 +135,44 @@ pub fn python() -> Option<PathBuf> {
 pub fn python_scaler(flags: &[&str]) -> Option<ScalerProcess> {
     let python = python()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-scaler/scaler.py");
+    let mut command = Command::new(python);
+    command.arg(script);
+    Some(announced(command, flags, "the Python scaler"))
+}
+
+/// Starts the Node example scaler (examples/node-scaler) with `flags`. Node and the scaler's
+/// npm packages are required: when missing the test fails, naming them and
+/// `scripts/services.sh`.
+pub fn node_scaler(flags: &[&str]) -> ScalerProcess {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-scaler");
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|output| output.status.success()),
+        "`node` is not on PATH: the Node example scaler needs Node.js (run scripts/services.sh)"
+    );
+    assert!(
+        directory.join("node_modules/@grpc/grpc-js").is_dir(),
+        "{} has no node_modules: run scripts/services.sh to install its npm packages",
+        directory.display()
+    );
+    let mut command = Command::new("node");
+    command.arg(directory.join("scaler.js"));
+    announced(command, flags, "the Node scaler")
+}
+
+/// Spawns a scaler that takes `--address`, binds port 0 and prints `listening on HOST:PORT`,
+/// then waits until it is healthy.
+fn announced(mut command: Command, flags: &[&str], what: &str) -> ScalerProcess {
     let log = tempfile::NamedTempFile::new().expect("log file");
-    let mut child = Command::new(python)
-        .arg(script)
+    let mut child = command
         .args(["--address", "127.0.0.1:0"])
         .args(flags)
         .stdout(Stdio::piped())
         .stderr(log.reopen().expect("log"))
         .spawn()
-        .expect("spawn the Python scaler");
-    // The script prints `listening on HOST:PORT` once bound; read it on a thread so a silent
-    // process cannot hang the test past the deadline.
+        .unwrap_or_else(|error| panic!("spawn {what}: {error}"));
+    // The address is printed once bound; read it on a thread so a silent process cannot hang
+    // the test past the deadline.
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -161,10 +192,10 @@ pub fn python_scaler(flags: &[&str]) -> Option<ScalerProcess> {
     };
     assert!(
         address.is_some(),
-        "the Python scaler did not report its address (got {line:?}):\n{}",
+        "{what} did not report its address (got {line:?}):\n{}",
         process.log()
     );
-    Some(process.wait_healthy())
+    process.wait_healthy()
 }
 
 /// Runs the `ebb` binary with `args`.
@@ -187,4 +218,42 @@ pub fn write_atomically(path: &Path, text: &str) {
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, text).expect("write");
     std::fs::rename(&temporary, path).expect("rename");
+}
+
+/// A trigger (`backlog` of object `shop/orders`) with `metadata` and `secrets`.
+pub fn trigger_input(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    };
+    TriggerInput {
+        namespace: "shop".into(),
+        name: "orders".into(),
+        trigger_name: "backlog".into(),
+        trigger_index: 0,
+        metadata: map(metadata),
+        secrets: map(secrets),
+    }
+}
+
+/// Asserts that `stream` sends `active=false` at once, then, after `activate` gave the source
+/// work, `active=true` within 10 s.
+pub async fn assert_pushes_activation(stream: &mut ActivityStream, activate: impl FnOnce()) {
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("initial state in time");
+    assert!(!first.expect("a message").expect("ok"), "inactive at first");
+    activate();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(left, stream.next())
+            .await
+            .expect("activation pushed before the deadline");
+        if next.expect("stream open").expect("ok") {
+            break;
+        }
+    }
 }
