@@ -200,21 +200,17 @@ fn processed_ids(path: &Path) -> BTreeMap<String, usize> {
     ids
 }
 
-fn setup(test: &str) -> Option<(Binaries, String, tempfile::TempDir)> {
-    if !support::require_service("RabbitMQ", "127.0.0.1:5672") {
-        return None;
-    }
+fn setup(test: &str) -> (Binaries, String, tempfile::TempDir) {
+    support::require_service("RabbitMQ", "127.0.0.1:5672");
     let bins = binaries();
     let queue = unique_queue(test);
     publish(&bins, &queue, 0, "declare");
-    Some((bins, queue, tempfile::tempdir().unwrap()))
+    (bins, queue, tempfile::tempdir().unwrap())
 }
 
 #[test]
 fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
-    let Some((bins, queue, dir)) = setup("e2e") else {
-        return;
-    };
+    let (bins, queue, dir) = setup("e2e");
     let _cleanup = QueueGuard {
         bins: &bins,
         queue: queue.clone(),
@@ -287,9 +283,7 @@ fn two_hundred_messages_scale_out_and_back_to_zero_exactly_once() {
 
 #[test]
 fn a_worker_killed_mid_run_is_replaced_and_counted() {
-    let Some((bins, queue, dir)) = setup("kill-worker") else {
-        return;
-    };
+    let (bins, queue, dir) = setup("kill-worker");
     let _cleanup = QueueGuard {
         bins: &bins,
         queue: queue.clone(),
@@ -344,9 +338,7 @@ fn a_worker_killed_mid_run_is_replaced_and_counted() {
 
 #[test]
 fn a_scaler_killed_mid_run_is_restarted_and_the_object_goes_to_fallback_and_back() {
-    let Some((bins, queue, dir)) = setup("kill-scaler") else {
-        return;
-    };
+    let (bins, queue, dir) = setup("kill-scaler");
     let _cleanup = QueueGuard {
         bins: &bins,
         queue: queue.clone(),
@@ -416,9 +408,7 @@ fn a_scaler_killed_mid_run_is_restarted_and_the_object_goes_to_fallback_and_back
 
 #[test]
 fn ctrl_c_stops_everything_gracefully_and_loses_no_message() {
-    let Some((bins, queue, dir)) = setup("ctrl-c") else {
-        return;
-    };
+    let (bins, queue, dir) = setup("ctrl-c");
     let _cleanup = QueueGuard {
         bins: &bins,
         queue: queue.clone(),

@@ -34,6 +34,8 @@ struct State {
     uids: HashMap<ObjectKey, String>,
     /// When a status was last queued for writing, per object.
     queued_at: HashMap<ObjectKey, Instant>,
+    /// Statuses taken from `pending` whose write has not finished.
+    writing: usize,
 }
 
 /// How long a status whose only changes are readings (values, lastActiveTime, condition
@@ -217,10 +219,15 @@ impl KubeStatusSink {
         self.lock().pending.len()
     }
 
-    /// Waits until no status is waiting (or `limit` passes).
+    /// Waits until no status is waiting or being written (or `limit` passes): after it, every
+    /// write published before has reached the server.
     pub async fn flush(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.pending() > 0 && tokio::time::Instant::now() < deadline {
+        let busy = || {
+            let state = self.lock();
+            !state.pending.is_empty() || state.writing > 0
+        };
+        while busy() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -267,13 +274,12 @@ async fn status_writer(inner: std::sync::Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let batch: Vec<(ObjectKey, Value)> = strong
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending
-            .drain()
-            .collect();
+        let batch: Vec<(ObjectKey, Value)> = {
+            let mut state = strong.state.lock().unwrap_or_else(|p| p.into_inner());
+            let batch: Vec<(ObjectKey, Value)> = state.pending.drain().collect();
+            state.writing = batch.len();
+            batch
+        };
         if batch.is_empty() {
             // Wake up now and then to notice the sink was dropped.
             let _ = tokio::time::timeout(Duration::from_secs(1), strong.wake.notified()).await;
@@ -285,12 +291,11 @@ async fn status_writer(inner: std::sync::Weak<Inner>) {
                 write_one(&strong, key, value)
             })
             .await;
-        let retrying = strong
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending
-            .len();
+        let retrying = {
+            let mut state = strong.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.writing = 0;
+            state.pending.len()
+        };
         drop(strong);
         if retrying > 0 && retrying >= failed_before {
             // Everything failed: the API server is struggling; do not spin.

@@ -110,34 +110,24 @@ pub fn example_scaler(extra: &[&str]) -> ScalerProcess {
     .wait_healthy()
 }
 
-/// The venv's Python, or `None` (skipping loudly) when the venv is missing locally. Under
-/// `CI=true` a missing venv fails the test.
-pub fn python() -> Option<PathBuf> {
+/// The venv's Python. A missing venv fails the test, naming it and `scripts/services.sh`
+/// (the README's test command creates it).
+pub fn python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var("CI").is_ok_and(|value| value == "true") {
-        panic!(
-            "{} is missing, and CI must provide the Python venv with grpcio",
-            python.display()
-        );
-    }
-    eprintln!(
-        "\n!!! SKIPPING: {} is missing (create the venv with grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection) !!!\n",
+    assert!(
+        python.exists(),
+        "{} is missing: the Python venv with grpcio is created by scripts/services.sh",
         python.display()
     );
-    None
+    python
 }
 
-/// Starts the Python example scaler with `flags` (`--keda-only`, `--broken`), or `None` when
-/// the venv is missing locally.
-pub fn python_scaler(flags: &[&str]) -> Option<ScalerProcess> {
-    let python = python()?;
+/// Starts the Python example scaler with `flags` (`--keda-only`, `--broken`).
+pub fn python_scaler(flags: &[&str]) -> ScalerProcess {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-scaler/scaler.py");
-    let mut command = Command::new(python);
+    let mut command = Command::new(python());
     command.arg(script);
-    Some(announced(command, flags, "the Python scaler"))
+    announced(command, flags, "the Python scaler")
 }
 
 /// Starts the Node example scaler (examples/node-scaler) with `flags`. Node and the scaler's
