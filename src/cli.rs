@@ -35,3 +35,43 @@ pub enum Command {
     #[command(name = "exec-child", hide = true)]
     ExecChild(crate::local::process::ExecChildArgs),
 }
+
+/// The text of a failed command for the terminal: the error, then each cause whose text the
+/// message does not already carry (so a list of problems is printed once), with control
+/// characters escaped so nothing in a file or a scaler's answer can act on the terminal.
+pub fn error_report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str("\ncaused by: ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    crate::spec::terminal_safe(&text, true).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot run these files:\n{0}")]
+    struct Outer(#[from] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("a.yaml: ScaledObject \"x\u{1b}[2J\": spec.triggers: at least one trigger is required")]
+    struct Inner;
+
+    #[test]
+    fn each_problem_is_printed_once_and_escaped() {
+        let report = super::error_report(&Outer(Inner));
+        assert_eq!(
+            report.matches("at least one trigger").count(),
+            1,
+            "{report}"
+        );
+        assert!(!report.contains('\u{1b}'), "{report}");
+        assert!(!report.contains("caused by"), "{report}");
+    }
+}

@@ -1,11 +1,23 @@
 //! The `ebb` binary: parses arguments and hands over to the library.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::Parser;
-use ebb::cli::{Cli, Command};
+use ebb::cli::{Cli, Command, error_report};
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {}", error_report(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
     let cli = Cli::parse();
     ebb::runtime::telemetry::init_logging(&cli.log, cli.log_json);
     match cli.command {

@@ -112,13 +112,30 @@ pub struct ScalerSpec {
 }
 
 /// Environment variables in either of the two accepted shapes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum EnvSpec {
     /// `env: {NAME: value}`.
     Map(BTreeMap<String, String>),
     /// `env: [{name: NAME, value: value}]`.
     List(Vec<EnvVar>),
+}
+
+impl<'de> Deserialize<'de> for EnvSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Tried shape by shape so the one error names the field and never quotes a value
+        // (environment values are often credentials).
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let Ok(map) = serde_json::from_value::<BTreeMap<String, String>>(value.clone()) {
+            return Ok(EnvSpec::Map(map));
+        }
+        if let Ok(list) = serde_json::from_value::<Vec<EnvVar>>(value) {
+            return Ok(EnvSpec::List(list));
+        }
+        Err(serde::de::Error::custom(
+            "spec.env: expected a map of NAME: \"value\" or a list of {name, value} entries \
+             (values are text: quote numbers and booleans)",
+        ))
+    }
 }
 
 impl Default for EnvSpec {
@@ -259,28 +276,38 @@ fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
     }
 }
 
+/// The one apiVersion of the local kinds.
+pub const LOCAL_API_VERSION: &str = "ebb.dev/v1alpha1";
+
 fn check_header(api_version: &str, problems: &mut Vec<FieldProblem>) {
-    let group = api_version.split('/').next().unwrap_or_default();
-    if group != LOCAL_GROUP {
+    if api_version != LOCAL_API_VERSION {
         problems.push(problem(
             "apiVersion",
-            format!("expected {LOCAL_GROUP}/v1alpha1, got {api_version:?}"),
+            format!("expected {LOCAL_API_VERSION}, got {api_version:?}"),
         ));
     }
 }
 
 fn check_name(name: &str, problems: &mut Vec<FieldProblem>) {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    if !valid {
-        problems.push(problem(
-            "metadata.name",
-            "required: lowercase letters, digits, '-' and '.', at most 63 characters",
-        ));
+    if let Err(message) = crate::spec::check_object_name(name) {
+        problems.push(problem("metadata.name", message));
     }
+}
+
+/// Whether `path` is a file this user may execute.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
+}
+
+/// Where a bare program name would be found in `PATH`, if anywhere.
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| is_executable(candidate))
+    })
 }
 
 /// The command fields both kinds share.
@@ -296,25 +323,58 @@ fn resolve_command(
     base_dir: &Path,
     problems: &mut Vec<FieldProblem>,
 ) -> ResolvedCommand {
-    if spec.command.trim().is_empty() {
-        problems.push(problem("spec.command", "required: the program to run"));
-    }
     let working_dir = match spec.working_dir {
         Some(dir) => base_dir.join(dir),
         None => base_dir.to_owned(),
     };
+    if !working_dir.is_dir() {
+        problems.push(problem(
+            "spec.workingDir",
+            format!("directory {} does not exist", working_dir.display()),
+        ));
+    }
     // A path with a slash is relative to the manifest; a bare name is found in PATH at spawn.
     let program = if spec.command.contains('/') {
         base_dir.join(spec.command)
     } else {
         PathBuf::from(spec.command)
     };
+    if spec.command.trim().is_empty() {
+        problems.push(problem("spec.command", "required: the program to run"));
+    } else if spec.command.contains('\0') {
+        problems.push(problem("spec.command", "contains a NUL byte"));
+    } else if spec.command.contains('/') {
+        if !is_executable(&program) {
+            problems.push(problem(
+                "spec.command",
+                format!("{} does not exist or is not executable", program.display()),
+            ));
+        }
+    } else if find_in_path(spec.command).is_none() {
+        problems.push(problem(
+            "spec.command",
+            format!("{:?} is not an executable found in PATH", spec.command),
+        ));
+    }
+    for (index, arg) in spec.args.iter().enumerate() {
+        if arg.contains('\0') {
+            problems.push(problem(
+                &format!("spec.args[{index}]"),
+                "contains a NUL byte",
+            ));
+        }
+    }
     let env = spec.env.to_map();
-    for name in env.keys() {
+    for (name, value) in &env {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
             problems.push(problem(
                 "spec.env",
                 format!("invalid variable name {name:?}"),
+            ));
+        } else if value.contains('\0') {
+            problems.push(problem(
+                &format!("spec.env.{name}"),
+                "the value contains a NUL byte (the value is not shown)",
             ));
         }
     }
@@ -428,6 +488,12 @@ impl ScalerDocument {
             DEFAULT_STARTUP_TIMEOUT,
             &mut problems,
         );
+        if startup_timeout.is_zero() {
+            problems.push(problem(
+                "spec.startupTimeout",
+                "must be greater than zero: the scaler needs time to report SERVING",
+            ));
+        }
         let address = match address {
             Ok(address) => Some(address),
             Err(error) => {

@@ -23,6 +23,9 @@ use crate::runtime::{ObjectKey, ResolvedTrigger};
 use crate::spec::load::{Document, load_path};
 use crate::spec::{PauseState, ScaledObject, ScaledObjectSpec, ScalerRef};
 
+/// The apiVersions a ScaledObject may have: ebb's, and KEDA's so its manifests run as they are.
+const SCALED_OBJECT_API_VERSIONS: [&str; 2] = ["ebb.dev/v1alpha1", "keda.sh/v1alpha1"];
+
 /// Everything `ebb run` will start.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -67,6 +70,7 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let mut scalers = Vec::new();
     let mut objects = Vec::new();
     let mut sources = LocalObjects::default();
+    let known_fields = crate::spec::scaled_object_field_names();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     for document in &documents {
         if !seen.insert((document.kind.clone(), document.name.clone())) {
@@ -99,12 +103,29 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
             },
             "Scaler" => match document.parse::<ScalerDocument>() {
                 Ok(parsed) => match parsed.resolve(&base, free_port) {
-                    Ok(config) => scalers.push(config),
+                    Ok(config) => {
+                        if let Some(first) = scalers
+                            .iter()
+                            .find(|other: &&ScalerConfig| other.address == config.address)
+                        {
+                            report(
+                                &mut problems,
+                                vec![FieldProblem {
+                                    field: "spec.address".to_owned(),
+                                    message: format!(
+                                        "{} is also the address of Scaler {:?}; give each its own",
+                                        config.address, first.name
+                                    ),
+                                }],
+                            );
+                        }
+                        scalers.push(config);
+                    }
                     Err(list) => report(&mut problems, list),
                 },
                 Err(error) => problems.push(error.to_string()),
             },
-            "ScaledObject" => match document.parse::<ScaledObject>() {
+            "ScaledObject" => match document.parse_strict::<ScaledObject>(&known_fields) {
                 Ok(parsed) => objects.push((document, parsed)),
                 Err(error) => problems.push(error.to_string()),
             },
@@ -120,7 +141,7 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
                 }
             }
             other => problems.push(format!(
-                "{}: {other} {:?}: kind: ebb run reads ScaledObject, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials",
+                "{}: {other:?} {:?}: kind: ebb run reads ScaledObject, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials",
                 document.path.display(),
                 document.name
             )),
@@ -188,11 +209,10 @@ fn plan_object(
     let name = object.metadata.name.clone().unwrap_or_default();
     let prefix = format!("{}: ScaledObject {name:?}", document.path.display());
     let mut problems = Vec::new();
-    let group_of = document.api_version.split('/').next().unwrap_or_default();
-    if group_of != LOCAL_GROUP && group_of != "keda.sh" {
+    if !SCALED_OBJECT_API_VERSIONS.contains(&document.api_version.as_str()) {
         problems.push(format!(
-            "{prefix}: apiVersion: expected {LOCAL_GROUP}/v1alpha1 (or keda.sh/v1alpha1), got {:?}",
-            document.api_version
+            "{prefix}: apiVersion: expected {} (or KEDA's {}), got {:?}",
+            SCALED_OBJECT_API_VERSIONS[0], SCALED_OBJECT_API_VERSIONS[1], document.api_version
         ));
     }
     for trigger in &mut object.spec.triggers {

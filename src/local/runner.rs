@@ -66,7 +66,7 @@ impl Sources {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let plan = plan(&args.file, &|name| std::env::var(name).ok())?;
     if args.check {
-        print!("{}", describe(&plan));
+        print!("{}", crate::spec::terminal_safe(&describe(&plan), true));
         return Ok(());
     }
     let table = match args.output {
@@ -281,11 +281,12 @@ async fn render(
                     let _ = write!(
                         out,
                         "\x1b[H\x1b[2J{header}\n\n{}",
-                        render_table(&snapshot, width)
+                        crate::spec::terminal_safe(&render_table(&snapshot, width), true)
                     );
                 }
             } else {
                 for line in change_lines(&previous, &snapshot) {
+                    let line = crate::spec::terminal_safe(&line, false);
                     let _ = writeln!(out, "{} {line}", clock());
                 }
             }

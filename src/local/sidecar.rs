@@ -19,6 +19,8 @@ use super::process::{OutputMode, group_alive, signal_group, spawn};
 const SCALER_GRACE: Duration = Duration::from_secs(5);
 /// Pause between health checks while a scaler starts.
 const HEALTH_POLL: Duration = Duration::from_millis(50);
+/// How often a running sidecar's health is checked, so the status shows what it says now.
+const HEALTH_WATCH: Duration = Duration::from_secs(1);
 /// The longest pause before restarting a scaler that keeps dying.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(10);
 
@@ -56,6 +58,10 @@ pub enum SidecarState {
     Starting,
     /// Health says SERVING.
     Serving,
+    /// Running, but health says NOT_SERVING (its event source is unreachable).
+    NotServing,
+    /// Running, but its health check does not answer (hung, or stopped with SIGSTOP).
+    Unresponsive,
     /// Exited; about to be restarted.
     Restarting,
     /// Stopped by `ebb run`.
@@ -112,6 +118,11 @@ impl Sidecar {
         let stop = Arc::new(Notify::new());
         let (done_tx, done) = watch::channel(false);
         let name: Arc<str> = Arc::from(config.name.as_str());
+        tokio::spawn(watch_health(
+            format!("http://{}", config.address),
+            status_tx.clone(),
+            done.clone(),
+        ));
         tokio::spawn(keep_running(
             config,
             output,
@@ -291,28 +302,53 @@ async fn keep_running(
             status.state = SidecarState::Starting;
             status.pid = Some(pid);
         });
-        // Serving is reported when health says so; meanwhile the process may die again,
-        // which the outer loop notices.
-        let config_for_health = config.clone();
-        let status_for_health = status.clone();
-        tokio::spawn(async move {
-            let uri = format!("http://{}", config_for_health.address);
-            let deadline = tokio::time::Instant::now() + config_for_health.startup_timeout;
-            while tokio::time::Instant::now() < deadline {
-                if status_for_health.borrow().pid != Some(pid) {
-                    return;
-                }
-                if check_health(&uri).await == Ok(true) {
-                    status_for_health.send_modify(|status| {
-                        if status.pid == Some(pid) {
-                            status.state = SidecarState::Serving;
-                        }
-                    });
-                    tracing::info!(scaler = %config_for_health.name, pid, "scaler SERVING again");
-                    return;
-                }
-                tokio::time::sleep(HEALTH_POLL).await;
+        // The health watcher reports SERVING once health says so; meanwhile the process may
+        // die again, which the outer loop notices.
+    }
+}
+
+/// Keeps the sidecar's state equal to what its health check says, for as long as it runs:
+/// SERVING, NOT_SERVING, or no answer at all (hung or stopped). A restart in progress is left
+/// to [`keep_running`].
+async fn watch_health(
+    uri: String,
+    status: watch::Sender<SidecarStatus>,
+    mut done: watch::Receiver<bool>,
+) {
+    loop {
+        let (pid, starting) = {
+            let current = status.borrow();
+            (current.pid, current.state == SidecarState::Starting)
+        };
+        let wait = if starting { HEALTH_POLL } else { HEALTH_WATCH };
+        tokio::select! {
+            _ = done.changed() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if *done.borrow() {
+            return;
+        }
+        let Some(pid) = pid else {
+            continue;
+        };
+        let seen = match check_health(&uri).await {
+            Ok(true) => SidecarState::Serving,
+            Ok(false) => SidecarState::NotServing,
+            Err(_) if starting => continue,
+            Err(_) => SidecarState::Unresponsive,
+        };
+        status.send_if_modified(|status| {
+            let current = status.pid == Some(pid)
+                && !matches!(
+                    status.state,
+                    SidecarState::Restarting | SidecarState::Stopped
+                );
+            let changed = current && status.state != seen;
+            if changed {
+                tracing::info!(pid, from = ?status.state, to = ?seen, "scaler health changed");
+                status.state = seen;
             }
+            changed
         });
     }
 }

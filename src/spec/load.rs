@@ -101,6 +101,50 @@ impl Document {
         })
     }
 
+    /// Parses the document as `T` and refuses fields `T` does not know, each named with its
+    /// path and, when one of `known` is close, a "did you mean" hint. A typo such as
+    /// `minReplicas` must not silently leave the default in force.
+    pub fn parse_strict<T: DeserializeOwned>(&self, known: &[String]) -> Result<T, LoadError> {
+        let mut unknown = Vec::new();
+        let deserializer = serde_norway::Deserializer::from_str(&self.text);
+        let parsed: Result<T, _> = serde_ignored::deserialize(deserializer, |path| {
+            let path = field_path(&path.to_string());
+            // The derived resource type takes apiVersion and kind by hand; they are known.
+            if path != "apiVersion" && path != "kind" {
+                unknown.push(path);
+            }
+        });
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(_) => return self.parse(),
+        };
+        if unknown.is_empty() {
+            return Ok(parsed);
+        }
+        let message = unknown
+            .iter()
+            .map(|path| {
+                let field = path.rsplit('.').next().unwrap_or(path);
+                let hint = known
+                    .iter()
+                    .map(|name| (strsim::jaro_winkler(field, name), name))
+                    .filter(|(score, _)| *score > 0.85)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, name)| format!("; did you mean `{name}`?"))
+                    .unwrap_or_default();
+                format!("{path}: unknown field{hint}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(LoadError::Schema {
+            path: self.path.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            line: self.first_line,
+            message,
+        })
+    }
+
     /// Parses and validates a ScaledObject (spec and pause annotations).
     pub fn scaled_object(&self) -> Result<ScaledObject, LoadError> {
         let object: ScaledObject = self.parse()?;
@@ -115,6 +159,23 @@ impl Document {
             })
         }
     }
+}
+
+/// A serde_ignored path (`spec.triggers.0.scaler.?.adress`) written as a field path
+/// (`spec.triggers[0].scaler.adress`).
+fn field_path(raw: &str) -> String {
+    let mut path = String::new();
+    for segment in raw.split('.').filter(|segment| *segment != "?") {
+        if segment.chars().all(|c| c.is_ascii_digit()) && !segment.is_empty() {
+            path.push_str(&format!("[{segment}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(segment);
+        }
+    }
+    path
 }
 
 /// Loads every document of a file, or of every `.yaml`/`.yml` file in a directory (sorted by
@@ -160,8 +221,60 @@ pub fn load_scaled_objects(path: &Path) -> Result<Vec<ScaledObject>, LoadError> 
         .collect()
 }
 
+/// Largest YAML file read: manifests are small, and a parser given megabytes of hostile text
+/// spends its time for nothing.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Deepest nesting accepted (flow brackets, or block indentation levels). ScaledObjects nest
+/// about ten levels deep; the YAML parser's time grows with the square of the depth.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses text too large or too deeply nested, in one linear pass before any parsing.
+fn check_shape(path: &Path, text: &str) -> Result<(), LoadError> {
+    let refuse = |line: usize, message: String| LoadError::Syntax {
+        path: path.to_owned(),
+        index: 1,
+        line,
+        message,
+    };
+    if text.len() > MAX_FILE_BYTES {
+        return Err(refuse(
+            1,
+            format!("the file is larger than {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    // Flow collections may span lines, so the bracket depth carries over; quotes rarely do.
+    let mut depth = 0usize;
+    for (number, line) in text.lines().enumerate() {
+        let mut deepest = 0usize;
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(open), c) if c == open => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        if deepest > MAX_DEPTH || indent > 2 * MAX_DEPTH {
+            return Err(refuse(
+                number + 1,
+                format!("nested more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Splits YAML text into documents on `---` lines, keeping each one's first line number.
 pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadError> {
+    check_shape(path, text)?;
     let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
     for (number, line) in text.lines().enumerate() {
         let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");

@@ -14,6 +14,7 @@
 mod auth;
 mod behavior;
 pub mod load;
+mod names;
 mod pause;
 mod scaled_object;
 mod status;
@@ -25,10 +26,11 @@ pub use auth::{
     KeyRef, ScalerAuthentication, ScalerAuthenticationSpec,
 };
 pub use behavior::{HpaBehavior, PolicyType, ScalingPolicy, ScalingRules, SelectPolicy};
+pub use names::{check_object_name, check_trigger_name, terminal_safe};
 pub use pause::{PauseState, pause_annotation};
 pub use scaled_object::{
     AdvancedConfig, Fallback, FallbackBehavior, HorizontalPodAutoscalerConfig, ScaleTargetRef,
-    ScaledObject, ScaledObjectSpec,
+    ScaledObject, ScaledObjectSpec, scaled_object_field_names,
 };
 pub use status::{
     Condition, ConditionStatus, ConditionType, ScaledObjectStatus, TriggerHealth, TriggerStatus,

@@ -40,9 +40,11 @@ fn parse_flag(
     let Some((key, value)) = pause_annotation(annotations, name) else {
         return Ok(false);
     };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" | "on" => Ok(true),
-        "false" | "no" | "0" | "off" | "" => Ok(false),
+    // KEDA's rule: only "true" pauses. Anything but "true" or "false" is an error rather than
+    // a guess, so `"yes"` cannot pause in one tool and not in the other.
+    match value.trim() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
         _ => Err(ValidationProblem::new(
             format!("metadata.annotations[{key}]"),
             "InvalidPauseAnnotation",

@@ -248,3 +248,34 @@ impl ScaledObject {
         super::validate::validate(self)
     }
 }
+
+/// Every field name a ScaledObject document may use, at any depth (from the same schema the
+/// CRD is generated from), for "did you mean" hints on unknown fields.
+pub fn scaled_object_field_names() -> Vec<String> {
+    fn collect(value: &serde_json::Value, names: &mut std::collections::BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(properties)) = map.get("properties") {
+                    names.extend(properties.keys().cloned());
+                }
+                for child in map.values() {
+                    collect(child, names);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    collect(item, names);
+                }
+            }
+            _ => {}
+        }
+    }
+    let schema = serde_json::to_value(schemars::schema_for!(ScaledObjectSpec)).unwrap_or_default();
+    let mut names: std::collections::BTreeSet<String> =
+        ["apiVersion", "kind", "metadata", "spec", "status"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    collect(&schema, &mut names);
+    names.into_iter().collect()
+}

@@ -37,7 +37,16 @@ impl std::fmt::Display for ValidationProblem {
 
 /// Every problem of a ScaledObject: its spec and its pause annotations.
 pub fn validate(object: &ScaledObject) -> Vec<ValidationProblem> {
-    let mut problems = validate_spec(&object.spec);
+    let mut problems = Vec::new();
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    if let Err(message) = super::check_object_name(name) {
+        problems.push(ValidationProblem::new(
+            "metadata.name",
+            "InvalidName",
+            message,
+        ));
+    }
+    problems.extend(validate_spec(&object.spec));
     if let Err(problem) = object.pause_state() {
         problems.push(problem);
     }
@@ -131,6 +140,14 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (index, trigger) in spec.triggers.iter().enumerate() {
         let name = trigger.effective_name(index);
+        if let Err(message) = super::check_trigger_name(&name) {
+            problem(
+                &format!("triggers[{index}].name"),
+                "InvalidTriggerName",
+                message,
+            );
+            continue;
+        }
         if let Some(first) = seen.insert(name.clone(), index) {
             problem(
                 &format!("triggers[{index}].name"),
