@@ -523,20 +523,38 @@ impl ScalerDocument {
 mod tests {
     use super::*;
 
-    fn group(yaml: &str) -> Result<ProcessGroupConfig, Vec<FieldProblem>> {
+    /// A manifest directory with an executable `bin/worker` and a `run/` directory.
+    fn base() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        let worker = dir.path().join("bin/worker");
+        std::fs::write(&worker, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    fn group_in(base: &Path, yaml: &str) -> Result<ProcessGroupConfig, Vec<FieldProblem>> {
         let document: ProcessGroupDocument = serde_norway::from_str(yaml).unwrap();
-        document.resolve(Path::new("/base"))
+        document.resolve(base)
+    }
+
+    fn group(yaml: &str) -> Result<ProcessGroupConfig, Vec<FieldProblem>> {
+        group_in(base().path(), yaml)
     }
 
     #[test]
     fn process_group_defaults_and_relative_paths() {
-        let config = group(
+        let base = base();
+        let config = group_in(
+            base.path(),
             "apiVersion: ebb.dev/v1alpha1\nkind: ProcessGroup\nmetadata: {name: workers}\n\
              spec:\n  command: ./bin/worker\n  args: [-v]\n  env: {QUEUE: orders}\n  workingDir: run\n",
         )
         .unwrap();
-        assert_eq!(config.command.program, PathBuf::from("/base/./bin/worker"));
-        assert_eq!(config.command.working_dir, PathBuf::from("/base/run"));
+        assert_eq!(config.command.program, base.path().join("./bin/worker"));
+        assert_eq!(config.command.working_dir, base.path().join("run"));
         assert_eq!(config.command.env["QUEUE"], "orders");
         assert_eq!(config.stop_signal, StopSignal::Term);
         assert_eq!(config.grace_period, DEFAULT_GRACE_PERIOD);
@@ -546,10 +564,10 @@ mod tests {
     fn env_list_form_and_signal_names() {
         let config = group(
             "apiVersion: ebb.dev/v1alpha1\nkind: ProcessGroup\nmetadata: {name: w}\n\
-             spec:\n  command: worker\n  env: [{name: A, value: '1'}]\n  stopSignal: int\n  gracePeriod: 1500\n",
+             spec:\n  command: sh\n  env: [{name: A, value: '1'}]\n  stopSignal: int\n  gracePeriod: 1500\n",
         )
         .unwrap();
-        assert_eq!(config.command.program, PathBuf::from("worker"));
+        assert_eq!(config.command.program, PathBuf::from("sh"));
         assert_eq!(config.command.env["A"], "1");
         assert_eq!(config.stop_signal, StopSignal::Int);
         assert_eq!(config.grace_period, Duration::from_millis(1500));
@@ -559,7 +577,7 @@ mod tests {
     fn every_problem_names_its_field() {
         let problems = group(
             "apiVersion: apps/v1\nkind: ProcessGroup\nmetadata: {name: Bad_Name}\n\
-             spec:\n  command: ''\n  stopSignal: SIGFOO\n  gracePeriod: soon\n",
+             spec:\n  command: ''\n  workingDir: missing\n  stopSignal: SIGFOO\n  gracePeriod: soon\n",
         )
         .unwrap_err();
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
@@ -568,6 +586,7 @@ mod tests {
             [
                 "apiVersion",
                 "metadata.name",
+                "spec.workingDir",
                 "spec.command",
                 "spec.stopSignal",
                 "spec.gracePeriod"
@@ -587,20 +606,21 @@ mod tests {
     fn scaler_address_is_substituted_into_args() {
         let document: ScalerDocument = serde_norway::from_str(
             "apiVersion: ebb.dev/v1alpha1\nkind: Scaler\nmetadata: {name: rabbitmq}\n\
-             spec:\n  command: ebb-rabbitmq-scaler\n  args: [--listen, '{address}']\n",
+             spec:\n  command: sh\n  args: [--listen, '{address}']\n",
         )
         .unwrap();
+        let base = base();
         let config = document
-            .resolve(Path::new("/base"), || Ok("127.0.0.1:4567".parse().unwrap()))
+            .resolve(base.path(), || Ok("127.0.0.1:4567".parse().unwrap()))
             .unwrap();
         assert_eq!(config.command.args, ["--listen", "127.0.0.1:4567"]);
         assert_eq!(config.address.port(), 4567);
         let bad: ScalerDocument = serde_norway::from_str(
-            "apiVersion: ebb.dev/v1alpha1\nkind: Scaler\nmetadata: {name: s}\nspec:\n  command: s\n  address: nowhere\n",
+            "apiVersion: ebb.dev/v1alpha1\nkind: Scaler\nmetadata: {name: s}\nspec:\n  command: sh\n  address: nowhere\n",
         )
         .unwrap();
         let problems = bad
-            .resolve(Path::new("/base"), || unreachable!())
+            .resolve(base.path(), || unreachable!())
             .unwrap_err();
         assert_eq!(problems[0].field, "spec.address");
     }

@@ -40,9 +40,9 @@ fn parse_flag(
     let Some((key, value)) = pause_annotation(annotations, name) else {
         return Ok(false);
     };
-    // KEDA's rule: only "true" pauses. Anything but "true" or "false" is an error rather than
-    // a guess, so `"yes"` cannot pause in one tool and not in the other.
-    match value.trim() {
+    // KEDA's rule: only "true" (in any case) pauses. Anything but true or false is an error
+    // rather than a guess, so `"yes"` cannot pause in one tool and not in the other.
+    match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" | "" => Ok(false),
         _ => Err(ValidationProblem::new(
