@@ -1,0 +1,204 @@
+//! Opening queues with the scaler's client code, and the few queue calls the demo makes.
+
+use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
+use ebb_azure_queue_scaler::clients::AzureQueue;
+use ebb_azure_queue_scaler::measure::QueueSource;
+use ebb_azure_queue_scaler::{AzureQueueConfig, AzureQueueScaler, ScalerOptions};
+
+/// Why a queue call failed. Texts never hold the connection string or the account key.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    /// The connection string or queue name was refused (the message names the problem, never
+    /// the secret).
+    #[error("cannot open queue {queue}: {reason}")]
+    Open {
+        /// The queue.
+        queue: String,
+        /// Why.
+        reason: String,
+    },
+    /// The storage service answered with an error or could not be reached.
+    #[error("{operation} on queue {queue} failed: {source}")]
+    Request {
+        /// What was being done.
+        operation: &'static str,
+        /// The queue.
+        queue: String,
+        /// The SDK's error (request URL and status, no credentials).
+        source: azure_core::Error,
+    },
+}
+
+/// The name of the queue failed messages are moved to, as Azure Functions names it.
+pub fn poison_queue_name(queue: &str) -> String {
+    format!("{queue}-poison")
+}
+
+/// One message as received: what the worker needs to handle, release or delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The service's message id.
+    pub message_id: String,
+    /// The receipt that proves this receive (needed to delete or release).
+    pub pop_receipt: String,
+    /// The message text.
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub dequeue_count: u64,
+}
+
+/// Opens queues of one storage account, sharing one HTTP client.
+#[derive(Debug)]
+pub struct Queues {
+    scaler: AzureQueueScaler,
+    connection: String,
+}
+
+impl Queues {
+    /// Queues reachable with `connection` (a storage connection string or SAS URL).
+    pub fn new(connection: impl Into<String>) -> Result<Self, QueueError> {
+        let scaler = AzureQueueScaler::new(ScalerOptions::default())
+            .map_err(|error| QueueError::Client(error.to_string()))?;
+        Ok(Self {
+            scaler,
+            connection: connection.into(),
+        })
+    }
+
+    /// A client for `queue`.
+    pub fn open(&self, queue: &str) -> Result<Queue, QueueError> {
+        let config: AzureQueueConfig = serde_json::from_value(serde_json::json!({
+            "queueName": queue,
+            "connection": self.connection,
+        }))
+        .map_err(|error| QueueError::Open {
+            queue: queue.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let inner = self
+            .scaler
+            .queue(&config)
+            .map_err(|error| QueueError::Open {
+                queue: queue.to_owned(),
+                reason: error.to_string(),
+            })?;
+        Ok(Queue {
+            name: queue.to_owned(),
+            inner,
+        })
+    }
+}
+
+/// One queue.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    name: String,
+    inner: AzureQueue,
+}
+
+impl Queue {
+    /// The queue name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn failed(&self, operation: &'static str) -> impl FnOnce(azure_core::Error) -> QueueError {
+        let queue = self.name.clone();
+        move |source| QueueError::Request {
+            operation,
+            queue,
+            source,
+        }
+    }
+
+    /// Creates the queue (succeeds when it exists already).
+    pub async fn create(&self) -> Result<(), QueueError> {
+        self.inner
+            .client()
+            .create(None)
+            .await
+            .map_err(self.failed("create"))?;
+        Ok(())
+    }
+
+    /// Adds a message with text `body`, visible at once.
+    pub async fn send(&self, body: &str) -> Result<(), QueueError> {
+        let message = QueueMessage {
+            message_text: Some(body.to_owned()),
+        };
+        let content = message.try_into().map_err(self.failed("encode message"))?;
+        self.inner
+            .client()
+            .send_message(content, None)
+            .await
+            .map_err(self.failed("send"))?;
+        Ok(())
+    }
+
+    /// Receives at most one message and hides it from other receivers for
+    /// `visibility_seconds`.
+    pub async fn receive_one(
+        &self,
+        visibility_seconds: i32,
+    ) -> Result<Option<Received>, QueueError> {
+        let options = QueueClientReceiveMessagesOptions {
+            number_of_messages: Some(1),
+            visibility_timeout: Some(visibility_seconds),
+            ..QueueClientReceiveMessagesOptions::default()
+        };
+        let received = self
+            .inner
+            .client()
+            .receive_messages(Some(options))
+            .await
+            .map_err(self.failed("receive"))?
+            .into_model()
+            .map_err(self.failed("read received messages"))?;
+        let Some(message) = received.items.and_then(|items| items.into_iter().next()) else {
+            return Ok(None);
+        };
+        Ok(Some(Received {
+            message_id: message.message_id.unwrap_or_default(),
+            pop_receipt: message.pop_receipt.unwrap_or_default(),
+            body: message.message_text.unwrap_or_default(),
+            dequeue_count: message
+                .dequeue_count
+                .and_then(|count| u64::try_from(count).ok())
+                .unwrap_or(1),
+        }))
+    }
+
+    /// Deletes a received message: it is done.
+    pub async fn delete(&self, message: &Received) -> Result<(), QueueError> {
+        self.inner
+            .client()
+            .delete_message(&message.message_id, &message.pop_receipt, None)
+            .await
+            .map_err(self.failed("delete"))?;
+        Ok(())
+    }
+
+    /// Makes a received message visible again at once, for another try.
+    pub async fn release(&self, message: &Received) -> Result<(), QueueError> {
+        self.inner
+            .client()
+            .update_message(&message.message_id, &message.pop_receipt, 0, None)
+            .await
+            .map_err(self.failed("release"))?;
+        Ok(())
+    }
+
+    /// The approximate number of messages, invisible ones included.
+    pub async fn approximate_count(&self) -> Result<u64, QueueError> {
+        self.inner
+            .approximate_count()
+            .await
+            .map_err(|error| QueueError::Open {
+                queue: self.name.clone(),
+                reason: error.to_string(),
+            })
+    }
+}
