@@ -2,6 +2,7 @@
 
 use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
 use ebb_azure_queue_scaler::clients::AzureQueue;
+use ebb_azure_queue_scaler::errors::scrub;
 use ebb_azure_queue_scaler::measure::QueueSource;
 use ebb_azure_queue_scaler::{AzureQueueConfig, AzureQueueScaler, ScalerOptions};
 
@@ -21,14 +22,14 @@ pub enum QueueError {
         reason: String,
     },
     /// The storage service answered with an error or could not be reached.
-    #[error("{operation} on queue {queue} failed: {source}")]
+    #[error("{operation} on queue {queue} failed: {message}")]
     Request {
         /// What was being done.
         operation: &'static str,
         /// The queue.
         queue: String,
-        /// The SDK's error (request URL and status, no credentials).
-        source: azure_core::Error,
+        /// The SDK's error text, with credentials (account key, SAS) removed.
+        message: String,
     },
 }
 
@@ -51,10 +52,15 @@ pub struct Received {
 }
 
 /// Opens queues of one storage account, sharing one HTTP client.
-#[derive(Debug)]
 pub struct Queues {
     scaler: AzureQueueScaler,
     connection: String,
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues").finish_non_exhaustive()
+    }
 }
 
 impl Queues {
@@ -88,15 +94,27 @@ impl Queues {
         Ok(Queue {
             name: queue.to_owned(),
             inner,
+            connection: self.connection.clone(),
         })
     }
 }
 
 /// One queue.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Queue {
     name: String,
     inner: AzureQueue,
+    /// Only to remove it from error texts.
+    connection: String,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Queue {
@@ -107,10 +125,11 @@ impl Queue {
 
     fn failed(&self, operation: &'static str) -> impl FnOnce(azure_core::Error) -> QueueError {
         let queue = self.name.clone();
-        move |source| QueueError::Request {
+        let connection = self.connection.clone();
+        move |error| QueueError::Request {
             operation,
             queue,
-            source,
+            message: scrub(&error.to_string(), &[&connection]),
         }
     }
 
@@ -200,5 +219,33 @@ impl Queue {
                 queue: self.name.clone(),
                 reason: error.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn request_errors_never_show_the_credential() {
+        // Nothing listens on port 1 of loopback: the request fails at once.
+        for connection in [
+            "http://127.0.0.1:1/?sv=2019-12-12&sig=SECRETSIGNATURE1",
+            "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=U0VDUkVUS0VZVkFMVUU=;QueueEndpoint=http://127.0.0.1:1/acct",
+        ] {
+            let queues = Queues::new(connection).unwrap();
+            let queue = queues.open("orders").unwrap();
+            let error = queue.send("hello").await.unwrap_err().to_string();
+            assert!(error.contains("send on queue orders failed"), "{error}");
+            for secret in ["SECRETSIGNATURE1", "U0VDUkVUS0VZVkFMVUU="] {
+                assert!(!error.contains(secret), "{error}");
+            }
+            assert!(!format!("{queue:?}{queues:?}").contains("SECRET"));
+        }
+    }
+
+    #[test]
+    fn the_poison_queue_is_named_as_functions_names_it() {
+        assert_eq!(poison_queue_name("orders"), "orders-poison");
     }
 }
