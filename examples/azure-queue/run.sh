@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     --fail-every) fail_every="$2"; shift 2 ;;
     --keep-running) until_idle=""; shift ;;
     --release) profile=release; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
