@@ -210,6 +210,17 @@ impl Queue {
         Ok(())
     }
 
+    /// How many messages are visible right now (exact up to 32).
+    pub async fn visible_count(&self) -> Result<u32, QueueError> {
+        self.inner
+            .peek_visible(ebb_azure_queue_scaler::measure::PEEK_LIMIT)
+            .await
+            .map_err(|error| QueueError::Open {
+                queue: self.name.clone(),
+                reason: error.to_string(),
+            })
+    }
+
     /// The approximate number of messages, invisible ones included.
     pub async fn approximate_count(&self) -> Result<u64, QueueError> {
         self.inner
