@@ -84,7 +84,17 @@ install_node_packages() {
   done
 }
 
+# The Helm chart's tests (tests/helm): Helm's own engine (helm-python-sdk), the Kubernetes
+# OpenAPI schemas (kubernetes-validate), pytest.
+start_helm_python() {
+  if ! .venv/bin/python -c 'import helm_python, kubernetes_validate, jsonschema, yaml, pytest' 2>/dev/null; then
+    say "installing helm-python-sdk, kubernetes-validate, jsonschema, pyyaml, pytest into .venv"
+    .venv/bin/pip install -q helm-python-sdk kubernetes-validate jsonschema pyyaml pytest
+  fi
+}
+
 start_rabbitmq
 start_azurite
 start_python
 install_node_packages
+start_helm_python

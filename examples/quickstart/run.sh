@@ -26,9 +26,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-say() { printf '\033[1m[quickstart]\033[0m %s\n' "$*" >&2; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+DEMO_NAME=quickstart
+# shellcheck source=examples/demo-lib.sh
+. examples/demo-lib.sh
 
 ensure_rabbitmq() {
   if port_open 5672; then
@@ -71,10 +71,7 @@ say "in a few seconds $messages messages go to the queue 'orders'; watch the wor
 say "(each worker takes 1 s per message; cooldown 30 s; Ctrl-C stops everything gracefully)"
 (
   # Publish once ebb is ready, plus a moment so the table shows the idle start.
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/${status_addr%:*}/${status_addr##*:}") 2>/dev/null; then break; fi
-    sleep 0.2
-  done
+  wait_for_port "${status_addr##*:}" 200 || true
   sleep 3
   ebb-quickstart-publisher --queue orders --count "$messages" >/dev/null
 ) &
