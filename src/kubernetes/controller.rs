@@ -14,7 +14,7 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::lookup::KubeLookup;
-use super::resolve::{ResolveProblem, resolve_triggers};
+use super::resolve::{ResolveProblem, resolve_registered_triggers};
 use super::status::KubeStatusSink;
 use super::target::TargetResolver;
 use crate::runtime::prepare::{PoolInfo, check_schemas};
@@ -41,6 +41,8 @@ pub struct ControllerSettings {
     pub info_timeout: Duration,
     /// Status writes in flight at once.
     pub status_concurrency: usize,
+    /// The scaler each trigger type calls when a trigger gives no address.
+    pub registry: Arc<crate::runtime::prepare::ScalerRegistry>,
 }
 
 /// Reason of Ready=False for an object that cannot be decoded.
@@ -81,6 +83,8 @@ struct Preparer {
     client: kube::Client,
     targets: TargetResolver,
     controller_namespace: String,
+    /// Trigger types and their scalers.
+    registry: Arc<crate::runtime::prepare::ScalerRegistry>,
     /// GetInfo answers for the schema check, shared by every preparation.
     info: PoolInfo,
     /// Bounds preparations in flight (each may read Secrets from the API server).
@@ -149,6 +153,7 @@ pub async fn lead(
         client: client.clone(),
         targets: TargetResolver::new(client.clone()),
         controller_namespace: settings.controller_namespace.clone(),
+        registry: settings.registry.clone(),
         info: PoolInfo::new(pool.clone(), settings.info_timeout),
         permits: Arc::new(tokio::sync::Semaphore::new(PREPARE_CONCURRENCY)),
     };
@@ -471,7 +476,13 @@ impl Preparer {
                 Rejection::Failed("TargetNotScalable", format!("spec.scaleTargetRef: {error}"))
             })?;
         let lookup = KubeLookup::new(self.client.clone(), self.targets.clone());
-        let triggers = resolve_triggers(&lookup, key, &object.spec, &self.controller_namespace)
+        let triggers = resolve_registered_triggers(
+            &lookup,
+            &self.registry,
+            key,
+            &object.spec,
+            &self.controller_namespace,
+        )
             .await
             .map_err(Rejection::Problems)?;
         let problems = check_schemas(&self.info, &triggers).await;

@@ -14,6 +14,7 @@
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod registry;
 pub mod lookup;
 pub mod resolve;
 #[cfg(test)]
@@ -112,6 +113,14 @@ pub struct ControllerArgs {
     /// Status writes in flight at once (the API client itself is not throttled).
     #[arg(long, env = "EBB_STATUS_CONCURRENCY", default_value_t = 32)]
     pub status_concurrency: usize,
+    /// The scaler a trigger type calls when the trigger gives no address, as TYPE=ADDRESS
+    /// (repeat the flag, or separate with commas), e.g. `rabbitmq=127.0.0.1:9001`.
+    #[arg(long = "scaler", env = "EBB_SCALERS", value_delimiter = ',')]
+    pub scalers: Vec<String>,
+    /// YAML file of `scalers: {TYPE: {address, timeout, tls, ...}}`, e.g. mounted from a
+    /// ConfigMap; `--scaler` flags win over it.
+    #[arg(long, env = "EBB_SCALER_REGISTRY")]
+    pub scaler_registry: Option<PathBuf>,
 }
 
 impl Default for ControllerArgs {
@@ -130,6 +139,8 @@ impl Default for ControllerArgs {
             resync_interval: Duration::from_secs(300),
             info_timeout: Duration::from_secs(2),
             status_concurrency: 32,
+            scalers: Vec::new(),
+            scaler_registry: None,
         }
     }
 }
@@ -145,8 +156,11 @@ impl ControllerArgs {
     }
 
     /// The leader's work settings.
-    pub fn settings(&self) -> ControllerSettings {
-        ControllerSettings {
+    pub fn settings(&self) -> Result<ControllerSettings, ControllerError> {
+        let registry = registry::build(&self.scalers, self.scaler_registry.as_deref())
+            .map_err(|error| ControllerError::Config(error.to_string()))?;
+        Ok(ControllerSettings {
+            registry: Arc::new(registry),
             watch_namespace: self.watch_namespace.clone(),
             controller_namespace: self.namespace.clone(),
             identity: self.identity(),
@@ -154,7 +168,7 @@ impl ControllerArgs {
             retry_interval: Duration::from_secs(5),
             info_timeout: self.info_timeout,
             status_concurrency: self.status_concurrency,
-        }
+        })
     }
 }
 
@@ -194,7 +208,7 @@ pub async fn run_with_client(
     let registry = Arc::new(registry);
     let readiness = Readiness::new();
     let pool = ScalerPool::new(PoolConfig::default(), metrics);
-    let settings = args.settings();
+    let settings = args.settings()?;
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 pub use crate::runtime::prepare::{
     LookupError, Problem as ResolveProblem, SecretData, check_address,
 };
-use crate::runtime::prepare::{Lookups, prepare_triggers};
+use crate::runtime::prepare::{Lookups, ScalerRegistry, prepare_triggers};
 use crate::runtime::{ObjectKey, ResolvedTrigger};
 use crate::spec::{AuthenticationKind, AuthenticationSource, ScaleTargetRef, ScaledObjectSpec};
 
@@ -62,6 +62,7 @@ pub struct ClusterSources<'a> {
     namespace: &'a str,
     target: &'a ScaleTargetRef,
     containers: OnceCell<Option<Vec<Container>>>,
+    registry: Option<&'a ScalerRegistry>,
 }
 
 fn refused(reason: &'static str, message: String) -> LookupError {
@@ -80,7 +81,15 @@ impl<'a> ClusterSources<'a> {
             namespace,
             target,
             containers: OnceCell::new(),
+            registry: None,
         }
+    }
+
+    /// The same lookups, with the controller's scaler registry for typed triggers.
+    #[must_use]
+    pub fn with_registry(mut self, registry: &'a ScalerRegistry) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     fn target_name(&self) -> String {
@@ -259,6 +268,10 @@ impl Lookups for ClusterSources<'_> {
         Box::pin(self.env_value(container, var))
     }
 
+    fn scaler_for_type(&self, trigger_type: &str) -> Option<crate::spec::ScalerRef> {
+        self.registry?.get(trigger_type).cloned()
+    }
+
     fn file<'b>(&'b self, _path: &'b str) -> BoxFuture<'b, Result<String, LookupError>> {
         Box::pin(std::future::ready(Err(refused(
             "FileNotAllowed",
@@ -269,13 +282,28 @@ impl Lookups for ClusterSources<'_> {
     }
 }
 
-/// Prepares every trigger of an object in the cluster (see [`prepare_triggers`]).
+/// Prepares every trigger of an object in the cluster (see [`prepare_triggers`]), with no
+/// scaler registry.
 pub async fn resolve_triggers(
     lookup: &dyn ClusterLookup,
     key: &ObjectKey,
     spec: &ScaledObjectSpec,
     controller_namespace: &str,
 ) -> Result<Vec<ResolvedTrigger>, Vec<ResolveProblem>> {
-    let sources = ClusterSources::new(lookup, &key.namespace, &spec.scale_target_ref);
+    let empty = ScalerRegistry::new();
+    resolve_registered_triggers(lookup, &empty, key, spec, controller_namespace).await
+}
+
+/// [`resolve_triggers`] with the controller's registry: a trigger with a `type` and no
+/// address calls the scaler registered for that type.
+pub async fn resolve_registered_triggers(
+    lookup: &dyn ClusterLookup,
+    registry: &ScalerRegistry,
+    key: &ObjectKey,
+    spec: &ScaledObjectSpec,
+    controller_namespace: &str,
+) -> Result<Vec<ResolvedTrigger>, Vec<ResolveProblem>> {
+    let sources =
+        ClusterSources::new(lookup, &key.namespace, &spec.scale_target_ref).with_registry(registry);
     prepare_triggers(&sources, key, spec, controller_namespace).await
 }

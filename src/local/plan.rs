@@ -21,7 +21,7 @@ use super::sources::{LocalObjects, LocalSources, is_source_kind};
 use crate::runtime::prepare::prepare_triggers;
 use crate::runtime::{ObjectKey, ResolvedTrigger};
 use crate::spec::load::{Document, load_path};
-use crate::spec::{PauseState, ScaledObject, ScaledObjectSpec, ScalerRef};
+use crate::spec::{PauseState, ScaledObject, ScaledObjectSpec};
 
 /// The apiVersions a ScaledObject may have: ebb's, and KEDA's so its manifests run as they are.
 const SCALED_OBJECT_API_VERSIONS: [&str; 2] = ["ebb.dev/v1alpha1", "keda.sh/v1alpha1"];
@@ -219,12 +219,7 @@ fn plan_object(
         attach_local_scaler(trigger, scalers);
     }
     for problem in object.validate() {
-        let hint = if problem.reason == "MissingScalerAddress" {
-            " (or declare a `kind: Scaler` whose name is the trigger's type)"
-        } else {
-            ""
-        };
-        problems.push(format!("{prefix}: {problem}{hint}"));
+        problems.push(format!("{prefix}: {problem}"));
     }
     let target = &object.spec.scale_target_ref;
     let target_group = target.api_version().split('/').next().unwrap_or_default();
@@ -247,11 +242,16 @@ fn plan_object(
     }
     let key = ObjectKey::new("", name);
     let base = base_dir(&document.path);
+    let sidecars: BTreeMap<String, String> = scalers
+        .iter()
+        .map(|scaler| (scaler.name.clone(), scaler.address.to_string()))
+        .collect();
     let lookups = LocalSources {
         objects: sources,
         group_env: group.map(|group| &group.command.env),
         env,
         base: &base,
+        scalers: &sidecars,
     };
     // Local lookups answer at once (no I/O waits on a reactor), so blocking here is safe
     // even when called from inside the runtime.
@@ -294,11 +294,5 @@ fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConf
             trigger.metadata.insert("scalerAddress".to_owned(), address);
         }
         return;
-    }
-    if let Some(address) = trigger.trigger_type.as_deref().and_then(by_name) {
-        trigger.scaler = Some(ScalerRef {
-            address,
-            ..ScalerRef::default()
-        });
     }
 }

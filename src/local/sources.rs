@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::runtime::prepare::{LookupError, Lookups, SecretData};
 use crate::spec::load::Document;
-use crate::spec::{AuthenticationKind, AuthenticationSource, ScalerAuthenticationSpec};
+use crate::spec::{AuthenticationKind, AuthenticationSource, ScalerAuthenticationSpec, ScalerRef};
 
 /// The environment `xFromEnv` falls back to (ebb's own, or a fixed map in tests).
 pub type EnvLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
@@ -169,6 +169,8 @@ pub struct LocalSources<'a> {
     pub env: EnvLookup<'a>,
     /// Directory relative file names start from (the manifest's).
     pub base: &'a Path,
+    /// The `kind: Scaler` sidecars by name: triggers whose `type` is one of them call it.
+    pub scalers: &'a BTreeMap<String, String>,
 }
 
 fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
@@ -215,6 +217,13 @@ impl Lookups for LocalSources<'_> {
             .and_then(|vars| vars.get(var).cloned())
             .or_else(|| (self.env)(var));
         ready(Ok(value))
+    }
+
+    fn scaler_for_type(&self, trigger_type: &str) -> Option<ScalerRef> {
+        self.scalers.get(trigger_type).map(|address| ScalerRef {
+            address: address.clone(),
+            ..ScalerRef::default()
+        })
     }
 
     fn file<'b>(&'b self, path: &'b str) -> BoxFuture<'b, Result<String, LookupError>> {

@@ -58,16 +58,38 @@ pub struct AuthenticationRef {
     pub kind: Option<AuthenticationKind>,
 }
 
-/// Kinds of authentication object.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+/// Kinds of authentication object. KEDA's names (`TriggerAuthentication`,
+/// `ClusterTriggerAuthentication`) are accepted and mean ebb's kinds, so KEDA manifests need
+/// no edit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AuthenticationKind {
     /// In the ScaledObject's namespace.
     #[default]
+    #[serde(alias = "TriggerAuthentication")]
     ScalerAuthentication,
     /// Cluster-wide.
+    #[serde(alias = "ClusterTriggerAuthentication")]
     ClusterScalerAuthentication,
+}
+
+impl JsonSchema for AuthenticationKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AuthenticationKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The CRD enum lists KEDA's spellings too, or the API server would refuse them.
+        schemars::json_schema!({
+            "description": "ScalerAuthentication (default) or ClusterScalerAuthentication; KEDA's TriggerAuthentication and ClusterTriggerAuthentication mean the same.",
+            "type": "string",
+            "enum": [
+                "ScalerAuthentication",
+                "ClusterScalerAuthentication",
+                "TriggerAuthentication",
+                "ClusterTriggerAuthentication"
+            ]
+        })
+    }
 }
 
 /// The native scaler reference.

@@ -164,8 +164,14 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
                 "the name of the ScalerAuthentication is required".to_owned(),
             );
         }
+        // A typed trigger without an address calls the scaler registered for its type; the
+        // preparation step, which knows the registry, reports an unregistered one.
+        let registered_type = trigger.scaler.is_none()
+            && !trigger.is_keda_external()
+            && trigger.trigger_type.as_deref().is_some_and(|kind| !kind.is_empty());
         match trigger.endpoint(&name) {
             Ok(_) => {}
+            Err(EndpointError::MissingAddress { .. }) if registered_type => {}
             Err(EndpointError::MissingAddress { .. }) => {
                 let field = if trigger.is_keda_external() {
                     format!("triggers[{index}].metadata.scalerAddress")

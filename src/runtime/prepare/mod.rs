@@ -25,7 +25,9 @@ use futures::future::BoxFuture;
 pub use schema::{InfoSource, PoolInfo, check_metadata, check_schemas};
 
 use crate::runtime::{ObjectKey, ResolvedTrigger};
-use crate::spec::{AuthenticationKind, AuthenticationSource, ScaledObjectSpec, Trigger};
+use crate::spec::{
+    AuthenticationKind, AuthenticationSource, ScaledObjectSpec, ScalerRef, Trigger,
+};
 use material::{Material, TlsPart};
 
 /// The keys of a Secret with their raw values.
@@ -83,7 +85,18 @@ pub trait Lookups: Send + Sync {
 
     /// The text of the file an object names (`xFromFile`, `scaler.tls.caFile`).
     fn file<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<String, LookupError>>;
+
+    /// The scaler registered for a trigger `type` (KEDA's `type: rabbitmq` with no address):
+    /// the controller's `--scaler` registry, or a `kind: Scaler` of that name under `ebb run`.
+    fn scaler_for_type(&self, trigger_type: &str) -> Option<ScalerRef> {
+        let _ = trigger_type;
+        None
+    }
 }
+
+/// Trigger types and the scaler each one calls, as the controller's `--scaler TYPE=ADDRESS`
+/// flags and `--scaler-registry` file give them.
+pub type ScalerRegistry = std::collections::BTreeMap<String, ScalerRef>;
 
 /// Why a trigger cannot be prepared. `field` names the ScaledObject field; the message never
 /// contains a secret value.
@@ -295,6 +308,28 @@ impl Context<'_> {
     ) -> Result<ResolvedTrigger, Problem> {
         let base = format!("spec.triggers[{index}]");
         let name = trigger.effective_name(index);
+        let registered;
+        let trigger = match (&trigger.scaler, trigger.trigger_type.as_deref()) {
+            (None, Some(kind)) if !kind.is_empty() && !trigger.is_keda_external() => {
+                let scaler = self.lookups.scaler_for_type(kind).ok_or_else(|| {
+                    Problem::new(
+                        format!("{base}.type"),
+                        "UnregisteredScalerType",
+                        format!(
+                            "no scaler is registered for type {kind:?}: run one and register it \
+                             (controller: --scaler {kind}=HOST:PORT or --scaler-registry FILE; \
+                             ebb run: a `kind: Scaler` named {kind:?}), or set scaler.address"
+                        ),
+                    )
+                })?;
+                registered = Trigger {
+                    scaler: Some(scaler),
+                    ..trigger.clone()
+                };
+                &registered
+            }
+            _ => trigger,
+        };
         let endpoint = trigger.endpoint(&name).map_err(|error| {
             Problem::new(base.clone(), "InvalidTriggerField", error.to_string())
         })?;
