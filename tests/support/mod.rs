@@ -86,10 +86,12 @@ pub fn free_address() -> String {
     format!("{}", listener.local_addr().expect("addr"))
 }
 
-/// True when `address` accepts TCP connections; under CI (`CI=true`) a missing service fails
-/// the test, locally it is skipped loudly. The SDK's rule, so every crate's tests share it.
+/// Fails the test unless `address` accepts TCP connections, naming the service and
+/// `scripts/services.sh`; returns true so older `if !require_service(..)` callers still read.
+/// The SDK's rule, so every crate's tests share it.
 pub fn require_service(name: &str, address: &str) -> bool {
-    ebb_scaler_sdk::testing::require_service(name, address)
+    ebb_scaler_sdk::testing::require_service(name, address);
+    true
 }
 
 /// Waits until `address` accepts TCP connections, failing after `deadline`.

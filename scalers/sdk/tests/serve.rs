@@ -298,34 +298,43 @@ async fn health(server: &mut TestServer, service: &str) -> ServingStatus {
     reply.status()
 }
 
+/// Polls queue `q` with the source up or down; the answer's code.
+async fn poll_with_source(server: &mut TestServer, source: &Source, down: bool) -> Code {
+    source.down.store(down, Ordering::SeqCst);
+    match server.v1.get_metrics(request(&[("queueName", "q")])).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
 #[tokio::test]
 async fn health_follows_the_source() {
     let source = Arc::new(Source::default());
     source.set("q", 1.0, 0);
     let mut server = server(&source, None).await;
     assert_eq!(health(&mut server, "").await, ServingStatus::Serving);
-    source.down.store(true, Ordering::SeqCst);
-    let error = server
-        .v1
-        .get_metrics(request(&[("queueName", "q")]))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unavailable);
-    assert_eq!(health(&mut server, "").await, ServingStatus::NotServing);
+    // A source that never answered is unknown, not down: it must not flip health.
+    let code = poll_with_source(&mut server, &source, true).await;
+    assert_eq!(code, Code::Unavailable);
+    assert_eq!(health(&mut server, "").await, ServingStatus::Serving);
     assert_eq!(
-        health(&mut server, "ebb.scaler.v1.Scaler").await,
-        ServingStatus::NotServing
+        poll_with_source(&mut server, &source, false).await,
+        Code::Ok
     );
+    // Once it has answered, its outage is the scaler's.
+    let code = poll_with_source(&mut server, &source, true).await;
+    assert_eq!(code, Code::Unavailable);
+    for service in ["", "ebb.scaler.v1.Scaler", "externalscaler.ExternalScaler"] {
+        assert_eq!(
+            health(&mut server, service).await,
+            ServingStatus::NotServing,
+            "{service}"
+        );
+    }
     assert_eq!(
-        health(&mut server, "externalscaler.ExternalScaler").await,
-        ServingStatus::NotServing
+        poll_with_source(&mut server, &source, false).await,
+        Code::Ok
     );
-    source.down.store(false, Ordering::SeqCst);
-    server
-        .v1
-        .get_metrics(request(&[("queueName", "q")]))
-        .await
-        .unwrap();
     assert_eq!(health(&mut server, "").await, ServingStatus::Serving);
 }
 
@@ -393,14 +402,25 @@ async fn subscribers_of_one_source_share_one_sampler() {
         assert_eq!(first.active, index % 2 == 0, "subscriber {index}");
         streams.push(stream);
     }
-    let before = source.measurements.load(Ordering::SeqCst);
-    tokio::time::sleep(interval * 10).await;
-    let during = source.measurements.load(Ordering::SeqCst) - before;
-    // One sampler at 50 ms over 500 ms makes about 10 measurements; twenty samplers would
-    // make about 200. Allow generous slack for a loaded machine.
+    // Subscribers with threshold 5 have triggers of their own: if any of them had its own
+    // sampler, measurements made with threshold 5 would show up. Watch the next ten.
+    source.measured_with.lock().unwrap().clear();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let seen = source.measured_with.lock().unwrap().clone();
+        if seen.len() >= 10 {
+            break seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} samples in 20 s",
+            seen.len()
+        );
+        tokio::time::sleep(interval).await;
+    };
     assert!(
-        during <= 30,
-        "{during} measurements for 20 subscribers of one source"
+        seen.iter().all(|threshold| *threshold == 0.0),
+        "one sampler, with the first subscriber's trigger, serves all 20: {seen:?}"
     );
     let keda_stream = server
         .keda
