@@ -306,7 +306,7 @@ async fn one_trigger_on_a_dead_broker_does_not_take_the_scaler_out_of_service() 
     let good = request(&[("host", &amqp_url(&vhost.name)), ("queueName", "q")], &[]);
     let down = request(
         &[
-            ("host", "amqp://guest:guest@127.0.0.1:1"),
+            ("host", "amqp://guest:s3cret@127.0.0.1:1"),
             ("queueName", "q"),
             ("timeout", "2s"),
         ],

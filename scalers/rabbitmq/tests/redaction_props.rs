@@ -64,7 +64,7 @@ fn resolve(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
     fn address_errors_quote_no_password((url, password) in url()) {

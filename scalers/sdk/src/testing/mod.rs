@@ -183,6 +183,18 @@ impl ScalerProcess {
         })
     }
 
+    /// The process id, for sending it signals (SIGSTOP, SIGKILL) in chaos tests.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and waits until it is gone.
+    pub async fn crash(mut self) -> std::io::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
     /// A connected `ebb.scaler.v1` client.
     pub async fn v1(&self) -> Result<v1::scaler_client::ScalerClient<Channel>, ServeError> {
         Ok(v1::scaler_client::ScalerClient::new(self.channel().await?))
