@@ -81,7 +81,7 @@ impl Redactor {
 
     fn push(&mut self, needle: &str, min_chars: usize) {
         // A value made only of the mask itself (already redacted upstream) needs no search.
-        if needle.chars().count() >= min_chars && needle.trim_matches('*') != "" {
+        if needle.chars().count() >= min_chars && !needle.trim_matches('*').is_empty() {
             self.needles.push(needle.to_owned());
         }
     }
