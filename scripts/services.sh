@@ -36,15 +36,16 @@ start_rabbitmq() {
 }
 
 start_azurite() {
-  if port_open 10001; then say "Azurite already running"; return; fi
-  if ! command -v npm >/dev/null; then
-    say "installing nodejs and npm (Debian packages)"
-    apt_install nodejs npm
-  fi
+  # Installed even when an Azurite already runs: tests start private ones from this folder.
   if [ ! -x tests/services/node_modules/.bin/azurite-queue ]; then
+    if ! command -v npm >/dev/null; then
+      say "installing nodejs and npm (Debian packages)"
+      apt_install nodejs npm
+    fi
     say "installing azurite 3.35.0 from npm"
     (cd tests/services && npm install --no-audit --no-fund --loglevel=error >/dev/null)
   fi
+  if port_open 10001; then say "Azurite already running"; return; fi
   say "starting Azurite (queue service)"
   mkdir -p target
   nohup tests/services/node_modules/.bin/azurite-queue --queueHost 127.0.0.1 --queuePort 10001 \

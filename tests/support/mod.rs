@@ -87,15 +87,10 @@ pub fn free_address() -> String {
 }
 
 /// Fails the test unless `address` accepts TCP connections, naming the service and
-/// `scripts/services.sh` (the README's test command starts every service).
+/// `scripts/services.sh` (the README's test command starts every service): the SDK's rule,
+/// so every crate's tests share it.
 pub fn require_service(name: &str, address: &str) {
-    let reachable = address
-        .parse()
-        .is_ok_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    assert!(
-        reachable,
-        "{name} is not reachable at {address}: start it with scripts/services.sh"
-    );
+    ebb_scaler_sdk::testing::require_service(name, address);
 }
 
 /// Waits until `address` accepts TCP connections, failing after `deadline`.

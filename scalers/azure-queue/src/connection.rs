@@ -14,7 +14,10 @@ pub const DEV_ACCOUNT_KEY: &str =
 /// Where `UseDevelopmentStorage=true` finds the emulator's queue service.
 pub const DEV_QUEUE_ENDPOINT: &str = "http://127.0.0.1:10001/devstoreaccount1";
 
-/// Why a connection string or SAS URL cannot be used. Messages never contain secret values.
+/// Why a connection string or SAS URL cannot be used. The whole text is a secret, so no
+/// message quotes any part of it, not even settings that are harmless alone: a value can hold
+/// a credential by mistake (`QueueEndpoint=http://user:pass@...`), or a misplaced `;` can make
+/// a piece of a key look like another setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionError {
     /// A `;`-separated part is not `Name=value`.
@@ -26,13 +29,13 @@ pub enum ConnectionError {
     /// The connection string names neither an account key nor a SAS.
     #[error("the connection string has neither AccountKey nor SharedAccessSignature")]
     NoCredential,
-    /// A setting has a value that cannot be used (never a secret setting's value).
-    #[error("the connection string's {name} `{value}` is not valid")]
+    /// A setting has a value that cannot be used.
+    #[error("the connection string's {name} {reason}")]
     BadValue {
         /// The setting.
         name: &'static str,
-        /// Its (non-secret) value.
-        value: String,
+        /// What is wrong with it, in words that quote nothing.
+        reason: &'static str,
     },
     /// An account key is not base64.
     #[error("the connection string's AccountKey is not base64")]
@@ -40,6 +43,13 @@ pub enum ConnectionError {
     /// A SAS URL that cannot be parsed or carries no signature.
     #[error("the SAS URL {0}")]
     BadSasUrl(&'static str),
+    /// A URL carries a user name or password, which the storage service never uses and
+    /// which would end up in logs with the URL.
+    #[error(
+        "the {0} has a user name or password (`user:pass@`): storage URLs take none; put \
+         credentials in AccountKey or SharedAccessSignature"
+    )]
+    UserInfo(&'static str),
     /// No storage suffix is known for the cloud.
     #[error("no endpoint suffix: set EndpointSuffix or QueueEndpoint, or `endpointSuffix`")]
     NoSuffix,
@@ -128,7 +138,7 @@ pub fn parse_connection(
             if !protocol.eq_ignore_ascii_case("https") && !protocol.eq_ignore_ascii_case("http") {
                 return Err(ConnectionError::BadValue {
                     name: "DefaultEndpointsProtocol",
-                    value: protocol.to_owned(),
+                    reason: "is neither https nor http",
                 });
             }
             let suffix = settings
@@ -137,14 +147,32 @@ pub fn parse_connection(
                 .ok_or(ConnectionError::NoSuffix)?;
             let suffix = suffix.trim_start_matches('.');
             let suffix = suffix.strip_prefix("queue.").unwrap_or(suffix);
+            if !is_dns_name(account) {
+                return Err(ConnectionError::BadValue {
+                    name: "AccountName",
+                    reason: "is not a storage account name (letters and digits)",
+                });
+            }
+            if !is_dns_name(suffix) {
+                return Err(ConnectionError::BadValue {
+                    name: "EndpointSuffix",
+                    reason: "is not a DNS suffix (letters, digits, dots and dashes)",
+                });
+            }
             let text = format!(
                 "{}://{account}.queue.{suffix}",
                 protocol.to_ascii_lowercase()
             );
-            Url::parse(&text).map_err(|_| ConnectionError::BadValue {
+            let url = Url::parse(&text).map_err(|_| ConnectionError::BadValue {
                 name: "EndpointSuffix",
-                value: suffix.to_owned(),
-            })?
+                reason: "with AccountName does not make a valid host name",
+            })?;
+            // A host name cannot hold `@`, but an account name or suffix written with
+            // `user:pass@` would put them in the URL's user information.
+            if has_userinfo(&url) {
+                return Err(ConnectionError::UserInfo("AccountName or EndpointSuffix"));
+            }
+            url
         }
     };
     let credential = if let Some(key) = settings.get("AccountKey") {
@@ -172,6 +200,9 @@ pub fn parse_connection(
 /// one queue (`.../orders?sv=..`). Which one it is is decided later, against the queue name.
 fn parse_sas_url(text: &str) -> Result<StorageAccess, ConnectionError> {
     let mut url = Url::parse(text).map_err(|_| ConnectionError::BadSasUrl("is not a URL"))?;
+    if has_userinfo(&url) {
+        return Err(ConnectionError::UserInfo("SAS URL"));
+    }
     let sas = url
         .query()
         .map(str::to_owned)
@@ -217,12 +248,35 @@ fn trim_service_url(mut url: Url) -> Url {
 
 fn parse_url(name: &'static str, text: &str) -> Result<Url, ConnectionError> {
     match Url::parse(text) {
+        Ok(url) if has_userinfo(&url) => Err(ConnectionError::UserInfo(name)),
         Ok(url) if matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base() => Ok(url),
-        _ => Err(ConnectionError::BadValue {
+        Ok(_) => Err(ConnectionError::BadValue {
             name,
-            value: text.to_owned(),
+            reason: "is not an http:// or https:// URL",
+        }),
+        Err(_) => Err(ConnectionError::BadValue {
+            name,
+            reason: "is not a URL (percent-encode any `/`, `?`, `#` or `@` inside a part)",
         }),
     }
+}
+
+/// User information in a URL, or an `@` after its host: the sign of a password whose `/`,
+/// `?` or `#` was not escaped, which moved the password's head into the host and port.
+fn has_userinfo(url: &Url) -> bool {
+    !url.username().is_empty()
+        || url.password().is_some()
+        || url.path().contains('@')
+        || url.query().is_some_and(|query| query.contains('@'))
+}
+
+/// Letters, digits, dots and dashes only: an account name or endpoint suffix that can hold
+/// no URL structure.
+pub fn is_dns_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
@@ -370,6 +424,14 @@ mod tests {
             format!("AccountName=a;SharedAccessSignature=sig={secret};QueueEndpoint=nope"),
             format!("AccountName=a;AccountKey={secret}x!"),
             format!("AccountName=a;{secret}"),
+            format!(
+                "QueueEndpoint=http://user:{secret}@127.0.0.1:1/a;AccountName=a;AccountKey=a2V5"
+            ),
+            format!("QueueEndpoint=http://user:{secret}/x@h/a;AccountName=a;AccountKey=a2V5"),
+            format!("QueueEndpoint=ftp://{secret};AccountName=a;AccountKey=a2V5"),
+            format!("DefaultEndpointsProtocol={secret};AccountName=a;AccountKey=a2V5"),
+            format!("https://u:{secret}@acct.queue.core.windows.net/q?sig=x"),
+            format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://{secret}@h"),
         ] {
             let error = parse(&text).unwrap_err();
             assert!(!error.to_string().contains("c3VwZXJzZWNyZXQ"), "{error}");

@@ -137,42 +137,10 @@ fn innermost(error: &azure_core::Error) -> String {
     message
 }
 
-/// Removes credentials from text: the given secret values, any URL query (which may hold a
-/// SAS), and values following `sig=` or `AccountKey=`.
+/// Removes credentials from text: the given secret values (and their fragments), URL user
+/// information and the values of `sig=`, `AccountKey=` and other credential settings.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
-        text = text.replace(secret, "***");
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(index) = rest.find(['?', '=']) {
-        let (head, tail) = rest.split_at(index);
-        out.push_str(head);
-        let lower = head.to_ascii_lowercase();
-        let secret_value = tail.starts_with('=')
-            && (lower.ends_with("sig") || lower.ends_with("accountkey") || lower.ends_with("key"));
-        if tail.starts_with('?') && looks_like_url(head) || secret_value {
-            out.push_str(&tail[..1]);
-            out.push_str("***");
-            let end = tail[1..]
-                .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ';' | ','))
-                .map_or(tail.len(), |offset| offset + 1);
-            rest = &tail[end..];
-        } else {
-            out.push_str(&tail[..1]);
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn looks_like_url(head: &str) -> bool {
-    let word_start = head
-        .rfind(|c: char| c.is_whitespace() || c == '(' || c == '"' || c == '\'')
-        .map_or(0, |index| index + 1);
-    head[word_start..].contains("://")
+    ebb_scaler_sdk::Redactor::new(secrets).redact(text)
 }
 
 #[cfg(test)]
@@ -184,7 +152,7 @@ mod tests {
         let text = "error sending request for url (http://h:1/acct/q?sv=1&sig=abc%3D): refused";
         assert_eq!(
             scrub(text, &[]),
-            "error sending request for url (http://h:1/acct/q?***): refused"
+            "error sending request for url (http://h:1/acct/q?sv=1&sig=***): refused"
         );
         assert_eq!(
             scrub("bad AccountKey=Zm9v; x", &[]),

@@ -142,6 +142,20 @@ impl Scaler for AzureQueueScaler {
         })
     }
 
+    fn broker_key(&self, trigger: &Trigger<AzureQueueConfig>) -> String {
+        // The queue service of the account: the queue URL without its queue, never a query.
+        QueueTarget::resolve(&trigger.config, &self.options.dev_queue_endpoint)
+            .map(|target| {
+                let mut service = target.queue_url;
+                if let Ok(mut segments) = service.path_segments_mut() {
+                    segments.pop();
+                }
+                service.set_query(None);
+                service.as_str().trim_end_matches('/').to_owned()
+            })
+            .unwrap_or_default()
+    }
+
     fn source_key(&self, trigger: &Trigger<AzureQueueConfig>) -> String {
         let config = &trigger.config;
         match QueueTarget::resolve(config, &self.options.dev_queue_endpoint) {

@@ -96,6 +96,18 @@ impl QueueTarget {
         let suffix = suffix.ok_or_else(|| {
             ScalerError::invalid("endpointSuffix", "is required when `cloud` is Private")
         })?;
+        if !crate::connection::is_dns_name(account) {
+            return Err(ScalerError::invalid(
+                "accountName",
+                "is not a storage account name (letters and digits)",
+            ));
+        }
+        if !crate::connection::is_dns_name(&suffix) {
+            return Err(ScalerError::invalid(
+                "endpointSuffix",
+                "is not a DNS suffix (letters, digits, dots and dashes)",
+            ));
+        }
         let service = Url::parse(&format!("https://{account}.queue.{suffix}")).map_err(|_| {
             ScalerError::invalid(
                 "endpointSuffix",

@@ -15,9 +15,7 @@ fn value(measurement: &ebb_scaler_sdk::Measurement) -> f64 {
 
 #[tokio::test]
 async fn all_counts_visible_and_invisible_messages() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("all");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     let scaler = scaler();
@@ -41,9 +39,7 @@ async fn all_counts_visible_and_invisible_messages() {
 
 #[tokio::test]
 async fn visible_only_excludes_invisible_messages_and_reports_them_in_flight() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("visible");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     let scaler = scaler();
@@ -73,9 +69,7 @@ async fn visible_only_excludes_invisible_messages_and_reports_them_in_flight() {
 
 #[tokio::test]
 async fn visible_only_falls_back_to_the_approximate_count_above_32() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("many");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     let scaler = scaler();
@@ -107,9 +101,7 @@ async fn visible_only_falls_back_to_the_approximate_count_above_32() {
 
 #[tokio::test]
 async fn development_storage_connection_string() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("devstore");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     send(&client, 3).await;
@@ -123,9 +115,7 @@ async fn development_storage_connection_string() {
 
 #[tokio::test]
 async fn connection_from_env_as_keda_sends_it() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("fromenv");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     send(&client, 2).await;
@@ -140,9 +130,7 @@ async fn connection_from_env_as_keda_sends_it() {
 
 #[tokio::test]
 async fn sas_in_a_connection_string_and_as_urls() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("sas");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     send(&client, 4).await;
@@ -169,9 +157,7 @@ async fn sas_in_a_connection_string_and_as_urls() {
 
 #[tokio::test]
 async fn wrong_key_is_rejected_without_leaking_it() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("wrongkey");
     create_queue(SHARED_ENDPOINT, &queue).await;
     // A well-formed key that is not the account's.
@@ -219,9 +205,7 @@ async fn wrong_key_is_rejected_without_leaking_it() {
 
 #[tokio::test]
 async fn sas_without_read_permission_is_permission_denied() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("noread");
     create_queue(SHARED_ENDPOINT, &queue).await;
     let sas = account_sas("al");
@@ -244,9 +228,7 @@ async fn sas_without_read_permission_is_permission_denied() {
 
 #[tokio::test]
 async fn missing_queue_is_not_found() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("missing");
     let connection = shared_key_connection(SHARED_ENDPOINT);
     for strategy in ["all", "visibleonly"] {
@@ -266,9 +248,7 @@ async fn missing_queue_is_not_found() {
 
 #[tokio::test]
 async fn stopped_azurite_is_unavailable_then_recovers() {
-    let Some(mut azurite) = OwnAzurite::start().await else {
-        return;
-    };
+    let mut azurite = OwnAzurite::start().await;
     let endpoint = azurite.endpoint();
     let queue = unique_queue("outage");
     let client = create_queue(&endpoint, &queue).await;

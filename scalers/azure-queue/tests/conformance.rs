@@ -8,13 +8,13 @@ mod support;
 
 use std::time::Duration;
 
-use common::{SHARED_ENDPOINT, azurite_up, create_queue, ensure_tls_provider, send, unique_queue};
+use common::{
+    SHARED_ENDPOINT, create_queue, ensure_tls_provider, require_azurite, send, unique_queue,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_passes_for_both_strategies() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     ensure_tls_provider();
     let queue = unique_queue("conformance");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;

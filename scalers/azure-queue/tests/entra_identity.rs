@@ -152,12 +152,11 @@ async fn workload_identity_exchanges_the_federated_token_and_sends_a_bearer() {
 
 #[tokio::test]
 async fn workload_identity_without_a_tenant_is_a_clear_credential_error() {
-    if std::env::var_os("AZURE_TENANT_ID").is_some() {
-        eprintln!(
-            "AZURE_TENANT_ID is set in this environment; the missing-tenant case cannot be shown"
-        );
-        return;
-    }
+    assert!(
+        std::env::var_os("AZURE_TENANT_ID").is_none(),
+        "AZURE_TENANT_ID is set in this environment, so the missing-tenant case cannot be \
+         shown: unset it to run this test"
+    );
     let token_file = tempfile::NamedTempFile::new().unwrap();
     let fake = Arc::new(FakeAzure::default());
     let scaler = AzureQueueScaler::with_transport(

@@ -166,9 +166,7 @@ async fn metric_spec_and_invalid_metadata() {
 
 #[tokio::test]
 async fn get_metrics_over_both_protocols() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("grpc");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     send(&client, 5).await;
@@ -241,9 +239,7 @@ async fn get_metrics_over_both_protocols() {
 
 #[tokio::test]
 async fn failures_map_to_status_codes_and_health() {
-    let Some(mut azurite) = OwnAzurite::start().await else {
-        return;
-    };
+    let mut azurite = OwnAzurite::start().await;
     let endpoint = azurite.endpoint();
     let queue = unique_queue("health");
     create_queue(&endpoint, &queue).await;
@@ -303,9 +299,7 @@ async fn failures_map_to_status_codes_and_health() {
 
 #[tokio::test]
 async fn stream_is_active_pushes_changes() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let queue = unique_queue("push");
     let client = create_queue(SHARED_ENDPOINT, &queue).await;
     let mut server = server_with(ScalerOptions {
@@ -340,9 +334,7 @@ async fn stream_is_active_pushes_changes() {
 
 #[tokio::test]
 async fn the_binary_serves_both_protocols() {
-    if !azurite_up() {
-        return;
-    }
+    require_azurite();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -16,21 +16,32 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Why a `host` value cannot be used. Messages never contain the credentials.
+/// Why a `host` value cannot be used. A `host` usually carries a password, so no message
+/// quotes any part of the value (not even the part that looks like a port: with an unescaped
+/// `/` in the password, that "port" is the password's beginning).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
     /// The value has no `scheme://` prefix.
     #[error("is not a URL: expected amqp://, amqps://, http:// or https://")]
     NotAUrl,
     /// The scheme is none of the four supported ones.
-    #[error("has unsupported scheme `{0}`: expected amqp, amqps, http or https")]
-    UnsupportedScheme(String),
+    #[error("has an unsupported scheme: expected amqp, amqps, http or https")]
+    UnsupportedScheme,
     /// No host name between `://` and the port or path.
     #[error("has no host name")]
     MissingHost,
     /// The port is not a number from 1 to 65535.
-    #[error("has an invalid port `{0}`")]
-    InvalidPort(String),
+    #[error(
+        "has a port that is not a number from 1 to 65535 (if the password contains `/`, `?` or \
+         `#`, percent-encode them as %2F, %3F, %23)"
+    )]
+    InvalidPort,
+    /// An `@` after the host: a password with an unescaped `/`, `?` or `#` split the URL.
+    #[error(
+        "has `@` after the host name: percent-encode `/`, `?`, `#` and `@` in the user name, \
+         password and vhost (%2F, %3F, %23, %40)"
+    )]
+    AtAfterHost,
     /// A percent escape does not decode to UTF-8 text.
     #[error("has a percent-escape that is not UTF-8 text in its {0}")]
     InvalidEscape(&'static str),
@@ -112,8 +123,7 @@ impl BrokerAddress {
             "amqps" => Scheme::Amqps,
             "http" => Scheme::Http,
             "https" => Scheme::Https,
-            // Only the scheme is echoed: it cannot hold a credential.
-            other => return Err(AddressError::UnsupportedScheme(other.to_owned())),
+            _ => return Err(AddressError::UnsupportedScheme),
         };
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, query.to_owned()),
@@ -123,6 +133,12 @@ impl BrokerAddress {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, ""),
         };
+        // RFC 3986 allows `@` in a path or query, but no vhost or AMQP option needs it
+        // unescaped, while a password with a raw `/` or `?` puts its tail and `@host` there;
+        // parsing on would send the password's head to DNS as a host name.
+        if path.contains('@') || query.contains('@') {
+            return Err(AddressError::AtAfterHost);
+        }
         // The password may itself contain '@' when not escaped; the host part never does.
         let (userinfo, host_port) = match authority.rsplit_once('@') {
             Some((userinfo, host_port)) => (Some(userinfo), host_port),
@@ -247,7 +263,7 @@ fn split_host_port(host_port: &str, scheme: Scheme) -> Result<(String, u16), Add
         None | Some("") => scheme.default_port(),
         Some(port) => match port.parse::<u16>() {
             Ok(port) if port > 0 => port,
-            _ => return Err(AddressError::InvalidPort(port.to_owned())),
+            _ => return Err(AddressError::InvalidPort),
         },
     };
     Ok((host, port))
@@ -266,14 +282,10 @@ pub fn encode_component(text: &str) -> String {
     utf8_percent_encode(text, COMPONENT).to_string()
 }
 
-/// Replaces every occurrence of `secret` in `text` with `***`; for messages from client
-/// libraries that might echo a URL or credential.
+/// Removes `secrets` (and credentials in well-known shapes) from a client library's message,
+/// which might echo a URL or credential.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 2) {
-        text = text.replace(secret, "***");
-    }
-    text
+    ebb::protocol::Redactor::new(secrets).redact(text)
 }
 
 #[cfg(test)]
@@ -335,17 +347,32 @@ mod tests {
             "ftp://user:hunter2@host",
             "amqp://user:hunter2@",
             "amqp://user:hunter2@h:99999",
+            "hunter2://h",
+            "amqp://user:hunter2/x@host:5672/%2F",
+            "amqp://user:hunter2?x@host:5672/%2F",
+            "amqp://user:hunter2",
+            "http://user:hunter2#x/y@host/%2F",
         ] {
             let error = BrokerAddress::parse(bad).unwrap_err();
             assert!(!error.to_string().contains("hunter2"), "{error}");
         }
         assert_eq!(
             BrokerAddress::parse("ftp://h").unwrap_err(),
-            AddressError::UnsupportedScheme("ftp".into())
+            AddressError::UnsupportedScheme
         );
         assert_eq!(
             BrokerAddress::parse("amqp://h:0").unwrap_err(),
-            AddressError::InvalidPort("0".into())
+            AddressError::InvalidPort
+        );
+        assert_eq!(
+            BrokerAddress::parse("amqp://user:TOPSECRET/x@host:5672/%2F").unwrap_err(),
+            AddressError::AtAfterHost
+        );
+        assert_eq!(
+            BrokerAddress::parse("amqp://u:p@h/v%40x?heartbeat=5")
+                .unwrap()
+                .vhost,
+            "v@x"
         );
     }
 

@@ -232,6 +232,19 @@ impl Settings {
     pub fn resolve(config: &RabbitMqConfig) -> Result<Self, ScalerError> {
         let mut broker = BrokerAddress::parse(&config.host)
             .map_err(|error| ScalerError::invalid("host", error.to_string()))?;
+        if broker.scheme.is_amqp()
+            && broker
+                .with_credentials()
+                .parse::<lapin::uri::AMQPUri>()
+                .is_err()
+        {
+            // lapin's message may quote the URL, so it is not passed on.
+            return Err(ScalerError::invalid(
+                "host",
+                "has connection options lapin cannot read: `heartbeat`, `channel_max`, \
+                 `frame_max` and `connection_timeout` take whole numbers",
+            ));
+        }
         let protocol = match (config.protocol, broker.scheme.is_amqp()) {
             (ProtocolChoice::Auto | ProtocolChoice::Amqp, true) => Protocol::Amqp,
             (ProtocolChoice::Auto | ProtocolChoice::Http, false) => Protocol::Http,
@@ -278,15 +291,8 @@ impl Settings {
                 "needs the management API (protocol http)",
             ));
         }
-        if config.value <= 0.0 || !config.value.is_finite() {
-            return Err(ScalerError::invalid("value", "must be greater than 0"));
-        }
-        if config.activation_value < 0.0 {
-            return Err(ScalerError::invalid(
-                "activationValue",
-                "must not be negative",
-            ));
-        }
+        ebb_scaler_sdk::check_target("value", config.value)?;
+        ebb_scaler_sdk::check_threshold("activationValue", config.activation_value)?;
         if config.page_size == 0 || config.page_size > MAX_PAGE_SIZE {
             return Err(ScalerError::invalid(
                 "pageSize",

@@ -223,6 +223,14 @@ impl Scaler for RabbitMqScaler {
         }
     }
 
+    fn broker_key(&self, trigger: &Trigger<RabbitMqConfig>) -> String {
+        // Scheme, host, port (and a management API's path prefix): no user, vhost or queue,
+        // so every trigger on one broker shares its health.
+        Settings::resolve(&trigger.config)
+            .map(|settings| settings.broker.http_base())
+            .unwrap_or_default()
+    }
+
     fn push_interval(&self) -> Option<Duration> {
         Some(self.options.push_interval)
     }

@@ -17,10 +17,14 @@ pub enum TlsError {
     BadPem {
         /// Metadata key of the value.
         key: &'static str,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong, in fixed words: parser errors can quote the material's bytes.
+        reason: &'static str,
     },
-    /// rustls refused the combination (for example a key that does not match `cert`).
+    /// rustls refused the client key with `cert` (a key for another certificate, or a key
+    /// type it cannot sign with).
+    #[error("`key` does not match `cert`, or is not a supported private key type")]
+    KeyMismatch,
+    /// rustls could not set up TLS at all (no safe protocol version); not the trigger's fault.
     #[error("TLS setup failed: {0}")]
     Setup(String),
 }
@@ -30,6 +34,7 @@ impl TlsError {
     pub fn key(&self) -> &'static str {
         match self {
             Self::BadPem { key, .. } => key,
+            Self::KeyMismatch => "key",
             Self::Setup(_) => "cert",
         }
     }
@@ -56,11 +61,11 @@ pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
             let key =
                 PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| TlsError::BadPem {
                     key: "key",
-                    reason: "no private key found".into(),
+                    reason: "no private key found",
                 })?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|error| TlsError::Setup(error.to_string()))
+                .map_err(|_| TlsError::KeyMismatch)
         }
     }
 }
@@ -72,9 +77,9 @@ fn roots(ca: Option<&str>) -> Result<RootCertStore, TlsError> {
     store.add_parsable_certificates(native.certs);
     if let Some(ca) = ca {
         for certificate in certificates(ca, "ca")? {
-            store.add(certificate).map_err(|error| TlsError::BadPem {
+            store.add(certificate).map_err(|_| TlsError::BadPem {
                 key: "ca",
-                reason: error.to_string(),
+                reason: "a certificate in it cannot be parsed",
             })?;
         }
     }
@@ -84,14 +89,14 @@ fn roots(ca: Option<&str>) -> Result<RootCertStore, TlsError> {
 fn certificates(pem: &str, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| TlsError::BadPem {
+        .map_err(|_| TlsError::BadPem {
             key,
-            reason: error.to_string(),
+            reason: "a CERTIFICATE block does not decode",
         })?;
     if certificates.is_empty() {
         return Err(TlsError::BadPem {
             key,
-            reason: "no certificate found".into(),
+            reason: "no certificate found",
         });
     }
     Ok(certificates)
@@ -128,5 +133,36 @@ mod tests {
         let error = client_config(&options).unwrap_err();
         assert_eq!(error.key(), "cert");
         assert!(!error.to_string().contains("garbage-key"));
+    }
+
+    #[test]
+    fn a_key_for_another_certificate_is_blamed_on_key() {
+        let mine = rcgen::generate_simple_self_signed(vec!["me".into()]).unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let options = TlsOptions {
+            client: Some((mine.cert.pem(), other.serialize_pem())),
+            ..TlsOptions::default()
+        };
+        assert_eq!(client_config(&options).unwrap_err(), TlsError::KeyMismatch);
+        let garbage_key = TlsOptions {
+            client: Some((mine.cert.pem(), "garbage".into())),
+            ..TlsOptions::default()
+        };
+        assert_eq!(client_config(&garbage_key).unwrap_err().key(), "key");
+    }
+
+    #[test]
+    fn a_broken_ca_block_is_described_in_words() {
+        let broken = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n";
+        let truncated = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        for ca in [broken, truncated] {
+            let options = TlsOptions {
+                ca: Some(ca.into()),
+                ..TlsOptions::default()
+            };
+            let error = client_config(&options).unwrap_err().to_string();
+            assert!(error.starts_with("`ca` is not valid PEM"), "{error}");
+            assert!(!error.contains('['), "no byte arrays: {error}");
+        }
     }
 }

@@ -49,9 +49,7 @@ async fn value(
 
 #[tokio::test]
 async fn counts_equal_rabbitmqctl_ready_counts_in_a_vhost_with_space_and_slash() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb amqp/vhost"));
     let client = Client::connect(&vhost.name).await;
     client.declare("plain").await;
@@ -93,9 +91,7 @@ async fn counts_equal_rabbitmqctl_ready_counts_in_a_vhost_with_space_and_slash()
 
 #[tokio::test]
 async fn default_vhost_slash_in_every_spelling() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let queue = unique("ebb-amqp-default-vhost");
     let _guard = QueueGuard {
         vhost: "/".into(),
@@ -124,9 +120,7 @@ async fn default_vhost_slash_in_every_spelling() {
 
 #[tokio::test]
 async fn missing_queue_is_not_found_for_that_trigger_only() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb-amqp-missing"));
     let client = Client::connect(&vhost.name).await;
     for queue in ["a", "b"] {
@@ -180,9 +174,7 @@ async fn missing_queue_is_not_found_for_that_trigger_only() {
 
 #[tokio::test]
 async fn five_hundred_triggers_across_fifty_queues_share_one_connection() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb-amqp-500"));
     let client = Client::connect(&vhost.name).await;
     for index in 0..50 {
@@ -231,9 +223,7 @@ async fn five_hundred_triggers_across_fifty_queues_share_one_connection() {
 
 #[tokio::test]
 async fn credentials_vhosts_and_unreachable_brokers_map_to_their_codes() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let scaler = scaler(&unique("ebb-test-errors"));
     let wrong_password = trigger(
         "auth",

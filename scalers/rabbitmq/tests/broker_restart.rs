@@ -79,9 +79,7 @@ async fn serving(server: &mut TestServer) -> i32 {
 
 #[tokio::test]
 async fn scaler_recovers_from_a_broker_restart_without_leaking_connections() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb-restart"));
     let client = Client::connect(&vhost.name).await;
     client.declare_durable("durable").await;

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use common::{Client, QueueGuard, rabbit_available, unique};
+use common::{Client, QueueGuard, require_rabbit, unique};
 
 fn conformance(address: &str, metadata: &[String]) -> (bool, String) {
     let mut args = vec!["scaler", "conformance", address];
@@ -28,9 +28,7 @@ fn conformance(address: &str, metadata: &[String]) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conformance_passes_in_amqp_and_http_mode() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let queue = unique("conformance");
     let client = Client::connect("/").await;
     client.declare(&queue).await;

@@ -47,9 +47,7 @@ async fn wait_for_reading(
 
 #[tokio::test]
 async fn counts_and_in_flight_equal_rabbitmqctl_in_a_vhost_with_space_and_slash() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb http/vhost"));
     let client = Client::connect(&vhost.name).await;
     client.declare("work items").await;
@@ -85,9 +83,7 @@ async fn counts_and_in_flight_equal_rabbitmqctl_in_a_vhost_with_space_and_slash(
 
 #[tokio::test]
 async fn default_vhost_slash() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let queue = unique("ebb http queue");
     let _guard = QueueGuard {
         vhost: "/".into(),
@@ -112,9 +108,7 @@ async fn default_vhost_slash() {
 
 #[tokio::test]
 async fn regex_reads_every_page() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb http regex/pages"));
     let client = Client::connect(&vhost.name).await;
     // 12 matching queues holding 1..=12 messages, 3 that do not match.
@@ -153,9 +147,7 @@ async fn regex_reads_every_page() {
 
 #[tokio::test]
 async fn publish_rate_becomes_visible() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb-http-rate"));
     let client = Client::connect(&vhost.name).await;
     client.declare("rated").await;
@@ -179,9 +171,7 @@ async fn publish_rate_becomes_visible() {
 
 #[tokio::test]
 async fn missing_queue_bad_regex_and_bad_credentials() {
-    if !rabbit_available() {
-        return;
-    }
+    require_rabbit();
     let vhost = TestVhost::create(&unique("ebb-http-errors"));
     // RabbitMQ compiles a name regex only when the vhost has queues to match.
     Client::connect(&vhost.name).await.declare("present").await;

@@ -17,6 +17,9 @@ const FROM_ENV_SUFFIX: &str = "FromEnv";
 #[derive(Debug, Clone, Default)]
 pub struct MetadataSchema {
     fields: Vec<MetadataField>,
+    /// Inclusive bounds of integer fields, by key, from the type (`u32` is 0 to 2^32-1), so
+    /// an out-of-range value is reported under its key rather than by serde without one.
+    bounds: BTreeMap<String, (i64, i64)>,
 }
 
 impl MetadataSchema {
@@ -29,13 +32,17 @@ impl MetadataSchema {
             .map(|keys| keys.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let mut fields = Vec::new();
+        let mut bounds = BTreeMap::new();
         if let Some(properties) = root.get("properties").and_then(Value::as_object) {
             for (key, property) in properties {
                 let property = resolve(&root, property);
+                if let Some(range) = integer_bounds(&property) {
+                    bounds.insert(key.clone(), range);
+                }
                 fields.push(field_of(key, &property, required.contains(&key.as_str())));
             }
         }
-        Self { fields }
+        Self { fields, bounds }
     }
 
     /// The fields, in key order.
@@ -47,6 +54,34 @@ impl MetadataSchema {
     pub fn field(&self, key: &str) -> Option<&MetadataField> {
         self.fields.iter().find(|field| field.key == key)
     }
+}
+
+/// The range of an integer property: its `format` (`uint32`, `int8`, ...) narrowed by
+/// `minimum` and `maximum`.
+fn integer_bounds(property: &Value) -> Option<(i64, i64)> {
+    if json_type(property) != Some("integer") {
+        return None;
+    }
+    let (mut low, mut high) = match property.get("format").and_then(Value::as_str) {
+        Some("uint8") => (0, i64::from(u8::MAX)),
+        Some("uint16") => (0, i64::from(u16::MAX)),
+        Some("uint32") => (0, i64::from(u32::MAX)),
+        Some("uint64" | "uint") => (0, i64::MAX),
+        Some("int8") => (i64::from(i8::MIN), i64::from(i8::MAX)),
+        Some("int16") => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        Some("int32") => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    };
+    // Bounds beyond i64 are clamped, and fractional ones rounded inward by the casts' sense.
+    #[allow(clippy::cast_possible_truncation)]
+    if let Some(minimum) = property.get("minimum").and_then(Value::as_f64) {
+        low = low.max(minimum.ceil() as i64);
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    if let Some(maximum) = property.get("maximum").and_then(Value::as_f64) {
+        high = high.min(maximum.floor() as i64);
+    }
+    Some((low, high))
 }
 
 /// Follows `$ref`s and unwraps `Option`'s `anyOf [T, null]` so the property's own shape is seen.
@@ -214,6 +249,17 @@ impl TriggerMetadata {
         }
     }
 
+    /// A redactor for the values an error about this trigger must never quote: every value
+    /// of a secret key (by schema or because it came in the secret map), and every URL.
+    pub fn redactor(&self, schema: &MetadataSchema) -> ebb::protocol::Redactor {
+        ebb::protocol::Redactor::new(self.values.iter().filter_map(|(key, value)| {
+            let secret = self.from_secrets.contains(key)
+                || schema.field(key).is_some_and(|field| field.secret)
+                || value.contains("://");
+            secret.then_some(value.as_str())
+        }))
+    }
+
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
@@ -228,7 +274,17 @@ impl TriggerMetadata {
             match self.values.get(&field.key) {
                 Some(raw) => {
                     let secret = field.secret || self.from_secrets.contains(&field.key);
-                    object.insert(field.key.clone(), coerce(field, raw, secret)?);
+                    let value = coerce(field, raw, secret)?;
+                    if let (Some((low, high)), Some(number)) =
+                        (schema.bounds.get(&field.key), value.as_i64())
+                        && !(*low..=*high).contains(&number)
+                    {
+                        return Err(ScalerError::invalid(
+                            &field.key,
+                            format!("must be a whole number from {low} to {high}"),
+                        ));
+                    }
+                    object.insert(field.key.clone(), value);
                 }
                 None if field.required => {
                     return Err(ScalerError::invalid(&field.key, "is required"));

@@ -4,18 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Mutex;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use ebb::protocol::Redactor;
 
 use crate::config::{MetadataSchema, TriggerMetadata};
+use crate::health::{BrokerHealth, Outcome};
 use crate::metrics::ServerMetrics;
 use crate::proto::v1;
 use crate::{Measurement, MetricSpec, Scaler, ScalerError, ScalerIdentity, Trigger};
-
-/// gRPC service names whose health follows the source's reachability.
-pub(crate) const SERVICE_NAMES: [&str; 3] =
-    ["", "ebb.scaler.v1.Scaler", "externalscaler.ExternalScaler"];
 
 /// What one measurement of a trigger yields, joined with the trigger's specs.
 #[derive(Debug, Clone)]
@@ -34,38 +29,49 @@ pub(crate) struct Core<S: Scaler> {
     pub identity: ScalerIdentity,
     pub schema: MetadataSchema,
     pub metrics: Arc<ServerMetrics>,
-    health: HealthReporter,
-    /// Last health published, so the reporter is only told about flips.
-    serving: Mutex<Option<bool>>,
+    health: BrokerHealth,
+}
+
+/// A request's trigger, or why it cannot be had, with the redactor every error about it goes
+/// through.
+pub(crate) struct Parsed<C> {
+    pub trigger: Result<Trigger<C>, ScalerError>,
+    pub redactor: Redactor,
 }
 
 impl<S: Scaler> Core<S> {
-    pub fn new(scaler: Arc<S>, metrics: Arc<ServerMetrics>, health: HealthReporter) -> Self {
+    pub fn new(scaler: Arc<S>, metrics: Arc<ServerMetrics>, health: BrokerHealth) -> Self {
         Self {
             identity: scaler.identity(),
             schema: MetadataSchema::of::<S::Config>(),
             scaler,
             metrics,
             health,
-            serving: Mutex::new(None),
         }
     }
 
-    /// Parses and validates a request's metadata into a typed trigger.
+    /// Parses and validates a request's metadata into a typed trigger. Errors are already
+    /// redacted.
     pub fn trigger(
         &self,
         reference: Option<&v1::TriggerRef>,
         metadata: &TriggerMetadata,
-    ) -> Result<Trigger<S::Config>, ScalerError> {
-        let config: S::Config = metadata.parse(&self.schema)?;
-        self.scaler.validate(&config)?;
-        let reference = reference.cloned().unwrap_or_default();
-        Ok(Trigger {
-            namespace: reference.namespace,
-            name: reference.name,
-            trigger_name: reference.trigger_name,
-            config,
-        })
+    ) -> Parsed<S::Config> {
+        let redactor = metadata.redactor(&self.schema);
+        let trigger = metadata
+            .parse::<S::Config>(&self.schema)
+            .and_then(|config| self.scaler.validate(&config).map(|()| config))
+            .map(|config| {
+                let reference = reference.cloned().unwrap_or_default();
+                Trigger {
+                    namespace: reference.namespace,
+                    name: reference.name,
+                    trigger_name: reference.trigger_name,
+                    config,
+                }
+            })
+            .map_err(|error| error.redacted(&redactor));
+        Parsed { trigger, redactor }
     }
 
     /// The trigger's specs, checked for the protocol's promises (a name, a positive target).
@@ -88,26 +94,40 @@ impl<S: Scaler> Core<S> {
         Ok(specs)
     }
 
-    /// Measures once, recording latency, errors and health.
-    pub async fn measure(&self, trigger: &Trigger<S::Config>) -> Result<Reading, ScalerError> {
+    /// Measures once, recording latency, errors and the broker's health. The error is
+    /// redacted before it is logged or returned.
+    pub async fn measure(
+        &self,
+        trigger: &Trigger<S::Config>,
+        redactor: &Redactor,
+    ) -> Result<Reading, ScalerError> {
         let specs = self.specs(trigger)?;
+        let result = self.sample(trigger, redactor).await;
+        result.map(|measurement| join(specs, measurement))
+    }
+
+    /// Measures once without joining to specs (the push sampler's step): metrics, health,
+    /// redaction and the debug log of a failure.
+    pub async fn sample(
+        &self,
+        trigger: &Trigger<S::Config>,
+        redactor: &Redactor,
+    ) -> Result<Measurement, ScalerError> {
         let started = Instant::now();
-        let result = self.scaler.measure(trigger).await;
+        let result = self
+            .scaler
+            .measure(trigger)
+            .await
+            .map_err(|error| error.redacted(redactor));
         self.metrics
             .observe_measurement(started.elapsed(), result.as_ref().err());
-        match result {
-            Ok(measurement) => {
-                self.set_serving(true).await;
-                Ok(join(specs, measurement))
-            }
-            Err(error) => {
-                if error.source_down() {
-                    self.set_serving(false).await;
-                }
-                tracing::debug!(trigger = %trigger.trigger_name, object = %trigger.name, %error, "measurement failed");
-                Err(error)
-            }
+        self.health
+            .record(&self.scaler.broker_key(trigger), Outcome::of(&result))
+            .await;
+        if let Err(error) = &result {
+            tracing::debug!(trigger = %trigger.trigger_name, object = %trigger.name, %error, "measurement failed");
         }
+        result
     }
 
     /// Ends an RPC: counts it by protocol, method and code, and maps an error to its status
@@ -127,27 +147,6 @@ impl<S: Scaler> Core<S> {
         result
             .map(tonic::Response::new)
             .map_err(tonic::Status::from)
-    }
-
-    async fn set_serving(&self, serving: bool) {
-        let mut last = self.serving.lock().await;
-        if *last == Some(serving) {
-            return;
-        }
-        *last = Some(serving);
-        let status = if serving {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if !serving {
-            tracing::warn!("event source unreachable: health is NOT_SERVING");
-        } else {
-            tracing::info!("event source reachable: health is SERVING");
-        }
-        for name in SERVICE_NAMES {
-            self.health.set_service_status(name, status).await;
-        }
     }
 }
 

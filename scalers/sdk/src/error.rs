@@ -75,3 +75,59 @@ impl From<ScalerError> for Status {
         Status::new(error.code(), error.to_string())
     }
 }
+
+/// Smallest target a trigger may ask for. Anything smaller is a typo or an attack: `1e-320`
+/// would print as 320 digits in every status and log line, and scale to the maximum on one
+/// message anyway.
+pub const MIN_TARGET: f64 = 0.001;
+/// Largest target or threshold a trigger may ask for; larger ones print as hundreds of
+/// digits and mean "never" anyway.
+pub const MAX_TARGET: f64 = 1e12;
+
+/// Checks a per-replica target: a finite number from [`MIN_TARGET`] to [`MAX_TARGET`].
+pub fn check_target(key: &str, value: f64) -> Result<(), ScalerError> {
+    if value.is_finite() && (MIN_TARGET..=MAX_TARGET).contains(&value) {
+        Ok(())
+    } else {
+        Err(ScalerError::invalid(
+            key,
+            format!("must be a number from {MIN_TARGET} to {MAX_TARGET:e}"),
+        ))
+    }
+}
+
+/// Checks an activation threshold: 0, or a finite number from [`MIN_TARGET`] to
+/// [`MAX_TARGET`].
+pub fn check_threshold(key: &str, value: f64) -> Result<(), ScalerError> {
+    if value == 0.0 {
+        return Ok(());
+    }
+    check_target(key, value).map_err(|_| {
+        ScalerError::invalid(
+            key,
+            format!("must be 0 or a number from {MIN_TARGET} to {MAX_TARGET:e}"),
+        )
+    })
+}
+
+impl ScalerError {
+    /// The same error with `redactor` applied to its text: the last guard before the message
+    /// leaves the process (status, logs).
+    pub fn redacted(self, redactor: &ebb::protocol::Redactor) -> Self {
+        let clean = |text: String| redactor.redact(&text);
+        match self {
+            Self::InvalidMetadata { key, message } => Self::InvalidMetadata {
+                key,
+                message: clean(message),
+            },
+            Self::NotFound(text) => Self::NotFound(clean(text)),
+            Self::Unavailable(text) => Self::Unavailable(clean(text)),
+            Self::Unauthenticated(text) => Self::Unauthenticated(clean(text)),
+            Self::PermissionDenied(text) => Self::PermissionDenied(clean(text)),
+            Self::Throttled(text) => Self::Throttled(clean(text)),
+            Self::DeadlineExceeded(text) => Self::DeadlineExceeded(clean(text)),
+            Self::Unimplemented(text) => Self::Unimplemented(clean(text)),
+            Self::Internal(text) => Self::Internal(clean(text)),
+        }
+    }
+}

@@ -9,6 +9,8 @@ use futures::Stream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use ebb::protocol::Redactor;
+
 use crate::core::{Core, join};
 use crate::{Measurement, Scaler, ScalerError, Trigger};
 
@@ -50,7 +52,7 @@ impl<S: Scaler> PushHub<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn sampler(&self, trigger: &Trigger<S::Config>) -> Arc<Sampler> {
+    fn sampler(&self, trigger: &Trigger<S::Config>, redactor: &Redactor) -> Arc<Sampler> {
         let key = self.core.scaler.source_key(trigger);
         let mut samplers = self.lock();
         if let Some(existing) = samplers.get(&key).and_then(Weak::upgrade) {
@@ -60,16 +62,14 @@ impl<S: Scaler> PushHub<S> {
         let (sender, samples) = watch::channel(None);
         let core = self.core.clone();
         let trigger = trigger.clone();
+        let redactor = redactor.clone();
         let interval = self.core.scaler.sample_interval(&trigger);
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let started = std::time::Instant::now();
-                let result = core.scaler.measure(&trigger).await;
-                core.metrics
-                    .observe_measurement(started.elapsed(), result.as_ref().err());
+                let result = core.sample(&trigger, &redactor).await;
                 sender.send_modify(|sample| *sample = Some(result));
             }
         });
@@ -80,9 +80,13 @@ impl<S: Scaler> PushHub<S> {
 
     /// Activity changes for one subscriber: the current state first, then each change. The
     /// stream ends with an error if the source cannot be measured before any state was sent.
-    pub fn subscribe(&self, trigger: Trigger<S::Config>) -> Result<ActivityStream, ScalerError> {
+    pub fn subscribe(
+        &self,
+        trigger: Trigger<S::Config>,
+        redactor: Redactor,
+    ) -> Result<ActivityStream, ScalerError> {
         let specs = self.core.specs(&trigger)?;
-        let sampler = self.sampler(&trigger);
+        let sampler = self.sampler(&trigger, &redactor);
         let mut samples = sampler.samples.clone();
         Ok(Box::pin(async_stream::stream! {
             // Holding the sampler keeps its loop alive while this subscriber listens.
@@ -99,7 +103,8 @@ impl<S: Scaler> PushHub<S> {
                         }
                     }
                     Some(Err(error)) if last.is_none() => {
-                        yield Err(error);
+                        // The sampler may be shared with a trigger carrying other secrets.
+                        yield Err(error.redacted(&redactor));
                         break;
                     }
                     // After a first state, a failed sample keeps the last state: the host

@@ -124,6 +124,17 @@ pub trait Scaler: Send + Sync + 'static {
     /// same key must measure the same thing.
     fn source_key(&self, trigger: &Trigger<Self::Config>) -> String;
 
+    /// The broker (server, account) a trigger's source lives on, without credentials, e.g.
+    /// `amqp://rabbit:5672`. Health is kept per broker: each has a gRPC health service
+    /// `broker:<key>`, and the scaler as a whole is NOT_SERVING only while every broker that
+    /// answered before is unreachable, so one trigger aimed at a dead or mistyped broker never
+    /// takes a shared scaler out of service. The default, `""`, treats all triggers as one
+    /// source.
+    fn broker_key(&self, trigger: &Trigger<Self::Config>) -> String {
+        let _ = trigger;
+        String::new()
+    }
+
     /// How often push subscribers' sources are sampled by default; `None` disables
     /// StreamIsActive.
     fn push_interval(&self) -> Option<Duration> {

@@ -9,8 +9,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::Scaler;
-use crate::core::{Core, SERVICE_NAMES};
+use crate::core::Core;
 use crate::deadline::DeadlineLayer;
+use crate::health::BrokerHealth;
 use crate::metrics::ServerMetrics;
 use crate::proto::{keda, v1};
 use crate::push::PushHub;
@@ -115,11 +116,7 @@ pub async fn serve<S: Scaler>(
 ) -> Result<(), ServeError> {
     let metrics = options.metrics.unwrap_or_else(ServerMetrics::new);
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in SERVICE_NAMES {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    let health = BrokerHealth::new(health).await;
     let scaler = Arc::new(scaler);
     let core = Arc::new(Core::new(scaler.clone(), metrics.clone(), health));
     let push = scaler

@@ -7,10 +7,10 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::config::TriggerMetadata;
-use crate::core::{Core, Reading};
+use crate::core::{Core, Parsed, Reading};
 use crate::proto::{keda, v1};
 use crate::push::PushHub;
-use crate::{Scaler, ScalerError, Trigger};
+use crate::{Scaler, ScalerError};
 
 const PROTOCOL: &str = "keda";
 
@@ -37,10 +37,7 @@ impl<S: Scaler> KedaService<S> {
         self.core.finish(PROTOCOL, method, started, result)
     }
 
-    fn parse(
-        &self,
-        reference: Option<&keda::ScaledObjectRef>,
-    ) -> Result<Trigger<S::Config>, ScalerError> {
+    fn parse(&self, reference: Option<&keda::ScaledObjectRef>) -> Parsed<S::Config> {
         let reference = reference.cloned().unwrap_or_default();
         let metadata = TriggerMetadata::from_keda(&reference.scaler_metadata);
         let trigger_ref = v1::TriggerRef {
@@ -56,8 +53,8 @@ impl<S: Scaler> KedaService<S> {
         &self,
         reference: Option<&keda::ScaledObjectRef>,
     ) -> Result<Reading, ScalerError> {
-        let trigger = self.parse(reference)?;
-        self.core.measure(&trigger).await
+        let parsed = self.parse(reference);
+        self.core.measure(&parsed.trigger?, &parsed.redactor).await
     }
 }
 
@@ -92,9 +89,12 @@ impl<S: Scaler> keda::external_scaler_server::ExternalScaler for KedaService<S> 
             None => Err(ScalerError::Unimplemented(
                 "this scaler does not push activity".into(),
             )),
-            Some(push) => self
-                .parse(Some(request.get_ref()))
-                .and_then(|trigger| push.subscribe(trigger)),
+            Some(push) => {
+                let parsed = self.parse(Some(request.get_ref()));
+                parsed
+                    .trigger
+                    .and_then(|trigger| push.subscribe(trigger, parsed.redactor))
+            }
         };
         let stream = result.map(|stream| -> Self::StreamIsActiveStream {
             Box::pin(stream.map(|item| {
@@ -113,6 +113,7 @@ impl<S: Scaler> keda::external_scaler_server::ExternalScaler for KedaService<S> 
         let started = Instant::now();
         let result = self
             .parse(Some(request.get_ref()))
+            .trigger
             .and_then(|trigger| self.core.specs(&trigger))
             .map(|specs| keda::GetMetricSpecResponse {
                 metric_specs: specs

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::config::TriggerMetadata;
-use crate::core::{Core, Reading};
+use crate::core::{Core, Parsed, Reading};
 use crate::proto::v1;
 use crate::push::PushHub;
 use crate::{MetricSpec, Scaler, ScalerError};
@@ -56,12 +56,14 @@ impl<S: Scaler> V1Service<S> {
         self.core.finish(PROTOCOL, method, started, result)
     }
 
-    fn parse(
-        &self,
-        request: &v1::TriggerRequest,
-    ) -> Result<crate::Trigger<S::Config>, ScalerError> {
+    fn parse(&self, request: &v1::TriggerRequest) -> Parsed<S::Config> {
         let metadata = TriggerMetadata::from_v1(&request.metadata, &request.secrets);
         self.core.trigger(request.trigger.as_ref(), &metadata)
+    }
+
+    async fn measure(&self, request: &v1::TriggerRequest) -> Result<Reading, ScalerError> {
+        let parsed = self.parse(request);
+        self.core.measure(&parsed.trigger?, &parsed.redactor).await
     }
 
     fn info(&self) -> v1::GetInfoResponse {
@@ -104,6 +106,7 @@ impl<S: Scaler> v1::scaler_server::Scaler for V1Service<S> {
         record_trigger(&request);
         let result = self
             .parse(&request)
+            .trigger
             .and_then(|trigger| self.core.specs(&trigger))
             .map(|specs| v1::GetMetricSpecResponse {
                 metric_specs: specs.iter().map(spec_to_proto).collect(),
@@ -119,10 +122,7 @@ impl<S: Scaler> v1::scaler_server::Scaler for V1Service<S> {
         let started = Instant::now();
         let request = request.into_inner();
         record_trigger(&request);
-        let result = match self.parse(&request) {
-            Ok(trigger) => self.core.measure(&trigger).await.map(reading_to_proto),
-            Err(error) => Err(error),
-        };
+        let result = self.measure(&request).await.map(reading_to_proto);
         self.finish("GetMetrics", started, result)
     }
 
@@ -134,16 +134,12 @@ impl<S: Scaler> v1::scaler_server::Scaler for V1Service<S> {
         let started = Instant::now();
         let request = request.into_inner();
         record_trigger(&request);
-        let result = match self.parse(&request) {
-            Ok(trigger) => self
-                .core
-                .measure(&trigger)
-                .await
-                .map(|reading| v1::IsActiveResponse {
-                    active: reading.active,
-                }),
-            Err(error) => Err(error),
-        };
+        let result = self
+            .measure(&request)
+            .await
+            .map(|reading| v1::IsActiveResponse {
+                active: reading.active,
+            });
         self.finish("IsActive", started, result)
     }
 
@@ -159,9 +155,12 @@ impl<S: Scaler> v1::scaler_server::Scaler for V1Service<S> {
             None => Err(ScalerError::Unimplemented(
                 "this scaler does not push activity".into(),
             )),
-            Some(push) => self
-                .parse(&request)
-                .and_then(|trigger| push.subscribe(trigger)),
+            Some(push) => {
+                let parsed = self.parse(&request);
+                parsed
+                    .trigger
+                    .and_then(|trigger| push.subscribe(trigger, parsed.redactor))
+            }
         };
         let stream = result.map(|stream| -> Self::StreamIsActiveStream {
             Box::pin(stream.map(|item| {

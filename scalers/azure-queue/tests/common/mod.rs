@@ -25,9 +25,9 @@ use ebb_scaler_sdk::{MetadataSchema, Scaler, ScalerError, Trigger, TriggerMetada
 /// The shared Azurite's queue endpoint.
 pub const SHARED_ENDPOINT: &str = "http://127.0.0.1:10001/devstoreaccount1";
 
-/// True when the shared Azurite runs (panics under CI when it does not).
-pub fn azurite_up() -> bool {
-    ebb_scaler_sdk::testing::require_service("Azurite", "127.0.0.1:10001")
+/// Fails the test unless the shared Azurite runs.
+pub fn require_azurite() {
+    ebb_scaler_sdk::testing::require_service("Azurite", "127.0.0.1:10001");
 }
 
 /// A queue name no other test (or earlier run) uses.
@@ -216,18 +216,9 @@ impl OwnAzurite {
             .join("../../tests/services/node_modules/.bin/azurite-queue")
     }
 
-    /// Starts Azurite on a free port, or returns None (locally) when it is not installed.
-    pub async fn start() -> Option<Self> {
-        if !Self::binary().exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "azurite is not installed in tests/services, and CI must provide it"
-            );
-            eprintln!(
-                "\n!!! SKIPPING: azurite is not installed in tests/services (npm install) !!!\n"
-            );
-            return None;
-        }
+    /// Starts Azurite on a free port; fails the test when it is not installed.
+    pub async fn start() -> Self {
+        ebb_scaler_sdk::testing::require_program("Azurite (npm azurite)", &Self::binary());
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -235,7 +226,7 @@ impl OwnAzurite {
             .port();
         let mut azurite = Self { port, child: None };
         azurite.resume().await;
-        Some(azurite)
+        azurite
     }
 
     /// The queue endpoint of the development account on this instance.

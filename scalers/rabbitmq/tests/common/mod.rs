@@ -21,10 +21,10 @@ pub const AMQP_ADDRESS: &str = "127.0.0.1:5672";
 pub const MANAGEMENT_ADDRESS: &str = "127.0.0.1:15672";
 pub const MANAGEMENT: &str = "http://127.0.0.1:15672";
 
-/// True when RabbitMQ (AMQP and management) runs; under CI a missing broker fails the test.
-pub fn rabbit_available() -> bool {
-    ebb_scaler_sdk::testing::require_service("RabbitMQ", AMQP_ADDRESS)
-        && ebb_scaler_sdk::testing::require_service("RabbitMQ management API", MANAGEMENT_ADDRESS)
+/// Fails the test unless RabbitMQ (AMQP and the management API) runs.
+pub fn require_rabbit() {
+    ebb_scaler_sdk::testing::require_service("RabbitMQ", AMQP_ADDRESS);
+    ebb_scaler_sdk::testing::require_service("RabbitMQ management API", MANAGEMENT_ADDRESS);
 }
 
 /// A name unique to this test run.

@@ -62,6 +62,9 @@ pub struct Source {
     pub down: AtomicBool,
     pub delay_ms: AtomicUsize,
     pub measurements: AtomicUsize,
+    /// The `activationValue` of the trigger behind each measurement, in order: which
+    /// subscriber's trigger a shared sampler measures with.
+    pub measured_with: Mutex<Vec<f64>>,
 }
 
 impl Source {
@@ -114,6 +117,11 @@ impl Scaler for QueueScaler {
 
     async fn measure(&self, trigger: &Trigger<QueueConfig>) -> Result<Measurement, ScalerError> {
         self.source.measurements.fetch_add(1, Ordering::SeqCst);
+        self.source
+            .measured_with
+            .lock()
+            .unwrap()
+            .push(trigger.config.activation_value);
         let delay = self.source.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay as u64)).await;
