@@ -483,8 +483,8 @@ impl Preparer {
             &object.spec,
             &self.controller_namespace,
         )
-            .await
-            .map_err(Rejection::Problems)?;
+        .await
+        .map_err(Rejection::Problems)?;
         let problems = check_schemas(&self.info, &triggers).await;
         if !problems.is_empty() {
             return Err(Rejection::Problems(problems));

@@ -14,8 +14,8 @@
 pub mod controller;
 pub mod crd;
 pub mod leader;
-pub mod registry;
 pub mod lookup;
+pub mod registry;
 pub mod resolve;
 #[cfg(test)]
 mod resolve_tests;

@@ -89,7 +89,10 @@ mod tests {
         )
         .unwrap();
         let registry = build(&["rabbitmq=127.0.0.1:9001".into()], Some(&file)).unwrap();
-        assert_eq!(registry["rabbitmq"].address, "127.0.0.1:9001", "a flag wins");
+        assert_eq!(
+            registry["rabbitmq"].address, "127.0.0.1:9001",
+            "a flag wins"
+        );
         assert_eq!(registry["azure-queue"].address, "127.0.0.1:9002");
         assert!(build(&["rabbitmq".into()], None).is_err());
         assert!(build(&["=127.0.0.1:1".into()], None).is_err());

@@ -619,9 +619,7 @@ mod tests {
             "apiVersion: ebb.dev/v1alpha1\nkind: Scaler\nmetadata: {name: s}\nspec:\n  command: sh\n  address: nowhere\n",
         )
         .unwrap();
-        let problems = bad
-            .resolve(base.path(), || unreachable!())
-            .unwrap_err();
+        let problems = bad.resolve(base.path(), || unreachable!()).unwrap_err();
         assert_eq!(problems[0].field, "spec.address");
     }
 }

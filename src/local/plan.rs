@@ -50,6 +50,8 @@ pub struct PlannedObject {
     pub group: String,
     /// Triggers with secrets resolved, in spec order.
     pub triggers: Vec<ResolvedTrigger>,
+    /// What `--check` should tell about how the cluster form was read locally.
+    pub notes: Vec<String>,
 }
 
 /// Why the files cannot be run: every problem, each naming file, object and field.
@@ -223,14 +225,25 @@ fn plan_object(
     }
     let target = &object.spec.scale_target_ref;
     let target_group = target.api_version().split('/').next().unwrap_or_default();
-    if target.kind() != "ProcessGroup" || target_group != LOCAL_GROUP {
+    let group = groups.iter().find(|group| group.name == target.name);
+    let mut notes = Vec::new();
+    let local_kind = target.kind() == "ProcessGroup" && target_group == LOCAL_GROUP;
+    // KEDA's manifests leave scaleTargetRef at its default, a Deployment: locally that is the
+    // ProcessGroup of the same name, so the documents need no edit.
+    let stands_in =
+        target.kind() == "Deployment" && target.api_version() == "apps/v1" && group.is_some();
+    if stands_in {
+        notes.push(format!(
+            "spec.scaleTargetRef: Deployment {:?} runs as the ProcessGroup of the same name",
+            target.name
+        ));
+    } else if !local_kind {
         problems.push(format!(
-            "{prefix}: spec.scaleTargetRef: ebb run scales `apiVersion: {LOCAL_GROUP}/v1alpha1, kind: ProcessGroup` targets, got {} {}",
+            "{prefix}: spec.scaleTargetRef: ebb run scales `apiVersion: {LOCAL_GROUP}/v1alpha1, kind: ProcessGroup` targets (or a Deployment with a ProcessGroup of the same name), got {} {}",
             target.api_version(),
             target.kind()
         ));
     }
-    let group = groups.iter().find(|group| group.name == target.name);
     if group.is_none() && !target.name.is_empty() {
         problems.push(format!(
             "{prefix}: spec.scaleTargetRef.name: no ProcessGroup named {:?} in the files",
@@ -268,6 +281,7 @@ fn plan_object(
         spec: Arc::new(object.spec),
         pause,
         triggers,
+        notes,
     })
 }
 

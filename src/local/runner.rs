@@ -352,6 +352,9 @@ fn describe(plan: &Plan) -> String {
             object.spec.max_replicas(),
             triggers.join(", ")
         ));
+        for note in &object.notes {
+            text.push_str(&format!("  note: {note}\n"));
+        }
     }
     text
 }

@@ -168,7 +168,10 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
         // preparation step, which knows the registry, reports an unregistered one.
         let registered_type = trigger.scaler.is_none()
             && !trigger.is_keda_external()
-            && trigger.trigger_type.as_deref().is_some_and(|kind| !kind.is_empty());
+            && trigger
+                .trigger_type
+                .as_deref()
+                .is_some_and(|kind| !kind.is_empty());
         match trigger.endpoint(&name) {
             Ok(_) => {}
             Err(EndpointError::MissingAddress { .. }) if registered_type => {}

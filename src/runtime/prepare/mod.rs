@@ -25,9 +25,7 @@ use futures::future::BoxFuture;
 pub use schema::{InfoSource, PoolInfo, check_metadata, check_schemas};
 
 use crate::runtime::{ObjectKey, ResolvedTrigger};
-use crate::spec::{
-    AuthenticationKind, AuthenticationSource, ScaledObjectSpec, ScalerRef, Trigger,
-};
+use crate::spec::{AuthenticationKind, AuthenticationSource, ScaledObjectSpec, ScalerRef, Trigger};
 use material::{Material, TlsPart};
 
 /// The keys of a Secret with their raw values.
