@@ -307,6 +307,5 @@ fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConf
         {
             trigger.metadata.insert("scalerAddress".to_owned(), address);
         }
-        return;
     }
 }
