@@ -299,13 +299,12 @@ fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConf
         }
         return;
     }
-    if trigger.is_keda_external() {
-        if let Some(address) = trigger
+    if trigger.is_keda_external()
+        && let Some(address) = trigger
             .metadata
             .get("scalerAddress")
             .and_then(|a| by_name(a))
-        {
-            trigger.metadata.insert("scalerAddress".to_owned(), address);
-        }
+    {
+        trigger.metadata.insert("scalerAddress".to_owned(), address);
     }
 }
