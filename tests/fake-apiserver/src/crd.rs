@@ -81,7 +81,10 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
                 namespaced,
                 status_subresource: v.pointer("/subresources/status").is_some(),
                 scale,
-                schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                schema: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .cloned()
+                    .map(std::sync::Arc::new),
                 printer_columns,
                 short_names: strings(crd, "/spec/names/shortNames"),
                 categories: strings(crd, "/spec/names/categories"),

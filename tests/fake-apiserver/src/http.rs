@@ -35,6 +35,14 @@ impl Request<'_> {
 
     /// The body as JSON, or as YAML for the YAML content types (server-side apply).
     fn body(&self) -> Result<Value, ApiError> {
+        if self.content_type.is_some_and(|c| c.contains("protobuf")) {
+            return crate::protobuf::decode(self.raw_body).map_err(|message| ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message,
+                details: None,
+            });
+        }
         if !self.raw_body.is_empty()
             && self.body.is_none()
             && self.content_type.is_some_and(|c| c.contains("yaml"))
@@ -124,6 +132,15 @@ pub(crate) async fn handle(
             dispatch(&shared, &request)
         }
     };
+    if shared.log_requests {
+        eprintln!(
+            "{method} {} {} accept={} -> {}",
+            uri,
+            content_type.as_deref().unwrap_or("-"),
+            accept.as_deref().unwrap_or("-"),
+            response.status().as_u16()
+        );
+    }
     shared
         .requests
         .lock()
@@ -145,6 +162,13 @@ fn fixed_paths(shared: &Arc<Shared>, request: &Request) -> Option<Response> {
     match path {
         "/healthz" | "/readyz" | "/livez" => {
             return Some((StatusCode::OK, "ok").into_response());
+        }
+        // Test control, outside the Kubernetes API: forget history as etcd compaction does,
+        // so watches from older resourceVersions get 410 Gone.
+        "/ebb-fake/compact" if *request.method == Method::POST => {
+            let mut store = shared.lock();
+            store.compacted_below = store.resource_version;
+            return Some(json_response(200, &json!({"compactedBelow": store.compacted_below})));
         }
         "/openapi/v2" => {
             // Only JSON is offered; a client asking for protobuf alone is told so.

@@ -18,6 +18,7 @@ mod http;
 mod kubeconfig;
 mod openapi;
 mod patch;
+mod protobuf;
 mod resources;
 mod schema;
 mod select;
@@ -77,6 +78,7 @@ pub struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     failures: Mutex<Vec<InjectedFailure>>,
     bookmark_interval: Duration,
+    log_requests: bool,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Shared {
             requests: Mutex::new(Vec::new()),
             failures: Mutex::new(Vec::new()),
             bookmark_interval: options.bookmark_interval,
+            log_requests: options.log_requests,
         }
     }
 
@@ -128,6 +131,8 @@ pub struct Options {
     /// Namespaced objects need their Namespace, and `default`, `kube-system`,
     /// `kube-public` and `kube-node-lease` exist from the start, as on a real cluster.
     pub namespaces_must_exist: bool,
+    /// Print one line per request on stderr (method, path, content type, status).
+    pub log_requests: bool,
 }
 
 impl Options {
@@ -138,6 +143,7 @@ impl Options {
             types: ResourceType::builtins(),
             bookmark_interval: Duration::from_secs(1),
             namespaces_must_exist: true,
+            log_requests: false,
         }
     }
 }
@@ -197,6 +203,7 @@ impl FakeApiServer {
             types,
             bookmark_interval,
             namespaces_must_exist: false,
+            log_requests: false,
         })
         .await
     }

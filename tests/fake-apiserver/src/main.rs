@@ -17,6 +17,9 @@ struct Args {
     /// Where to write a kubeconfig pointing at this server; it is written once listening.
     #[arg(long, env = "EBB_FAKE_APISERVER_KUBECONFIG")]
     kubeconfig: PathBuf,
+    /// Print one line per request on stderr, for seeing what a client asks.
+    #[arg(long, env = "EBB_FAKE_APISERVER_LOG_REQUESTS")]
+    log_requests: bool,
 }
 
 #[tokio::main]
@@ -44,7 +47,11 @@ async fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    ebb_fake_apiserver::serve(listener, ebb_fake_apiserver::Options::standalone(), shutdown)
+    let options = ebb_fake_apiserver::Options {
+        log_requests: args.log_requests,
+        ..ebb_fake_apiserver::Options::standalone()
+    };
+    ebb_fake_apiserver::serve(listener, options, shutdown)
         .await
         .context("serving")
 }

@@ -14,7 +14,7 @@ fn definition_name(ty: &ResourceType) -> String {
 }
 
 fn with_gvk(ty: &ResourceType) -> Option<Value> {
-    let mut schema = ty.schema.clone()?;
+    let mut schema = ty.schema.as_deref()?.clone();
     schema["x-kubernetes-group-version-kind"] =
         json!([{"group": ty.group, "version": ty.version, "kind": ty.kind}]);
     Some(schema)

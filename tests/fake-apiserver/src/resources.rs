@@ -46,7 +46,7 @@ pub struct ResourceType {
     pub simulate_workload: bool,
     /// The structural schema (`openAPIV3Schema`) objects are pruned, defaulted and validated
     /// against; `None` for types the fake does not check.
-    pub schema: Option<Value>,
+    pub schema: Option<std::sync::Arc<Value>>,
     /// Columns `kubectl get` shows after Name (a CRD's `additionalPrinterColumns`).
     pub printer_columns: Vec<PrinterColumn>,
     /// Short names offered by discovery, e.g. `deploy`.

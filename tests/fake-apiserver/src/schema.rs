@@ -35,6 +35,22 @@ pub struct Outcome {
     pub errors: Vec<FieldError>,
 }
 
+/// The value at a field path such as `spec.triggers[0].name`, if there is one.
+pub fn at_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = object;
+    for part in path.split('.') {
+        let (field, indices) = part.split_once('[').map_or((part, ""), |(f, rest)| (f, rest));
+        if !field.is_empty() {
+            current = current.get(field)?;
+        }
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            let index: usize = index.trim_end_matches(']').parse().ok()?;
+            current = current.get(index)?;
+        }
+    }
+    Some(current)
+}
+
 fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
@@ -336,5 +352,13 @@ mod tests {
         let rendered: Vec<String> =
             apply(&schema(), &mut object).errors.iter().map(FieldError::render).collect();
         assert_eq!(rendered, vec!["spec.max: Invalid value: 11: spec.max in body should be less than or equal to 10".to_string()]);
+    }
+
+    #[test]
+    fn field_paths_resolve_through_lists() {
+        let object = json!({"spec": {"triggers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(at_path(&object, "spec.triggers[1].name"), Some(&json!("b")));
+        assert_eq!(at_path(&object, "spec.triggers[2].name"), None);
+        assert_eq!(at_path(&object, "spec.missing"), None);
     }
 }

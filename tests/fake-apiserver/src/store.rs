@@ -321,7 +321,7 @@ impl Store {
                 return Err(ApiError::not_found("namespaces", &namespace));
             }
         }
-        self.admit(type_index, &mut body)?;
+        self.admit(type_index, &mut body, None)?;
         let stored = self.commit(key.clone(), body, "ADDED");
         self.after_write(&key);
         Ok(self.objects.get(&key).cloned().unwrap_or(stored))
@@ -447,7 +447,7 @@ impl Store {
         next["apiVersion"] = json!(ty.api_version());
         next["kind"] = json!(ty.kind);
         fold_string_data(&ty, &mut next);
-        self.admit(key.0, &mut next)?;
+        self.admit(key.0, &mut next, Some(&current))?;
         let spec_changed =
             without(&current, &["metadata", "status"]) != without(&next, &["metadata", "status"]);
         if spec_changed && ty.status_subresource && !status_only {
@@ -557,7 +557,12 @@ impl Store {
 
     /// Prunes, defaults and validates a write against the type's schema, as the request's
     /// `fieldValidation` asks; types without a schema pass unchecked.
-    fn admit(&mut self, type_index: usize, object: &mut Value) -> Result<(), ApiError> {
+    fn admit(
+        &mut self,
+        type_index: usize,
+        object: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let ty = &self.types[type_index];
         let Some(validation) = self.field_validation else {
             return Ok(());
@@ -592,7 +597,15 @@ impl Store {
                 FieldValidation::Ignore => {}
             }
         }
-        if !outcome.errors.is_empty() {
+        // Validation ratcheting (on by default since Kubernetes 1.30): an update is not
+        // refused for invalid values it leaves as they were.
+        let errors: Vec<schema::FieldError> = outcome
+            .errors
+            .into_iter()
+            .filter(|e| old.is_none_or(|old| schema::at_path(old, &e.field) != schema::at_path(object, &e.field)))
+            .collect();
+        if !errors.is_empty() {
+            let outcome = schema::Outcome { unknown: Vec::new(), errors };
             let name = meta_str(object, "name").unwrap_or_default().to_string();
             let rendered = outcome.errors.iter().map(schema::FieldError::render).collect();
             return Err(invalid_object(ty, &name, &outcome.errors, rendered));
@@ -791,6 +804,19 @@ impl Store {
                 next["status"][field] = json!(desired);
             }
             next["status"]["observedGeneration"] = generation;
+            if ty.kind == "Deployment" {
+                // The Deployment controller's conditions, which `kubectl wait` and
+                // `kubectl rollout status` read.
+                let now = now_timestamp();
+                let condition = |kind: &str, reason: &str, message: &str| {
+                    json!({"type": kind, "status": "True", "reason": reason, "message": message,
+                           "lastUpdateTime": now, "lastTransitionTime": now})
+                };
+                next["status"]["conditions"] = json!([
+                    condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                    condition("Progressing", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed."),
+                ]);
+            }
         }
         self.commit(key.clone(), next, "MODIFIED");
     }
