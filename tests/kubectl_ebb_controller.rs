@@ -16,7 +16,6 @@ use real_clients::{FakeApiProcess, require_python_module};
 
 /// Waits until the READY column of `kubectl get deployment worker` reads `want`.
 fn wait_ready_column(server: &FakeApiProcess, want: &str, log: &std::path::Path) {
-    let mut last = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let table = server.kubectl_ok(&["get", "deployment", "worker"]);
@@ -29,10 +28,9 @@ fn wait_ready_column(server: &FakeApiProcess, want: &str, log: &std::path::Path)
         if ready == want {
             return;
         }
-        last = table;
         assert!(
             std::time::Instant::now() < deadline,
-            "kubectl get deployment worker never showed READY {want}; last:\n{last}\ncontroller log:\n{}",
+            "kubectl get deployment worker never showed READY {want}; last:\n{table}\ncontroller log:\n{}",
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));

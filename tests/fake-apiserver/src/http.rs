@@ -251,14 +251,20 @@ fn dispatch(shared: &Arc<Shared>, request: &Request) -> Response {
                 // A dry run goes through every check on a copy that is then thrown away.
                 let mut scratch = store.clone();
                 scratch.field_validation = Some(validation);
+                scratch.field_manager = request.query.get("fieldManager").cloned();
+                scratch.force = request.flag("force");
                 let result = operate(&mut scratch, request, type_index, namespace.as_deref(), name, subresource.as_deref());
                 warnings = scratch.warnings;
                 result
             }
             Ok(validation) => {
                 store.field_validation = Some(validation);
+                store.field_manager = request.query.get("fieldManager").cloned();
+                store.force = request.flag("force");
                 let result = operate(&mut store, request, type_index, namespace.as_deref(), name, subresource.as_deref());
                 store.field_validation = None;
+                store.field_manager = None;
+                store.force = false;
                 warnings = std::mem::take(&mut store.warnings);
                 result
             }

@@ -22,6 +22,7 @@ mod protobuf;
 mod resources;
 mod schema;
 mod select;
+mod ssa;
 mod store;
 mod table;
 mod watch;

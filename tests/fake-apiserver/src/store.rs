@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::patch::{self, PatchKind};
 use crate::resources::ResourceType;
-use crate::{crd, schema};
+use crate::{crd, schema, ssa};
 
 /// The `fieldValidation` query parameter: what to do with fields the schema does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +127,10 @@ pub struct Store {
     pub warnings: Vec<String>,
     /// Namespaced objects need their Namespace to exist, as on the real server.
     pub namespaces_must_exist: bool,
+    /// The request's `fieldManager`, for server-side apply.
+    pub field_manager: Option<String>,
+    /// The request's `force=true`: a server-side apply takes conflicting fields over.
+    pub force: bool,
     uid_counter: u64,
 }
 
@@ -371,11 +375,11 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let current = match self.get(key) {
             Ok(current) => current,
-            Err(error) if kind == PatchKind::Apply && !status_only => {
+            Err(_) if kind == PatchKind::Apply && !status_only => {
                 // Server-side apply creates what does not exist.
                 let namespace = (!key.1.is_empty()).then_some(key.1.as_str());
-                let _ = error;
-                return self.create(key.0, namespace, body.clone());
+                let created = self.server_side_apply(key.0, &Value::Null, body)?;
+                return self.create(key.0, namespace, created);
             }
             Err(error) => return Err(error),
         };
@@ -386,8 +390,31 @@ impl Store {
         {
             return Err(self.conflict(key.0, &key.2));
         }
-        let patched = patch::apply(kind, &current, body).map_err(ApiError::invalid)?;
+        let patched = if kind == PatchKind::Apply {
+            self.server_side_apply(key.0, &current, body)?
+        } else {
+            patch::apply(kind, &current, body).map_err(ApiError::invalid)?
+        };
         self.store_update(key, current, patched, status_only)
+    }
+
+    /// Server-side apply of `config` over `current` by the request's field manager.
+    fn server_side_apply(
+        &self,
+        type_index: usize,
+        current: &Value,
+        config: &Value,
+    ) -> Result<Value, ApiError> {
+        let manager = self.field_manager.as_deref().unwrap_or("unknown");
+        let api_version = self.types[type_index].api_version();
+        ssa::apply(current, config, manager, self.force, &api_version, &now_timestamp()).map_err(
+            |ssa::Conflict(message)| ApiError {
+                code: 409,
+                reason: "Conflict",
+                message,
+                details: None,
+            },
+        )
     }
 
     /// Stores `proposed` over `current`, keeping what the server owns.
@@ -424,6 +451,12 @@ impl Store {
         };
         if !next.is_object() {
             return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        // An update that leaves managedFields out keeps them, as on the real server.
+        if next.pointer("/metadata/managedFields").is_none()
+            && let Some(managed) = current.pointer("/metadata/managedFields")
+        {
+            metadata_mut(&mut next).insert("managedFields".into(), managed.clone());
         }
         // Identity and bookkeeping fields are the server's.
         for field in [
