@@ -5,7 +5,6 @@
 //! its release in Secrets written in protobuf: both go through the fake here.
 
 mod real_clients;
-#[allow(dead_code)]
 mod support;
 
 use real_clients::{FakeApiProcess, require_python_module, text};
@@ -34,15 +33,45 @@ fn helm_installs_and_upgrades_ebb_into_the_fake() {
         assert!(report.contains(line), "{line} in {report}");
     }
     // What Helm left in the cluster, seen by another client.
-    server.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=20s", "crd/scaledobjects.ebb.dev"]);
-    let deployment = server.kubectl_ok(&["get", "deployment", "ebb-controller", "-n", "ebb-system", "-o", "name"]);
+    server.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=20s",
+        "crd/scaledobjects.ebb.dev",
+    ]);
+    let deployment = server.kubectl_ok(&[
+        "get",
+        "deployment",
+        "ebb-controller",
+        "-n",
+        "ebb-system",
+        "-o",
+        "name",
+    ]);
     assert_eq!(deployment.trim(), "deployment.apps/ebb-controller");
     let releases = server.kubectl_ok(&[
-        "get", "secrets", "-n", "ebb-system", "-l", "owner=helm,name=ebb,status=deployed", "-o", "name",
+        "get",
+        "secrets",
+        "-n",
+        "ebb-system",
+        "-l",
+        "owner=helm,name=ebb,status=deployed",
+        "-o",
+        "name",
     ]);
-    assert_eq!(releases.trim(), "secret/sh.helm.release.v1.ebb.v2", "{releases}");
+    assert_eq!(
+        releases.trim(),
+        "secret/sh.helm.release.v1.ebb.v2",
+        "{releases}"
+    );
     let release_type = server.kubectl_ok(&[
-        "get", "secret", "sh.helm.release.v1.ebb.v2", "-n", "ebb-system", "-o", "jsonpath={.type}",
+        "get",
+        "secret",
+        "sh.helm.release.v1.ebb.v2",
+        "-n",
+        "ebb-system",
+        "-o",
+        "jsonpath={.type}",
     ]);
     assert_eq!(release_type, "helm.sh/release.v1");
 }

@@ -6,7 +6,6 @@
 
 mod real_clients;
 mod scaler_processes;
-#[allow(dead_code)]
 mod support;
 
 use std::process::{Command, Stdio};
@@ -19,13 +18,8 @@ fn wait_ready_column(server: &FakeApiProcess, want: &str, log: &std::path::Path)
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let table = server.kubectl_ok(&["get", "deployment", "worker"]);
-        let ready = table
-            .lines()
-            .nth(1)
-            .and_then(|row| row.split_whitespace().nth(1))
-            .unwrap_or_default()
-            .to_string();
-        if ready == want {
+        let ready = real_clients::table_cells(&table, 1).get(1).copied();
+        if ready == Some(want) {
             return;
         }
         assert!(
@@ -42,12 +36,23 @@ fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kub
     require_python_module("grpc");
     let server = FakeApiProcess::start();
     server.kubectl_ok(&["apply", "-k", "deploy/crds"]);
-    server.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=20s", "crd/scaledobjects.ebb.dev"]);
+    server.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=20s",
+        "crd/scaledobjects.ebb.dev",
+    ]);
     let scaler = scaler_processes::python_scaler(&["--keda-only"])
         .expect("the venv's Python (scripts/services.sh creates it)");
     let spool = server.dir().join("spool");
     std::fs::create_dir(&spool).expect("spool directory");
-    server.kubectl_ok(&["create", "deployment", "worker", "--image=busybox", "--replicas=0"]);
+    server.kubectl_ok(&[
+        "create",
+        "deployment",
+        "worker",
+        "--image=busybox",
+        "--replicas=0",
+    ]);
     let manifest = server.dir().join("scaledobject.yaml");
     std::fs::write(
         &manifest,
@@ -85,8 +90,21 @@ spec:
 
     let log = server.dir().join("controller.log");
     let controller = Command::new(support::binary("ebb", "ebb"))
-        .args(["controller", "--leader-elect", "false", "--namespace", "default"])
-        .args(["--identity", "e2e", "--metrics-listen", "127.0.0.1:0", "--log", "info"])
+        .args([
+            "controller",
+            "--leader-elect",
+            "false",
+            "--namespace",
+            "default",
+        ])
+        .args([
+            "--identity",
+            "e2e",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log",
+            "info",
+        ])
         .arg("--kubeconfig")
         .arg(server.kubeconfig())
         .env_remove("KUBECONFIG")
@@ -96,7 +114,12 @@ spec:
         .expect("spawn ebb controller");
     let _controller = support::KillOnDrop(controller);
 
-    let waited = server.kubectl(&["wait", "--for=condition=Ready", "--timeout=60s", "scaledobject/worker"]);
+    let waited = server.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=60s",
+        "scaledobject/worker",
+    ]);
     assert!(
         waited.status.success(),
         "{}\ncontroller log:\n{}",
@@ -109,10 +132,28 @@ spec:
         std::fs::write(spool.join(format!("job-{index}")), "work").expect("spool file");
     }
     wait_ready_column(&server, "3/3", &log);
-    let replicas = server.kubectl_ok(&["get", "deployment", "worker", "-o", "jsonpath={.spec.replicas}"]);
+    let replicas = server.kubectl_ok(&[
+        "get",
+        "deployment",
+        "worker",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas, "3", "12 files at target 5 need 3 replicas");
+    // ebb writes events.k8s.io/v1 Events; kubectl reads them through the core v1 view.
+    let events = server.kubectl_ok(&["get", "events"]);
+    assert!(
+        events.lines().any(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            cells.get(2) == Some(&"Scaled") && cells.get(3) == Some(&"scaledobject/worker")
+        }),
+        "{events}"
+    );
     let so = server.kubectl_ok(&["get", "scaledobject", "worker"]);
-    assert!(so.lines().nth(1).is_some_and(|row| row.contains("worker")), "{so}");
+    assert!(
+        so.lines().nth(1).is_some_and(|row| row.contains("worker")),
+        "{so}"
+    );
 
     for index in 0..12 {
         std::fs::remove_file(spool.join(format!("job-{index}"))).expect("remove spool file");

@@ -5,10 +5,9 @@
 //! collection behave as on a real API server.
 
 mod real_clients;
-#[allow(dead_code)]
 mod support;
 
-use real_clients::{FakeApiProcess, text};
+use real_clients::{FakeApiProcess, table_cells, text};
 
 fn with_crds() -> FakeApiProcess {
     let server = FakeApiProcess::start();
@@ -32,7 +31,10 @@ fn install_crds(server: &FakeApiProcess) {
 fn crds_apply_become_established_and_are_served_with_discovery_and_openapi() {
     let server = FakeApiProcess::start();
     let before = server.kubectl(&["get", "scaledobjects"]);
-    assert!(!before.status.success(), "no ScaledObject type before the CRD");
+    assert!(
+        !before.status.success(),
+        "no ScaledObject type before the CRD"
+    );
     assert!(
         text(&before).contains("the server doesn't have a resource type \"scaledobjects\""),
         "{}",
@@ -54,7 +56,10 @@ fn crds_apply_become_established_and_are_served_with_discovery_and_openapi() {
         "scalerauthentications.ebb.dev",
         "clusterscalerauthentications.ebb.dev",
     ] {
-        assert!(resources.lines().any(|l| l == name), "{name} in {resources}");
+        assert!(
+            resources.lines().any(|l| l == name),
+            "{name} in {resources}"
+        );
     }
     // The short name from the CRD works, and explain reads the schema from /openapi/v3.
     server.kubectl_ok(&["get", "eso", "-A"]);
@@ -66,22 +71,40 @@ fn crds_apply_become_established_and_are_served_with_discovery_and_openapi() {
 fn deploy_and_the_demo_apply_and_get_shows_printer_columns_and_defaults() {
     let server = with_crds();
     let applied = server.kubectl_ok(&["apply", "-k", "deploy/"]);
-    assert!(applied.contains("deployment.apps/ebb-controller created"), "{applied}");
-    assert!(applied.contains("clusterrole.rbac.authorization.k8s.io/ebb-controller created"), "{applied}");
+    assert!(
+        applied.contains("deployment.apps/ebb-controller created"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("clusterrole.rbac.authorization.k8s.io/ebb-controller created"),
+        "{applied}"
+    );
     let demo = server.kubectl_ok(&["apply", "-k", "deploy/examples/rabbitmq-consumer"]);
-    assert!(demo.contains("scaledobject.ebb.dev/rabbitmq-consumer created"), "{demo}");
+    assert!(
+        demo.contains("scaledobject.ebb.dev/rabbitmq-consumer created"),
+        "{demo}"
+    );
     // Applying again changes nothing: kubectl's three-way patch against the fake is a no-op.
     let again = server.kubectl_ok(&["apply", "-k", "deploy/examples/rabbitmq-consumer"]);
-    assert!(again.contains("scaledobject.ebb.dev/rabbitmq-consumer unchanged"), "{again}");
+    assert!(
+        again.contains("scaledobject.ebb.dev/rabbitmq-consumer unchanged"),
+        "{again}"
+    );
     let table = server.kubectl_ok(&["get", "scaledobjects", "-n", "ebb-demo"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    let header = table_cells(&table, 0);
     assert_eq!(
         header,
-        ["NAME", "TARGET", "MIN", "MAX", "REPLICAS", "READY", "ACTIVE", "AGE"],
+        [
+            "NAME", "TARGET", "MIN", "MAX", "REPLICAS", "READY", "ACTIVE", "AGE"
+        ],
         "{table}"
     );
-    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row[..4], ["rabbitmq-consumer", "rabbitmq-consumer", "0", "30"], "{table}");
+    let row = table_cells(&table, 1);
+    assert_eq!(
+        row[..4],
+        ["rabbitmq-consumer", "rabbitmq-consumer", "0", "30"],
+        "{table}"
+    );
     // The schema's defaults were applied to what the manifest left out.
     let defaulted = server.kubectl_ok(&[
         "get",
@@ -92,8 +115,14 @@ fn deploy_and_the_demo_apply_and_get_shows_printer_columns_and_defaults() {
         "-o",
         "jsonpath={.spec.initialCooldownPeriod}/{.spec.fallback}/{.spec.pollingInterval}",
     ]);
-    assert!(defaulted.starts_with("0/"), "initialCooldownPeriod defaults to 0: {defaulted}");
-    assert!(defaulted.ends_with("/5"), "the manifest's pollingInterval stays: {defaulted}");
+    assert!(
+        defaulted.starts_with("0/"),
+        "initialCooldownPeriod defaults to 0: {defaulted}"
+    );
+    assert!(
+        defaulted.ends_with("/5"),
+        "the manifest's pollingInterval stays: {defaulted}"
+    );
     let deployments = server.kubectl_ok(&["get", "deployments", "-n", "ebb-system"]);
     assert!(deployments.starts_with("NAME"), "{deployments}");
     assert!(deployments.contains("ebb-controller"), "{deployments}");
@@ -116,7 +145,10 @@ fn strict_validation_refuses_typos_and_the_schema_refuses_wrong_types() {
     };
     let typo = manifest("typo", "  minReplicas: 1\n");
     let refused = server.kubectl(&["apply", "-f", &typo]);
-    assert!(!refused.status.success(), "a typo is refused under kubectl's strict default");
+    assert!(
+        !refused.status.success(),
+        "a typo is refused under kubectl's strict default"
+    );
     assert!(
         text(&refused).contains(
             "ScaledObject in version \"v1alpha1\" cannot be handled as a ScaledObject: strict decoding error: unknown field \"spec.minReplicas\""
@@ -125,7 +157,11 @@ fn strict_validation_refuses_typos_and_the_schema_refuses_wrong_types() {
         text(&refused)
     );
     let missing = server.kubectl(&["get", "scaledobject", "typo", "-n", "apps"]);
-    assert!(text(&missing).contains("NotFound"), "nothing was stored: {}", text(&missing));
+    assert!(
+        text(&missing).contains("NotFound"),
+        "nothing was stored: {}",
+        text(&missing)
+    );
 
     let thirty = manifest("thirty", "  maxReplicaCount: thirty\n");
     let invalid = server.kubectl(&["apply", "-f", &thirty]);
@@ -150,49 +186,99 @@ fn strict_validation_refuses_typos_and_the_schema_refuses_wrong_types() {
     let warned = server.kubectl(&["apply", "--validate=warn", "-f", &typo]);
     assert!(warned.status.success(), "{}", text(&warned));
     assert!(
-        String::from_utf8_lossy(&warned.stderr).contains("Warning: unknown field \"spec.minReplicas\""),
+        String::from_utf8_lossy(&warned.stderr)
+            .contains("Warning: unknown field \"spec.minReplicas\""),
         "{}",
         text(&warned)
     );
     let stored = server.kubectl_ok(&["get", "scaledobject", "typo", "-n", "apps", "-o", "json"]);
     let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
-    assert!(stored["spec"].get("minReplicas").is_none(), "pruned: {stored}");
-    assert_eq!(stored["spec"]["maxReplicaCount"], 100, "defaulted: {stored}");
+    assert!(
+        stored["spec"].get("minReplicas").is_none(),
+        "pruned: {stored}"
+    );
+    assert_eq!(
+        stored["spec"]["maxReplicaCount"], 100,
+        "defaulted: {stored}"
+    );
     let quiet = manifest("quiet", "  minReplicas: 1\n");
     let ignored = server.kubectl(&["apply", "--validate=false", "-f", &quiet]);
     assert!(ignored.status.success(), "{}", text(&ignored));
-    assert!(!String::from_utf8_lossy(&ignored.stderr).contains("Warning"), "{}", text(&ignored));
+    assert!(
+        !String::from_utf8_lossy(&ignored.stderr).contains("Warning"),
+        "{}",
+        text(&ignored)
+    );
 }
 
 #[test]
 fn deployments_create_wait_scale_and_select_by_label() {
     let server = FakeApiProcess::start();
-    server.kubectl_ok(&["create", "deployment", "web", "--image=busybox", "--replicas=2"]);
+    server.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
     server.kubectl_ok(&["create", "deployment", "api", "--image=busybox"]);
-    server.kubectl_ok(&["wait", "--for=condition=Available", "--timeout=20s", "deployment/web"]);
+    server.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "--timeout=20s",
+        "deployment/web",
+    ]);
     let scaled = server.kubectl_ok(&["scale", "deployment", "web", "--replicas=4"]);
     assert!(scaled.contains("deployment.apps/web scaled"), "{scaled}");
     let table = server.kubectl_ok(&["get", "deployment", "web"]);
-    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    let row = table_cells(&table, 1);
     assert_eq!(row[..4], ["web", "4/4", "4", "4"], "{table}");
-    let generation = server.kubectl_ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.generation}"]);
+    let generation = server.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.generation}",
+    ]);
     assert_eq!(generation, "2", "the scale changed the spec once");
     let selected = server.kubectl_ok(&["get", "deployments", "-l", "app=api", "-o", "name"]);
     assert_eq!(selected.trim(), "deployment.apps/api");
     let by_field = server.kubectl_ok(&[
-        "get", "deployments", "--field-selector", "metadata.name=web", "-o", "name",
+        "get",
+        "deployments",
+        "--field-selector",
+        "metadata.name=web",
+        "-o",
+        "name",
     ]);
     assert_eq!(by_field.trim(), "deployment.apps/web");
     // A namespace that does not exist is refused, as on a cluster.
-    let nowhere = server.kubectl(&["create", "deployment", "x", "--image=busybox", "-n", "nowhere"]);
-    assert!(text(&nowhere).contains("namespaces \"nowhere\" not found"), "{}", text(&nowhere));
+    let nowhere = server.kubectl(&[
+        "create",
+        "deployment",
+        "x",
+        "--image=busybox",
+        "-n",
+        "nowhere",
+    ]);
+    assert!(
+        text(&nowhere).contains("namespaces \"nowhere\" not found"),
+        "{}",
+        text(&nowhere)
+    );
 }
 
 #[test]
 fn delete_waits_for_finalizers_and_collects_dependents() {
     let server = FakeApiProcess::start();
     server.kubectl_ok(&["create", "deployment", "owner", "--image=busybox"]);
-    let uid = server.kubectl_ok(&["get", "deployment", "owner", "-o", "jsonpath={.metadata.uid}"]);
+    let uid = server.kubectl_ok(&[
+        "get",
+        "deployment",
+        "owner",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
     let dependent = server.dir().join("dependent.yaml");
     std::fs::write(
         &dependent,
@@ -203,11 +289,32 @@ fn delete_waits_for_finalizers_and_collects_dependents() {
     .expect("write manifest");
     server.kubectl_ok(&["apply", "-f", &dependent.to_string_lossy()]);
     server.kubectl_ok(&["delete", "deployment", "owner"]);
-    server.kubectl_ok(&["wait", "--for=delete", "--timeout=20s", "configmap/dependent"]);
+    server.kubectl_ok(&[
+        "wait",
+        "--for=delete",
+        "--timeout=20s",
+        "configmap/dependent",
+    ]);
 
     server.kubectl_ok(&["delete", "configmap", "held", "--wait=false"]);
-    let pending = server.kubectl_ok(&["get", "configmap", "held", "-o", "jsonpath={.metadata.deletionTimestamp}"]);
-    assert!(!pending.is_empty(), "a finalizer holds the object, marked for deletion");
-    server.kubectl_ok(&["patch", "configmap", "held", "--type=merge", "-p", "{\"metadata\":{\"finalizers\":null}}"]);
+    let pending = server.kubectl_ok(&[
+        "get",
+        "configmap",
+        "held",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
+    assert!(
+        !pending.is_empty(),
+        "a finalizer holds the object, marked for deletion"
+    );
+    server.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "--type=merge",
+        "-p",
+        "{\"metadata\":{\"finalizers\":null}}",
+    ]);
     server.kubectl_ok(&["wait", "--for=delete", "--timeout=20s", "configmap/held"]);
 }

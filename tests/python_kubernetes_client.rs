@@ -3,7 +3,6 @@
 //! (`tests/python/watch_scaledobjects.py`).
 
 mod real_clients;
-#[allow(dead_code)]
 mod support;
 
 use real_clients::{FakeApiProcess, require_python_module, text};
@@ -13,10 +12,18 @@ fn python_client_watches_status_changes_and_gets_gone_after_compaction() {
     require_python_module("kubernetes");
     let server = FakeApiProcess::start();
     server.kubectl_ok(&["apply", "-k", "deploy/crds"]);
-    server.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=20s", "crd/scaledobjects.ebb.dev"]);
+    server.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=20s",
+        "crd/scaledobjects.ebb.dev",
+    ]);
     let output = server.python("watch_scaledobjects.py", &[]);
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    assert!(report.contains("OK watch saw MODIFIED with status.currentReplicas=3"), "{report}");
+    assert!(
+        report.contains("OK watch saw MODIFIED with status.currentReplicas=3"),
+        "{report}"
+    );
     assert!(report.contains(": 410 "), "{report}");
 }

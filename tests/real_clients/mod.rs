@@ -39,12 +39,16 @@ impl FakeApiProcess {
             .spawn()
             .expect("spawn ebb-fake-apiserver");
         let mut server = Self { child, dir };
-        support::wait_for("the fake API server's kubeconfig", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("ebb-fake-apiserver exited with {status}");
-            }
-            kubeconfig.exists()
-        });
+        support::wait_for(
+            "the fake API server's kubeconfig",
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    panic!("ebb-fake-apiserver exited with {status}");
+                }
+                kubeconfig.exists()
+            },
+        );
         server
     }
 
@@ -138,4 +142,14 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// The cells of line `index` (0 is the header) of a `kubectl get` table.
+pub fn table_cells(table: &str, index: usize) -> Vec<&str> {
+    table
+        .lines()
+        .nth(index)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
 }

@@ -136,7 +136,10 @@ pub fn validate(crd: &Value) -> Vec<String> {
         .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
         .count();
     if storage != 1 {
-        errors.push("spec.versions: Invalid value: must have exactly one version marked as storage version".into());
+        errors.push(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version"
+                .into(),
+        );
     }
     for (index, version) in versions.iter().enumerate() {
         if version.pointer("/schema/openAPIV3Schema").is_none() {

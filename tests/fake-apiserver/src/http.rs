@@ -15,7 +15,7 @@ use crate::patch::PatchKind;
 use crate::resources::{self, Route};
 use crate::select::Selectors;
 use crate::store::{ApiError, FieldValidation, Key, Store};
-use crate::{RecordedRequest, Shared, openapi, table, watch};
+use crate::{RecordedRequest, Shared, events, openapi, table, watch};
 
 /// What a handler needs to know about one request.
 struct Request<'a> {
@@ -30,7 +30,9 @@ struct Request<'a> {
 
 impl Request<'_> {
     fn flag(&self, name: &str) -> bool {
-        self.query.get(name).is_some_and(|v| v == "true" || v == "1")
+        self.query
+            .get(name)
+            .is_some_and(|v| v == "true" || v == "1")
     }
 
     /// The body as JSON, or as YAML for the YAML content types (server-side apply).
@@ -133,12 +135,19 @@ pub(crate) async fn handle(
         }
     };
     if shared.log_requests {
+        let warnings: Vec<&str> = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         eprintln!(
-            "{method} {} {} accept={} -> {}",
+            "{method} {} {} accept={} -> {} {}",
             uri,
             content_type.as_deref().unwrap_or("-"),
             accept.as_deref().unwrap_or("-"),
-            response.status().as_u16()
+            response.status().as_u16(),
+            warnings.join("; ")
         );
     }
     shared
@@ -168,7 +177,10 @@ fn fixed_paths(shared: &Arc<Shared>, request: &Request) -> Option<Response> {
         "/ebb-fake/compact" if *request.method == Method::POST => {
             let mut store = shared.lock();
             store.compacted_below = store.resource_version;
-            return Some(json_response(200, &json!({"compactedBelow": store.compacted_below})));
+            return Some(json_response(
+                200,
+                &json!({"compactedBelow": store.compacted_below}),
+            ));
         }
         "/openapi/v2" => {
             // Only JSON is offered; a client asking for protobuf alone is told so.
@@ -244,7 +256,8 @@ fn dispatch(shared: &Arc<Shared>, request: &Request) -> Response {
     let result = {
         let mut store = shared.lock();
         let dry_run = request.query.get("dryRun").is_some_and(|d| d == "All");
-        let validation = FieldValidation::parse(request.query.get("fieldValidation").map(String::as_str));
+        let validation =
+            FieldValidation::parse(request.query.get("fieldValidation").map(String::as_str));
         let result = match validation {
             Err(error) => Err(error),
             Ok(validation) if dry_run => {
@@ -253,7 +266,14 @@ fn dispatch(shared: &Arc<Shared>, request: &Request) -> Response {
                 scratch.field_validation = Some(validation);
                 scratch.field_manager = request.query.get("fieldManager").cloned();
                 scratch.force = request.flag("force");
-                let result = operate(&mut scratch, request, type_index, namespace.as_deref(), name, subresource.as_deref());
+                let result = operate(
+                    &mut scratch,
+                    request,
+                    type_index,
+                    namespace.as_deref(),
+                    name,
+                    subresource.as_deref(),
+                );
                 warnings = scratch.warnings;
                 result
             }
@@ -261,7 +281,14 @@ fn dispatch(shared: &Arc<Shared>, request: &Request) -> Response {
                 store.field_validation = Some(validation);
                 store.field_manager = request.query.get("fieldManager").cloned();
                 store.force = request.flag("force");
-                let result = operate(&mut store, request, type_index, namespace.as_deref(), name, subresource.as_deref());
+                let result = operate(
+                    &mut store,
+                    request,
+                    type_index,
+                    namespace.as_deref(),
+                    name,
+                    subresource.as_deref(),
+                );
                 store.field_validation = None;
                 store.field_manager = None;
                 store.force = false;
@@ -275,7 +302,11 @@ fn dispatch(shared: &Arc<Shared>, request: &Request) -> Response {
         result
     };
     let mut response = match result {
-        Ok((code, value)) if table::wants_table(request.accept) && *request.method == Method::GET && value.get("kind").and_then(Value::as_str) != Some("Scale") => {
+        Ok((code, value))
+            if table::wants_table(request.accept)
+                && *request.method == Method::GET
+                && value.get("kind").and_then(Value::as_str) != Some("Scale") =>
+        {
             let store = shared.lock();
             let ty = &store.types[type_index];
             let items = match value.get("items").and_then(Value::as_array) {
@@ -431,11 +462,24 @@ fn list(
         query.get("fieldSelector").map(String::as_str),
     )?;
     let ty = &store.types[type_index];
-    let items: Vec<Value> = store
-        .list(type_index, namespace)
-        .into_iter()
-        .filter(|o| selectors.matches(o))
-        .collect();
+    let mut items: Vec<Value> = store.list(type_index, namespace);
+    if events::is_event(ty) {
+        // The other Event view's objects are the same resource.
+        for (other, _) in store
+            .types
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| *i != type_index && events::is_event(t))
+        {
+            items.extend(
+                store
+                    .list(other, namespace)
+                    .iter()
+                    .map(|e| events::convert(e, ty)),
+            );
+        }
+    }
+    let items: Vec<Value> = items.into_iter().filter(|o| selectors.matches(o)).collect();
     // A continue token is "offset:resourceVersion"; the list answers at the version of its
     // first page, as the real server does.
     let (offset, version) = match query.get("continue").filter(|c| !c.is_empty()) {

@@ -14,6 +14,7 @@
 //! Deployment controller would.
 
 mod crd;
+mod events;
 mod http;
 mod kubeconfig;
 mod openapi;
@@ -375,4 +376,3 @@ impl FakeApiServer {
             .push(failure);
     }
 }
-

@@ -32,16 +32,16 @@ async fn main() -> anyhow::Result<()> {
     let config = ebb_fake_apiserver::kubeconfig(&format!("http://{address}"));
     // Write to a temporary name and rename, so a reader never sees half a file.
     let partial = args.kubeconfig.with_extension("partial");
-    std::fs::write(&partial, config)
-        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::write(&partial, config).with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, &args.kubeconfig)
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
     eprintln!("ebb-fake-apiserver listening on http://{address}");
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -31,58 +31,141 @@ use Kind::*;
 fn fields(message: &str) -> &'static [(u64, &'static str, Kind)] {
     match message {
         "ObjectMeta" => &[
-            (1, "name", Str), (2, "generateName", Str), (3, "namespace", Str),
-            (5, "uid", Str), (6, "resourceVersion", Str), (7, "generation", Int),
-            (8, "creationTimestamp", Time), (9, "deletionTimestamp", Time),
-            (10, "deletionGracePeriodSeconds", Int), (11, "labels", MapStr),
-            (12, "annotations", MapStr), (13, "ownerReferences", RepMsg("OwnerReference")),
+            (1, "name", Str),
+            (2, "generateName", Str),
+            (3, "namespace", Str),
+            (5, "uid", Str),
+            (6, "resourceVersion", Str),
+            (7, "generation", Int),
+            (8, "creationTimestamp", Time),
+            (9, "deletionTimestamp", Time),
+            (10, "deletionGracePeriodSeconds", Int),
+            (11, "labels", MapStr),
+            (12, "annotations", MapStr),
+            (13, "ownerReferences", RepMsg("OwnerReference")),
             (14, "finalizers", RepStr),
         ],
         "OwnerReference" => &[
-            (1, "kind", Str), (3, "name", Str), (4, "uid", Str), (5, "apiVersion", Str),
-            (6, "controller", Bool), (7, "blockOwnerDeletion", Bool),
+            (1, "kind", Str),
+            (3, "name", Str),
+            (4, "uid", Str),
+            (5, "apiVersion", Str),
+            (6, "controller", Bool),
+            (7, "blockOwnerDeletion", Bool),
         ],
-        "Namespace" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("NamespaceSpec")), (3, "status", Msg("NamespaceStatus"))],
+        "Namespace" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("NamespaceSpec")),
+            (3, "status", Msg("NamespaceStatus")),
+        ],
         "NamespaceSpec" => &[(1, "finalizers", RepStr)],
         "NamespaceStatus" => &[(1, "phase", Str)],
-        "Secret" => &[(1, "metadata", Msg("ObjectMeta")), (2, "data", MapBytes), (3, "type", Str), (4, "stringData", MapStr), (5, "immutable", Bool)],
-        "ConfigMap" => &[(1, "metadata", Msg("ObjectMeta")), (2, "data", MapStr), (3, "binaryData", MapBytes), (4, "immutable", Bool)],
-        "ServiceAccount" => &[(1, "metadata", Msg("ObjectMeta")), (4, "automountServiceAccountToken", Bool)],
-        "Deployment" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("DeploymentSpec")), (3, "status", Msg("DeploymentStatus"))],
+        "Secret" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "data", MapBytes),
+            (3, "type", Str),
+            (4, "stringData", MapStr),
+            (5, "immutable", Bool),
+        ],
+        "ConfigMap" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "data", MapStr),
+            (3, "binaryData", MapBytes),
+            (4, "immutable", Bool),
+        ],
+        "ServiceAccount" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (4, "automountServiceAccountToken", Bool),
+        ],
+        "Deployment" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("DeploymentSpec")),
+            (3, "status", Msg("DeploymentStatus")),
+        ],
         "DeploymentSpec" => &[
-            (1, "replicas", Int), (2, "selector", Msg("LabelSelector")),
-            (3, "template", Msg("PodTemplateSpec")), (4, "strategy", Msg("DeploymentStrategy")),
-            (5, "minReadySeconds", Int), (6, "revisionHistoryLimit", Int), (7, "paused", Bool),
+            (1, "replicas", Int),
+            (2, "selector", Msg("LabelSelector")),
+            (3, "template", Msg("PodTemplateSpec")),
+            (4, "strategy", Msg("DeploymentStrategy")),
+            (5, "minReadySeconds", Int),
+            (6, "revisionHistoryLimit", Int),
+            (7, "paused", Bool),
             (9, "progressDeadlineSeconds", Int),
         ],
-        "DeploymentStrategy" => &[(1, "type", Str), (2, "rollingUpdate", Msg("RollingUpdateDeployment"))],
-        "RollingUpdateDeployment" => &[(1, "maxUnavailable", IntOrString), (2, "maxSurge", IntOrString)],
-        "DeploymentStatus" => &[
-            (1, "observedGeneration", Int), (2, "replicas", Int), (3, "updatedReplicas", Int),
-            (4, "availableReplicas", Int), (5, "unavailableReplicas", Int), (7, "readyReplicas", Int),
+        "DeploymentStrategy" => &[
+            (1, "type", Str),
+            (2, "rollingUpdate", Msg("RollingUpdateDeployment")),
         ],
-        "LabelSelector" => &[(1, "matchLabels", MapStr), (2, "matchExpressions", RepMsg("LabelSelectorRequirement"))],
-        "LabelSelectorRequirement" => &[(1, "key", Str), (2, "operator", Str), (3, "values", RepStr)],
-        "PodTemplateSpec" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("PodSpec"))],
+        "RollingUpdateDeployment" => &[
+            (1, "maxUnavailable", IntOrString),
+            (2, "maxSurge", IntOrString),
+        ],
+        "DeploymentStatus" => &[
+            (1, "observedGeneration", Int),
+            (2, "replicas", Int),
+            (3, "updatedReplicas", Int),
+            (4, "availableReplicas", Int),
+            (5, "unavailableReplicas", Int),
+            (7, "readyReplicas", Int),
+        ],
+        "LabelSelector" => &[
+            (1, "matchLabels", MapStr),
+            (2, "matchExpressions", RepMsg("LabelSelectorRequirement")),
+        ],
+        "LabelSelectorRequirement" => {
+            &[(1, "key", Str), (2, "operator", Str), (3, "values", RepStr)]
+        }
+        "PodTemplateSpec" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("PodSpec")),
+        ],
         "PodSpec" => &[
-            (2, "containers", RepMsg("Container")), (3, "restartPolicy", Str),
-            (4, "terminationGracePeriodSeconds", Int), (5, "activeDeadlineSeconds", Int),
-            (6, "dnsPolicy", Str), (7, "nodeSelector", MapStr), (8, "serviceAccountName", Str),
-            (10, "nodeName", Str), (11, "hostNetwork", Bool), (16, "hostname", Str),
-            (17, "subdomain", Str), (19, "schedulerName", Str),
-            (20, "initContainers", RepMsg("Container")), (21, "automountServiceAccountToken", Bool),
+            (2, "containers", RepMsg("Container")),
+            (3, "restartPolicy", Str),
+            (4, "terminationGracePeriodSeconds", Int),
+            (5, "activeDeadlineSeconds", Int),
+            (6, "dnsPolicy", Str),
+            (7, "nodeSelector", MapStr),
+            (8, "serviceAccountName", Str),
+            (10, "nodeName", Str),
+            (11, "hostNetwork", Bool),
+            (16, "hostname", Str),
+            (17, "subdomain", Str),
+            (19, "schedulerName", Str),
+            (20, "initContainers", RepMsg("Container")),
+            (21, "automountServiceAccountToken", Bool),
         ],
         "Container" => &[
-            (1, "name", Str), (2, "image", Str), (3, "command", RepStr), (4, "args", RepStr),
-            (5, "workingDir", Str), (6, "ports", RepMsg("ContainerPort")),
-            (7, "env", RepMsg("EnvVar")), (8, "resources", Msg("ResourceRequirements")),
-            (9, "volumeMounts", RepMsg("VolumeMount")), (13, "terminationMessagePath", Str),
-            (14, "imagePullPolicy", Str), (16, "stdin", Bool), (17, "stdinOnce", Bool),
-            (18, "tty", Bool), (20, "terminationMessagePolicy", Str),
+            (1, "name", Str),
+            (2, "image", Str),
+            (3, "command", RepStr),
+            (4, "args", RepStr),
+            (5, "workingDir", Str),
+            (6, "ports", RepMsg("ContainerPort")),
+            (7, "env", RepMsg("EnvVar")),
+            (8, "resources", Msg("ResourceRequirements")),
+            (9, "volumeMounts", RepMsg("VolumeMount")),
+            (13, "terminationMessagePath", Str),
+            (14, "imagePullPolicy", Str),
+            (16, "stdin", Bool),
+            (17, "stdinOnce", Bool),
+            (18, "tty", Bool),
+            (20, "terminationMessagePolicy", Str),
         ],
-        "ContainerPort" => &[(1, "name", Str), (2, "hostPort", Int), (3, "containerPort", Int), (4, "protocol", Str), (5, "hostIP", Str)],
+        "ContainerPort" => &[
+            (1, "name", Str),
+            (2, "hostPort", Int),
+            (3, "containerPort", Int),
+            (4, "protocol", Str),
+            (5, "hostIP", Str),
+        ],
         "EnvVar" => &[(1, "name", Str), (2, "value", Str)],
-        "VolumeMount" => &[(1, "name", Str), (2, "readOnly", Bool), (3, "mountPath", Str), (4, "subPath", Str)],
+        "VolumeMount" => &[
+            (1, "name", Str),
+            (2, "readOnly", Bool),
+            (3, "mountPath", Str),
+            (4, "subPath", Str),
+        ],
         "ResourceRequirements" => &[(1, "limits", MapQuantity), (2, "requests", MapQuantity)],
         _ => &[],
     }
@@ -162,7 +245,8 @@ fn time(bytes: &[u8]) -> Result<Value, String> {
     if seconds == 0 {
         return Ok(Value::Null);
     }
-    let timestamp = k8s_openapi::jiff::Timestamp::from_second(seconds).map_err(|e| e.to_string())?;
+    let timestamp =
+        k8s_openapi::jiff::Timestamp::from_second(seconds).map_err(|e| e.to_string())?;
     Ok(json!(timestamp.to_string()))
 }
 
@@ -177,7 +261,11 @@ fn int_or_string(bytes: &[u8]) -> Result<Value, String> {
             _ => {}
         }
     }
-    Ok(if kind == 1 { json!(string) } else { json!(number as i32) })
+    Ok(if kind == 1 {
+        json!(string)
+    } else {
+        json!(number as i32)
+    })
 }
 
 fn message(name: &str, bytes: &[u8]) -> Result<Value, String> {
@@ -208,7 +296,8 @@ fn message(name: &str, bytes: &[u8]) -> Result<Value, String> {
             (MapStr | MapBytes | MapQuantity, Err(bytes)) => {
                 let (key, value) = entry(bytes)?;
                 let value = match kind {
-                    MapBytes => serde_json::to_value(k8s_openapi::ByteString(value.to_vec())).map_err(|e| e.to_string())?,
+                    MapBytes => serde_json::to_value(k8s_openapi::ByteString(value.to_vec()))
+                        .map_err(|e| e.to_string())?,
                     MapQuantity => {
                         let (_, quantity) = entry(value)?;
                         json!(text(quantity)?)
@@ -261,7 +350,9 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         }
     }
     if fields(&kind).is_empty() {
-        return Err(format!("the fake API server cannot read {kind} in protobuf; send JSON"));
+        return Err(format!(
+            "the fake API server cannot read {kind} in protobuf; send JSON"
+        ));
     }
     let mut object = message(&kind, raw)?;
     object["apiVersion"] = json!(api_version);

@@ -39,7 +39,9 @@ pub struct Outcome {
 pub fn at_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
     let mut current = object;
     for part in path.split('.') {
-        let (field, indices) = part.split_once('[').map_or((part, ""), |(f, rest)| (f, rest));
+        let (field, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(f, rest)| (f, rest));
         if !field.is_empty() {
             current = current.get(field)?;
         }
@@ -204,9 +206,7 @@ fn type_matches(expected: &str, value: &Value, int_or_string: bool) -> bool {
     }
     match expected {
         "number" => matches!(actual, "integer" | "number"),
-        "integer" => {
-            actual == "integer" || value.as_f64().is_some_and(|n| n.fract() == 0.0)
-        }
+        "integer" => actual == "integer" || value.as_f64().is_some_and(|n| n.fract() == 0.0),
         other => other == actual,
     }
 }
@@ -255,15 +255,35 @@ fn validate(schema: &Value, value: &Value, path: &str, outcome: &mut Outcome) {
         if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64) {
             let exclusive = flag(schema, "exclusiveMinimum");
             if number < minimum || (exclusive && number == minimum) {
-                let relation = if exclusive { "greater than" } else { "greater than or equal to" };
-                invalid(outcome, format!("{path} in body should be {relation} {}", number_text(minimum)));
+                let relation = if exclusive {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
+                invalid(
+                    outcome,
+                    format!(
+                        "{path} in body should be {relation} {}",
+                        number_text(minimum)
+                    ),
+                );
             }
         }
         if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64) {
             let exclusive = flag(schema, "exclusiveMaximum");
             if number > maximum || (exclusive && number == maximum) {
-                let relation = if exclusive { "less than" } else { "less than or equal to" };
-                invalid(outcome, format!("{path} in body should be {relation} {}", number_text(maximum)));
+                let relation = if exclusive {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                invalid(
+                    outcome,
+                    format!(
+                        "{path} in body should be {relation} {}",
+                        number_text(maximum)
+                    ),
+                );
             }
         }
     }
@@ -271,7 +291,10 @@ fn validate(schema: &Value, value: &Value, path: &str, outcome: &mut Outcome) {
     if let Some(text) = value.as_str() {
         let length = text.chars().count() as u64;
         if let Some(min) = bound("minLength").filter(|min| length < *min) {
-            invalid(outcome, format!("{path} in body should be at least {min} chars long"));
+            invalid(
+                outcome,
+                format!("{path} in body should be at least {min} chars long"),
+            );
         }
         if let Some(max) = bound("maxLength").filter(|max| length > *max) {
             outcome.errors.push(FieldError {
@@ -284,7 +307,10 @@ fn validate(schema: &Value, value: &Value, path: &str, outcome: &mut Outcome) {
     if let Some(items) = value.as_array() {
         let count = items.len() as u64;
         if let Some(min) = bound("minItems").filter(|min| count < *min) {
-            invalid(outcome, format!("{path} in body should have at least {min} items"));
+            invalid(
+                outcome,
+                format!("{path} in body should have at least {min} items"),
+            );
         }
         if let Some(max) = bound("maxItems").filter(|max| count > *max) {
             outcome.errors.push(FieldError {
@@ -297,10 +323,16 @@ fn validate(schema: &Value, value: &Value, path: &str, outcome: &mut Outcome) {
     if let Some(fields) = value.as_object() {
         let count = fields.len() as u64;
         if let Some(min) = bound("minProperties").filter(|min| count < *min) {
-            invalid(outcome, format!("{path} in body should have at least {min} properties"));
+            invalid(
+                outcome,
+                format!("{path} in body should have at least {min} properties"),
+            );
         }
         if let Some(max) = bound("maxProperties").filter(|max| count > *max) {
-            invalid(outcome, format!("{path} in body should have at most {max} properties"));
+            invalid(
+                outcome,
+                format!("{path} in body should have at most {max} properties"),
+            );
         }
     }
 }
@@ -329,7 +361,10 @@ mod tests {
             "spec": {"target": "t", "typo": 1, "free": {"any": 1}, "labels": {"a": "b"}, "opt": null},
             "extra": true});
         let outcome = apply(&schema(), &mut object);
-        assert_eq!(outcome.unknown, vec!["extra".to_string(), "spec.typo".to_string()]);
+        assert_eq!(
+            outcome.unknown,
+            vec!["extra".to_string(), "spec.typo".to_string()]
+        );
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(object["spec"]["max"], json!(5));
         assert_eq!(object["spec"]["free"], json!({"any": 1}));
@@ -347,11 +382,22 @@ mod tests {
             .collect();
         assert!(rendered.contains(&"spec.target: Required value".to_string()));
         assert!(rendered.contains(&"spec.max: Invalid value: \"string\": spec.max in body must be of type integer: \"string\"".to_string()));
-        assert!(rendered.contains(&"spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\"".to_string()));
+        assert!(rendered.contains(
+            &"spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\"".to_string()
+        ));
         let mut object = json!({"spec": {"target": "t", "max": 11}});
-        let rendered: Vec<String> =
-            apply(&schema(), &mut object).errors.iter().map(FieldError::render).collect();
-        assert_eq!(rendered, vec!["spec.max: Invalid value: 11: spec.max in body should be less than or equal to 10".to_string()]);
+        let rendered: Vec<String> = apply(&schema(), &mut object)
+            .errors
+            .iter()
+            .map(FieldError::render)
+            .collect();
+        assert_eq!(
+            rendered,
+            vec![
+                "spec.max: Invalid value: 11: spec.max in body should be less than or equal to 10"
+                    .to_string()
+            ]
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ pub fn apply(
     }
     let mut conflicts = Vec::new();
     for other in &mut others {
-        let owner = other.get("manager").and_then(Value::as_str).unwrap_or("").to_string();
+        let owner = other
+            .get("manager")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let owned = leaf_paths(other.get("fieldsV1").unwrap_or(&Value::Null));
         let clashing: Vec<&Path> = owned
             .iter()
@@ -187,7 +191,11 @@ fn set_of(paths: &[Path]) -> Value {
         for key in path {
             cursor = cursor
                 .as_object_mut()
-                .map(|fields| fields.entry(format!("f:{key}")).or_insert_with(|| json!({})))
+                .map(|fields| {
+                    fields
+                        .entry(format!("f:{key}"))
+                        .or_insert_with(|| json!({}))
+                })
                 .expect("FieldsV1 sets are objects");
         }
     }
@@ -209,15 +217,25 @@ mod tests {
     #[test]
     fn appliers_own_fields_conflict_and_drop_what_they_stop_applying() {
         let now = json!("2026-01-01T00:00:00Z");
-        let first = apply(&Value::Null, &config(1, Some("paused")), "helm", false, "apps/v1", &now)
-            .ok()
-            .expect("first apply");
+        let first = apply(
+            &Value::Null,
+            &config(1, Some("paused")),
+            "helm",
+            false,
+            "apps/v1",
+            &now,
+        )
+        .ok()
+        .expect("first apply");
         assert_eq!(first["metadata"]["managedFields"][0]["manager"], "helm");
         let clash = apply(&first, &config(2, None), "kubectl", false, "apps/v1", &now);
         let Err(Conflict(message)) = clash else {
             panic!("a different value for an owned field conflicts");
         };
-        assert_eq!(message, "Apply failed with 1 conflict: conflict with \"helm\": .spec.replicas");
+        assert_eq!(
+            message,
+            "Apply failed with 1 conflict: conflict with \"helm\": .spec.replicas"
+        );
         let forced = apply(&first, &config(2, None), "kubectl", true, "apps/v1", &now)
             .ok()
             .expect("forced apply");

@@ -291,7 +291,9 @@ impl Store {
             return Err(ApiError {
                 code: 409,
                 reason: "AlreadyExists",
-                message: format!("{} \"{name}\" already exists", ty.qualified_plural()), details: None, });
+                message: format!("{} \"{name}\" already exists", ty.qualified_plural()),
+                details: None,
+            });
         }
         self.uid_counter += 1;
         body["apiVersion"] = json!(ty.api_version());
@@ -320,7 +322,9 @@ impl Store {
                 .iter()
                 .position(|t| t.group.is_empty() && t.plural == "namespaces");
             if let Some(index) = namespaces
-                && !self.objects.contains_key(&(index, String::new(), namespace.clone()))
+                && !self
+                    .objects
+                    .contains_key(&(index, String::new(), namespace.clone()))
             {
                 return Err(ApiError::not_found("namespaces", &namespace));
             }
@@ -407,14 +411,20 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let manager = self.field_manager.as_deref().unwrap_or("unknown");
         let api_version = self.types[type_index].api_version();
-        ssa::apply(current, config, manager, self.force, &api_version, &now_timestamp()).map_err(
-            |ssa::Conflict(message)| ApiError {
-                code: 409,
-                reason: "Conflict",
-                message,
-                details: None,
-            },
+        ssa::apply(
+            current,
+            config,
+            manager,
+            self.force,
+            &api_version,
+            &now_timestamp(),
         )
+        .map_err(|ssa::Conflict(message)| ApiError {
+            code: 409,
+            reason: "Conflict",
+            message,
+            details: None,
+        })
     }
 
     /// Stores `proposed` over `current`, keeping what the server owns.
@@ -571,7 +581,10 @@ impl Store {
             .filter(|(_, o)| {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid)))
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid))
+                    })
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -635,12 +648,23 @@ impl Store {
         let errors: Vec<schema::FieldError> = outcome
             .errors
             .into_iter()
-            .filter(|e| old.is_none_or(|old| schema::at_path(old, &e.field) != schema::at_path(object, &e.field)))
+            .filter(|e| {
+                old.is_none_or(|old| {
+                    schema::at_path(old, &e.field) != schema::at_path(object, &e.field)
+                })
+            })
             .collect();
         if !errors.is_empty() {
-            let outcome = schema::Outcome { unknown: Vec::new(), errors };
+            let outcome = schema::Outcome {
+                unknown: Vec::new(),
+                errors,
+            };
             let name = meta_str(object, "name").unwrap_or_default().to_string();
-            let rendered = outcome.errors.iter().map(schema::FieldError::render).collect();
+            let rendered = outcome
+                .errors
+                .iter()
+                .map(schema::FieldError::render)
+                .collect();
             return Err(invalid_object(ty, &name, &outcome.errors, rendered));
         }
         Ok(())
@@ -669,9 +693,7 @@ impl Store {
                     && (t.plural == new.plural || t.kind == new.kind)
             })
         });
-        let conflict = conflict.map(|t| {
-            format!("{:?} is already in use", t.plural)
-        });
+        let conflict = conflict.map(|t| format!("{:?} is already in use", t.plural));
         if conflict.is_none() {
             for ty in self.types.iter_mut() {
                 if ty.crd.as_deref() == Some(key.2.as_str()) {
@@ -846,8 +868,16 @@ impl Store {
                            "lastUpdateTime": now, "lastTransitionTime": now})
                 };
                 next["status"]["conditions"] = json!([
-                    condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
-                    condition("Progressing", "NewReplicaSetAvailable", "ReplicaSet has successfully progressed."),
+                    condition(
+                        "Available",
+                        "MinimumReplicasAvailable",
+                        "Deployment has minimum availability."
+                    ),
+                    condition(
+                        "Progressing",
+                        "NewReplicaSetAvailable",
+                        "ReplicaSet has successfully progressed."
+                    ),
                 ]);
             }
         }
@@ -890,9 +920,7 @@ fn invalid_object(
     };
     let causes: Vec<Value> = errors
         .iter()
-        .map(|e| {
-            json!({"reason": e.reason, "message": e.detail, "field": e.field})
-        })
+        .map(|e| json!({"reason": e.reason, "message": e.detail, "field": e.field}))
         .collect();
     ApiError {
         code: 422,

@@ -9,9 +9,10 @@ use crate::resources::{PrinterColumn, ResourceType};
 /// Whether an `Accept` header asks for a Table.
 pub fn wants_table(accept: Option<&str>) -> bool {
     accept.is_some_and(|accept| {
-        accept.split(',').next().is_some_and(|first| {
-            first.contains("as=Table") && first.contains("g=meta.k8s.io")
-        })
+        accept
+            .split(',')
+            .next()
+            .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
     })
 }
 
@@ -39,16 +40,61 @@ fn columns(ty: &ResourceType) -> Vec<PrinterColumn> {
     );
     match (ty.group.as_str(), ty.kind.as_str()) {
         ("apps", "Deployment") => vec![
-            column("Ready", "string", "READY", "Number of the pod with ready state"),
-            column("Up-to-date", "integer", ".status.updatedReplicas", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            column("Available", "integer", ".status.availableReplicas", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            column(
+                "Ready",
+                "string",
+                "READY",
+                "Number of the pod with ready state",
+            ),
+            column(
+                "Up-to-date",
+                "integer",
+                ".status.updatedReplicas",
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ),
+            column(
+                "Available",
+                "integer",
+                ".status.availableReplicas",
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
             age,
         ],
         ("apps", "StatefulSet") => {
-            vec![column("Ready", "string", "READY", "Number of the pod with ready state"), age]
+            vec![
+                column(
+                    "Ready",
+                    "string",
+                    "READY",
+                    "Number of the pod with ready state",
+                ),
+                age,
+            ]
         }
+        ("", "Event") => vec![
+            column(
+                "Last Seen",
+                "date",
+                ".lastTimestamp",
+                "Time of the last occurrence",
+            ),
+            column("Type", "string", ".type", "Normal or Warning"),
+            column("Reason", "string", ".reason", "Why the event happened"),
+            column(
+                "Object",
+                "string",
+                "OBJECT",
+                "The object the event is about",
+            ),
+            column("Message", "string", ".message", "What happened"),
+        ],
         ("", "Namespace") => vec![
-            column("Status", "string", ".status.phase", "The status of the namespace"),
+            column(
+                "Status",
+                "string",
+                ".status.phase",
+                "The status of the namespace",
+            ),
             age,
         ],
         _ => vec![age],
@@ -56,10 +102,17 @@ fn columns(ty: &ResourceType) -> Vec<PrinterColumn> {
 }
 
 /// The Table for `objects` of `ty`; `include` is the `includeObject` query parameter.
-pub fn table(ty: &ResourceType, objects: &[Value], resource_version: &str, include: Option<&str>) -> Value {
+pub fn table(
+    ty: &ResourceType,
+    objects: &[Value],
+    resource_version: &str,
+    include: Option<&str>,
+) -> Value {
     let columns = columns(ty);
+    // The Event printer shows its name only with `-o wide`, as the real one does.
+    let name_priority = i64::from(ty.group.is_empty() && ty.kind == "Event");
     let mut definitions = vec![json!({
-        "name": "Name", "type": "string", "format": "name", "priority": 0,
+        "name": "Name", "type": "string", "format": "name", "priority": name_priority,
         "description": "Name must be unique within a namespace."
     })];
     definitions.extend(columns.iter().map(|c| {
@@ -69,7 +122,12 @@ pub fn table(ty: &ResourceType, objects: &[Value], resource_version: &str, inclu
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let mut cells = vec![object.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            let mut cells = vec![
+                object
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ];
             cells.extend(columns.iter().map(|c| cell(object, c)));
             let mut row = json!({"cells": cells});
             match include.unwrap_or("Metadata") {
@@ -93,11 +151,28 @@ pub fn table(ty: &ResourceType, objects: &[Value], resource_version: &str, inclu
 }
 
 fn cell(object: &Value, column: &PrinterColumn) -> Value {
+    if column.json_path == "OBJECT" {
+        let read = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let kind = read("/involvedObject/kind").to_lowercase();
+        return json!(format!("{kind}/{}", read("/involvedObject/name")));
+    }
     if column.json_path == "READY" {
         let read = |p: &str| object.pointer(p).and_then(Value::as_i64).unwrap_or(0);
-        return json!(format!("{}/{}", read("/status/readyReplicas"), read("/spec/replicas")));
+        return json!(format!(
+            "{}/{}",
+            read("/status/readyReplicas"),
+            read("/spec/replicas")
+        ));
     }
-    let found = evaluate(object, &column.json_path);
+    let mut found = evaluate(object, &column.json_path);
+    if found.is_empty() && column.json_path == ".lastTimestamp" {
+        found = evaluate(object, ".eventTime");
+    }
     let Some(first) = found.first() else {
         return Value::Null;
     };
@@ -193,7 +268,12 @@ fn select<'a>(value: &'a Value, selector: &str) -> Vec<&'a Value> {
     let expected = expected.trim().trim_matches('"').trim_matches('\'');
     items
         .iter()
-        .filter(|item| evaluate(item, &format!(".{}", key.trim())).first().and_then(|v| v.as_str()) == Some(expected))
+        .filter(|item| {
+            evaluate(item, &format!(".{}", key.trim()))
+                .first()
+                .and_then(|v| v.as_str())
+                == Some(expected)
+        })
         .collect()
 }
 
@@ -217,7 +297,9 @@ mod tests {
     fn ages_read_like_kubectl() {
         let ago = |seconds: i64| {
             let then = k8s_openapi::jiff::Timestamp::now().as_second() - seconds;
-            age(&k8s_openapi::jiff::Timestamp::from_second(then).unwrap().to_string())
+            age(&k8s_openapi::jiff::Timestamp::from_second(then)
+                .unwrap()
+                .to_string())
         };
         assert_eq!(ago(5), "5s");
         assert_eq!(ago(192), "3m12s");
