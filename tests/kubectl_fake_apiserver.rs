@@ -318,3 +318,120 @@ fn delete_waits_for_finalizers_and_collects_dependents() {
     ]);
     server.kubectl_ok(&["wait", "--for=delete", "--timeout=20s", "configmap/held"]);
 }
+
+#[test]
+fn the_binary_writes_a_kubeconfig_kubectl_accepts_and_stops_on_sigterm() {
+    let server = FakeApiProcess::start();
+    let version = server.kubectl_ok(&["version", "-o", "json"]);
+    let version: serde_json::Value = serde_json::from_str(&version).expect("JSON");
+    assert_eq!(version["serverVersion"]["minor"], "33", "{version}");
+    let namespaces = server.kubectl_ok(&["get", "namespaces", "-o", "name"]);
+    assert!(
+        namespaces.lines().any(|l| l == "namespace/default"),
+        "{namespaces}"
+    );
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM ends it cleanly: {status}");
+}
+
+const WORKER_POOL_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: workerpools.example.com
+spec:
+  group: example.com
+  names: {kind: WorkerPool, plural: workerpools, singular: workerpool}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas, labelSelectorPath: .status.selector}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              replicas: {type: integer, minimum: 0}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+              selector: {type: string}
+---
+apiVersion: example.com/v1
+kind: WorkerPool
+metadata:
+  name: pool
+spec:
+  replicas: 1
+";
+
+#[test]
+fn custom_resources_follow_the_status_and_scale_subresource_rules() {
+    let server = FakeApiProcess::start();
+    let manifest = server.dir().join("workerpool.yaml");
+    std::fs::write(&manifest, WORKER_POOL_CRD).expect("write manifest");
+    // The CR in the same file may come before its type is served; apply again after.
+    let _ = server.kubectl(&["apply", "-f", &manifest.to_string_lossy()]);
+    server.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=20s",
+        "crd/workerpools.example.com",
+    ]);
+    server.kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()]);
+    let read = |path: &str| {
+        server.kubectl_ok(&[
+            "get",
+            "workerpool",
+            "pool",
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+    };
+    assert_eq!(read("{.metadata.generation}"), "1");
+    server.kubectl_ok(&["scale", "workerpool", "pool", "--replicas=3"]);
+    assert_eq!(read("{.spec.replicas}/{.metadata.generation}"), "3/2");
+    // A status write changes status only: the spec in it is ignored, generation stays.
+    server.kubectl_ok(&[
+        "patch",
+        "workerpool",
+        "pool",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":3,"selector":"app=pool"},"spec":{"replicas":9}}"#,
+    ]);
+    assert_eq!(
+        read("{.spec.replicas}/{.status.replicas}/{.metadata.generation}"),
+        "3/3/2"
+    );
+    // A main-resource write ignores status.
+    server.kubectl_ok(&[
+        "patch",
+        "workerpool",
+        "pool",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":7},"spec":{"replicas":4}}"#,
+    ]);
+    assert_eq!(
+        read("{.spec.replicas}/{.status.replicas}/{.metadata.generation}"),
+        "4/3/3"
+    );
+    let scale = server.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/workerpools/pool/scale",
+    ]);
+    let scale: serde_json::Value = serde_json::from_str(&scale).expect("JSON");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 4);
+    assert_eq!(scale["status"]["replicas"], 3);
+    assert_eq!(scale["status"]["selector"], "app=pool");
+}

@@ -52,6 +52,23 @@ impl FakeApiProcess {
         server
     }
 
+    /// Sends SIGTERM and waits (up to 10 s) for the process to exit; its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let mut status = None;
+        support::wait_for(
+            "ebb-fake-apiserver to exit on SIGTERM",
+            Duration::from_secs(10),
+            || {
+                status = self.child.try_wait().ok().flatten();
+                status.is_some()
+            },
+        );
+        status.expect("exited")
+    }
+
     /// The kubeconfig file the server wrote.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")

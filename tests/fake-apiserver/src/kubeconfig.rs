@@ -25,3 +25,11 @@ users:
 "
     )
 }
+
+/// Writes [`kubeconfig`] for `url` to `path` through a temporary name and a rename, so a
+/// reader waiting for the file never sees half of it.
+pub fn write_kubeconfig(path: &std::path::Path, url: &str) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, kubeconfig(url))?;
+    std::fs::rename(&partial, path)
+}

@@ -37,7 +37,7 @@ use std::time::Duration;
 use axum::http::Method;
 use serde_json::{Value, json};
 
-pub use kubeconfig::kubeconfig;
+pub use kubeconfig::{kubeconfig, write_kubeconfig};
 pub use patch::PatchKind;
 pub use resources::{PrinterColumn, ResourceType, ScalePaths};
 pub use store::{ApiError, FieldValidation};

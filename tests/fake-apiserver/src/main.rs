@@ -29,11 +29,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let config = ebb_fake_apiserver::kubeconfig(&format!("http://{address}"));
-    // Write to a temporary name and rename, so a reader never sees half a file.
-    let partial = args.kubeconfig.with_extension("partial");
-    std::fs::write(&partial, config).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, &args.kubeconfig)
+    ebb_fake_apiserver::write_kubeconfig(&args.kubeconfig, &format!("http://{address}"))
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
     eprintln!("ebb-fake-apiserver listening on http://{address}");
     let shutdown = async {

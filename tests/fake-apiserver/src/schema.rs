@@ -70,20 +70,17 @@ fn flag(schema: &Value, name: &str) -> bool {
 pub fn apply(schema: &Value, object: &mut Value) -> Outcome {
     let mut outcome = Outcome::default();
     if let Value::Object(fields) = object {
-        let mut root = fields.clone();
-        for meta in ["apiVersion", "kind", "metadata"] {
-            root.remove(meta);
-        }
-        let mut body = Value::Object(root);
+        // The server's fields step aside while the rest is walked, then come back.
+        let server_fields: Vec<(String, Value)> = ["apiVersion", "kind", "metadata"]
+            .iter()
+            .filter_map(|name| fields.remove(*name).map(|value| (name.to_string(), value)))
+            .collect();
+        let mut body = Value::Object(std::mem::take(fields));
         walk(schema, &mut body, "", &mut outcome);
-        if let Value::Object(mut body) = body {
-            for meta in ["apiVersion", "kind", "metadata"] {
-                if let Some(value) = fields.get(meta) {
-                    body.insert(meta.to_string(), value.clone());
-                }
-            }
+        if let Value::Object(body) = body {
             *fields = body;
         }
+        fields.extend(server_fields);
     }
     outcome
 }
