@@ -259,7 +259,8 @@ impl FakeApiServer {
 
     /// Creates an object directly (test setup), as a POST would; `object` names its
     /// apiVersion, kind and namespace. Schemas are not checked, so undecodable objects can
-    /// be stored, as with an older CRD version or a schema that preserves unknown fields.
+    /// be stored, as with an older CRD version; unknown fields are pruned and defaults filled
+    /// in, as a client would read them from a real server.
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
         let api_version = object["apiVersion"]
             .as_str()
