@@ -66,6 +66,20 @@ start_python() {
     python3 -m venv .venv
     .venv/bin/pip install -q grpcio grpcio-tools grpcio-health-checking grpcio-reflection
   fi
+  # Real Kubernetes clients for the tests against the fake API server: the official Python
+  # client and Helm's own library (helm-python-sdk ships it; no helm binary needed).
+  if ! .venv/bin/python -c 'import kubernetes' 2>/dev/null; then
+    say "installing the kubernetes Python client into .venv"
+    .venv/bin/pip install -q kubernetes
+  fi
+  if ! .venv/bin/python -c 'import helm_python' 2>/dev/null; then
+    say "installing helm-python-sdk into .venv"
+    .venv/bin/pip install -q helm-python-sdk
+  fi
+  if ! command -v kubectl >/dev/null; then
+    say "installing kubectl"
+    apt_install kubectl || apt_install kubernetes-client
+  fi
 }
 
 # npm packages pinned by a package-lock.json: the buf CLI (tests/proto, for

@@ -7,8 +7,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
 
-use super::Shared;
-use super::select::Selectors;
+use crate::Shared;
+use crate::select::Selectors;
 
 /// What one watch request asked for.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::store::ApiError;
+use crate::store::ApiError;
 
 #[derive(Debug, Clone)]
 enum Requirement {

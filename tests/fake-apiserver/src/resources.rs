@@ -44,6 +44,37 @@ pub struct ResourceType {
     /// Simulate the workload's own controller: when desired replicas change, a second write
     /// sets the observed replicas to match, as the Deployment controller would.
     pub simulate_workload: bool,
+    /// The structural schema (`openAPIV3Schema`) objects are pruned, defaulted and validated
+    /// against; `None` for types the fake does not check.
+    pub schema: Option<std::sync::Arc<Value>>,
+    /// Columns `kubectl get` shows after Name (a CRD's `additionalPrinterColumns`).
+    pub printer_columns: Vec<PrinterColumn>,
+    /// Short names offered by discovery, e.g. `deploy`.
+    pub short_names: Vec<String>,
+    /// Categories offered by discovery, e.g. `all`.
+    pub categories: Vec<String>,
+    /// The CustomResourceDefinition that defines this type, if one does.
+    pub crd: Option<String>,
+    /// Whether the type is served; a deleted CRD's types stay in the table, unserved, so
+    /// type indices never shift.
+    pub served: bool,
+}
+
+/// One `additionalPrinterColumns` entry.
+#[derive(Debug, Clone)]
+pub struct PrinterColumn {
+    /// Column header.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` or `date`.
+    pub kind: String,
+    /// Optional format, e.g. `name`.
+    pub format: String,
+    /// JSONPath of the cell value.
+    pub json_path: String,
+    /// Description.
+    pub description: String,
+    /// 0 for the default view, higher for `-o wide`.
+    pub priority: i64,
 }
 
 impl ResourceType {
@@ -58,6 +89,28 @@ impl ResourceType {
             status_subresource: false,
             scale: None,
             simulate_workload: false,
+            schema: None,
+            printer_columns: Vec::new(),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            crd: None,
+            served: true,
+        }
+    }
+
+    /// A cluster-scoped type without subresources.
+    pub fn cluster(group: &str, version: &str, plural: &str, kind: &str) -> Self {
+        Self {
+            namespaced: false,
+            ..Self::new(group, version, plural, kind)
+        }
+    }
+
+    /// The same type with short names.
+    fn short(self, names: &[&str]) -> Self {
+        Self {
+            short_names: names.iter().map(|n| n.to_string()).collect(),
+            ..self
         }
     }
 
@@ -80,46 +133,64 @@ impl ResourceType {
     }
 
     /// The types a stock cluster with ebb's CRDs installed offers (the subset ebb touches).
+    /// The ebb types come from the CRDs in `deploy/crds`, schema and printer columns included.
     pub fn defaults() -> Vec<Self> {
+        let mut types: Vec<Self> = Self::builtins()
+            .into_iter()
+            .filter(|t| {
+                matches!(
+                    (t.group.as_str(), t.plural.as_str()),
+                    ("apps", "deployments" | "statefulsets")
+                        | ("", "secrets" | "configmaps" | "events")
+                        | ("events.k8s.io", "events")
+                        | ("coordination.k8s.io", "leases")
+                )
+            })
+            .collect();
+        for crd in crate::crd::ebb_crds() {
+            types.extend(crate::crd::types_of(&crd));
+        }
+        types
+    }
+
+    /// Every built-in type the fake serves: what ebb, `deploy/`, kubectl and Helm touch.
+    pub fn builtins() -> Vec<Self> {
         let workload = |plural: &str, kind: &str| Self {
             status_subresource: true,
             scale: Some(ScalePaths::workload()),
             simulate_workload: true,
+            categories: vec!["all".into()],
             ..Self::new("apps", "v1", plural, kind)
         };
         let with_status = |ty: Self| Self {
             status_subresource: true,
             ..ty
         };
+        let rbac = "rbac.authorization.k8s.io";
         vec![
-            workload("deployments", "Deployment"),
-            workload("statefulsets", "StatefulSet"),
+            workload("deployments", "Deployment").short(&["deploy"]),
+            workload("statefulsets", "StatefulSet").short(&["sts"]),
             Self::new("", "v1", "secrets", "Secret"),
-            Self::new("", "v1", "configmaps", "ConfigMap"),
-            Self::new("", "v1", "events", "Event"),
-            Self::new("events.k8s.io", "v1", "events", "Event"),
+            Self::new("", "v1", "configmaps", "ConfigMap").short(&["cm"]),
+            Self::new("", "v1", "events", "Event").short(&["ev"]),
+            Self::new("events.k8s.io", "v1", "events", "Event").short(&["ev"]),
             Self::new("coordination.k8s.io", "v1", "leases", "Lease"),
-            with_status(Self::new(
-                "ebb.dev",
-                "v1alpha1",
-                "scaledobjects",
-                "ScaledObject",
-            )),
-            Self::new(
-                "ebb.dev",
-                "v1alpha1",
-                "scalerauthentications",
-                "ScalerAuthentication",
-            ),
-            Self {
-                namespaced: false,
-                ..Self::new(
-                    "ebb.dev",
-                    "v1alpha1",
-                    "clusterscalerauthentications",
-                    "ClusterScalerAuthentication",
-                )
-            },
+            with_status(Self::cluster("", "v1", "namespaces", "Namespace")).short(&["ns"]),
+            Self::new("", "v1", "serviceaccounts", "ServiceAccount").short(&["sa"]),
+            with_status(Self::new("", "v1", "services", "Service")).short(&["svc"]),
+            with_status(Self::new("", "v1", "pods", "Pod")).short(&["po"]),
+            with_status(Self::new("batch", "v1", "jobs", "Job")),
+            Self::cluster(rbac, "v1", "clusterroles", "ClusterRole"),
+            Self::cluster(rbac, "v1", "clusterrolebindings", "ClusterRoleBinding"),
+            Self::new(rbac, "v1", "roles", "Role"),
+            Self::new(rbac, "v1", "rolebindings", "RoleBinding"),
+            with_status(Self::cluster(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+            ))
+            .short(&["crd", "crds"]),
         ]
     }
 }
@@ -151,6 +222,8 @@ pub enum Discovery {
     CoreVersions,
     /// `/apis`
     Groups,
+    /// `/apis/{group}`
+    Group(String),
     /// `/api/v1` or `/apis/{group}/{version}`
     Resources { group: String, version: String },
 }
@@ -162,6 +235,10 @@ pub fn route(types: &[ResourceType], path: &str) -> Option<Route> {
         ["version"] => return Some(Route::Discovery(Discovery::Version)),
         ["api"] => return Some(Route::Discovery(Discovery::CoreVersions)),
         ["apis"] => return Some(Route::Discovery(Discovery::Groups)),
+        ["apis", group] => {
+            let known = types.iter().any(|t| t.served && t.group == *group);
+            return known.then(|| Route::Discovery(Discovery::Group((*group).into())));
+        }
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return None,
@@ -169,7 +246,7 @@ pub fn route(types: &[ResourceType], path: &str) -> Option<Route> {
     if rest.is_empty() {
         let known = types
             .iter()
-            .any(|t| t.group == group && t.version == version);
+            .any(|t| t.served && t.group == group && t.version == version);
         return known.then(|| {
             Route::Discovery(Discovery::Resources {
                 group: group.into(),
@@ -189,7 +266,7 @@ pub fn route(types: &[ResourceType], path: &str) -> Option<Route> {
     };
     let type_index = types
         .iter()
-        .position(|t| t.group == group && t.version == version && t.plural == plural)?;
+        .position(|t| t.served && t.group == group && t.version == version && t.plural == plural)?;
     let ty = &types[type_index];
     if namespace.is_some() && !ty.namespaced {
         return None;
@@ -220,36 +297,38 @@ pub fn discovery_document(types: &[ResourceType], discovery: &Discovery) -> Valu
         }),
         Discovery::CoreVersions => json!({"kind": "APIVersions", "versions": ["v1"]}),
         Discovery::Groups => {
-            let mut groups: Vec<(String, String)> = types
+            let groups: Vec<Value> = group_names(types)
                 .iter()
-                .filter(|t| !t.group.is_empty())
-                .map(|t| (t.group.clone(), t.version.clone()))
-                .collect();
-            groups.sort();
-            groups.dedup();
-            let groups: Vec<Value> = groups
-                .iter()
-                .map(|(group, version)| {
-                    let gv =
-                        json!({"groupVersion": format!("{group}/{version}"), "version": version});
-                    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
-                })
+                .map(|group| group_document(types, group))
                 .collect();
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        }
+        Discovery::Group(group) => {
+            let mut document = group_document(types, group);
+            document["kind"] = json!("APIGroup");
+            document["apiVersion"] = json!("v1");
+            document
         }
         Discovery::Resources { group, version } => {
             let mut resources = Vec::new();
             for ty in types
                 .iter()
-                .filter(|t| &t.group == group && &t.version == version)
+                .filter(|t| t.served && &t.group == group && &t.version == version)
             {
                 let verbs = [
                     "create", "delete", "get", "list", "patch", "update", "watch",
                 ];
-                resources.push(json!({
+                let mut resource = json!({
                     "name": ty.plural, "singularName": ty.kind.to_lowercase(),
                     "namespaced": ty.namespaced, "kind": ty.kind, "verbs": verbs
-                }));
+                });
+                if !ty.short_names.is_empty() {
+                    resource["shortNames"] = json!(ty.short_names);
+                }
+                if !ty.categories.is_empty() {
+                    resource["categories"] = json!(ty.categories);
+                }
+                resources.push(resource);
                 if ty.status_subresource {
                     resources.push(json!({
                         "name": format!("{}/status", ty.plural), "singularName": "",
@@ -276,4 +355,28 @@ pub fn discovery_document(types: &[ResourceType], discovery: &Discovery) -> Valu
             })
         }
     }
+}
+
+/// Served API groups other than the core group, in first-served order.
+fn group_names(types: &[ResourceType]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for ty in types.iter().filter(|t| t.served && !t.group.is_empty()) {
+        if !names.contains(&ty.group) {
+            names.push(ty.group.clone());
+        }
+    }
+    names
+}
+
+/// An `APIGroup` entry: its served versions, the first one preferred.
+fn group_document(types: &[ResourceType], group: &str) -> Value {
+    let mut versions: Vec<Value> = Vec::new();
+    for ty in types.iter().filter(|t| t.served && t.group == group) {
+        let gv = json!({"groupVersion": format!("{group}/{}", ty.version), "version": ty.version});
+        if !versions.contains(&gv) {
+            versions.push(gv);
+        }
+    }
+    let preferred = versions.first().cloned().unwrap_or_default();
+    json!({"name": group, "versions": versions, "preferredVersion": preferred})
 }

@@ -5,8 +5,34 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::patch::{self, PatchKind};
-use super::resources::ResourceType;
+use crate::patch::{self, PatchKind};
+use crate::resources::ResourceType;
+use crate::{crd, schema, ssa};
+
+/// The `fieldValidation` query parameter: what to do with fields the schema does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Refuse the request (400), kubectl's default.
+    Strict,
+    /// Prune them and answer with a `Warning` header, the server's default.
+    Warn,
+    /// Prune them silently.
+    Ignore,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter; absent means `Warn`, as on the real server.
+    pub fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        match text {
+            None | Some("Warn") | Some("") => Ok(Self::Warn),
+            Some("Strict") => Ok(Self::Strict),
+            Some("Ignore") => Ok(Self::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn, Strict; got {other:?}"
+            ))),
+        }
+    }
+}
 
 /// An API error, answered as a `Status` object.
 #[derive(Debug, Clone)]
@@ -17,6 +43,8 @@ pub struct ApiError {
     pub reason: &'static str,
     /// `Status.message`.
     pub message: String,
+    /// `Status.details`, e.g. the field causes of a 422.
+    pub details: Option<Value>,
 }
 
 impl ApiError {
@@ -26,6 +54,7 @@ impl ApiError {
             code: 400,
             reason: "BadRequest",
             message: message.into(),
+            details: None,
         }
     }
 
@@ -35,15 +64,30 @@ impl ApiError {
             code: 422,
             reason: "Invalid",
             message: message.into(),
+            details: None,
         }
     }
 
     /// The `Status` body.
     pub fn to_status(&self) -> Value {
-        json!({
+        let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.message, "reason": self.reason, "code": self.code
-        })
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
+    }
+
+    /// A 404 NotFound for `name` of `qualified_plural` (e.g. `deployments.apps`).
+    pub fn not_found(qualified_plural: &str, name: &str) -> Self {
+        Self {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{qualified_plural} \"{name}\" not found"),
+            details: Some(json!({"name": name, "kind": qualified_plural})),
+        }
     }
 }
 
@@ -64,7 +108,7 @@ pub struct Change {
 pub type Key = (usize, String, String);
 
 /// Everything the fake knows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Store {
     /// Served types.
     pub types: Vec<ResourceType>,
@@ -76,6 +120,17 @@ pub struct Store {
     pub resource_version: u64,
     /// Watches from a resourceVersion below this get 410 Gone.
     pub compacted_below: u64,
+    /// How the request being served wants unknown fields handled; `None` (test setup through
+    /// the library) skips schema checks altogether.
+    pub field_validation: Option<FieldValidation>,
+    /// Warnings for the request being served, sent back as `Warning` headers.
+    pub warnings: Vec<String>,
+    /// Namespaced objects need their Namespace to exist, as on the real server.
+    pub namespaces_must_exist: bool,
+    /// The request's `fieldManager`, for server-side apply.
+    pub field_manager: Option<String>,
+    /// The request's `force=true`: a server-side apply takes conflicting fields over.
+    pub force: bool,
     uid_counter: u64,
 }
 
@@ -139,11 +194,7 @@ impl Store {
 
     fn not_found(&self, type_index: usize, name: &str) -> ApiError {
         let ty = &self.types[type_index];
-        ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: format!("{} \"{name}\" not found", ty.qualified_plural()),
-        }
+        ApiError::not_found(&ty.qualified_plural(), name)
     }
 
     fn conflict(&self, type_index: usize, name: &str) -> ApiError {
@@ -156,6 +207,7 @@ impl Store {
                  please apply your changes to the latest version and try again",
                 ty.qualified_plural()
             ),
+            details: None,
         }
     }
 
@@ -240,6 +292,7 @@ impl Store {
                 code: 409,
                 reason: "AlreadyExists",
                 message: format!("{} \"{name}\" already exists", ty.qualified_plural()),
+                details: None,
             });
         }
         self.uid_counter += 1;
@@ -257,14 +310,28 @@ impl Store {
         if ty.status_subresource {
             metadata.insert("generation".into(), json!(1));
         }
-        if ty.scale.is_some() && body.pointer("/spec/replicas").is_none() {
+        if ty.scale.is_some() && ty.simulate_workload && body.pointer("/spec/replicas").is_none() {
             // The API server defaults apps/v1 workloads to one replica.
             if let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("replicas".into(), json!(1));
             }
         }
+        if ty.namespaced && self.namespaces_must_exist {
+            let namespaces = self
+                .types
+                .iter()
+                .position(|t| t.group.is_empty() && t.plural == "namespaces");
+            if let Some(index) = namespaces
+                && !self
+                    .objects
+                    .contains_key(&(index, String::new(), namespace.clone()))
+            {
+                return Err(ApiError::not_found("namespaces", &namespace));
+            }
+        }
+        self.admit(type_index, &mut body, None)?;
         let stored = self.commit(key.clone(), body, "ADDED");
-        self.simulate_workload(&key);
+        self.after_write(&key);
         Ok(self.objects.get(&key).cloned().unwrap_or(stored))
     }
 
@@ -312,11 +379,11 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let current = match self.get(key) {
             Ok(current) => current,
-            Err(error) if kind == PatchKind::Apply && !status_only => {
+            Err(_) if kind == PatchKind::Apply && !status_only => {
                 // Server-side apply creates what does not exist.
                 let namespace = (!key.1.is_empty()).then_some(key.1.as_str());
-                let _ = error;
-                return self.create(key.0, namespace, body.clone());
+                let created = self.server_side_apply(key.0, &Value::Null, body)?;
+                return self.create(key.0, namespace, created);
             }
             Err(error) => return Err(error),
         };
@@ -327,8 +394,37 @@ impl Store {
         {
             return Err(self.conflict(key.0, &key.2));
         }
-        let patched = patch::apply(kind, &current, body).map_err(ApiError::invalid)?;
+        let patched = if kind == PatchKind::Apply {
+            self.server_side_apply(key.0, &current, body)?
+        } else {
+            patch::apply(kind, &current, body).map_err(ApiError::invalid)?
+        };
         self.store_update(key, current, patched, status_only)
+    }
+
+    /// Server-side apply of `config` over `current` by the request's field manager.
+    fn server_side_apply(
+        &self,
+        type_index: usize,
+        current: &Value,
+        config: &Value,
+    ) -> Result<Value, ApiError> {
+        let manager = self.field_manager.as_deref().unwrap_or("unknown");
+        let api_version = self.types[type_index].api_version();
+        ssa::apply(
+            current,
+            config,
+            manager,
+            self.force,
+            &api_version,
+            &now_timestamp(),
+        )
+        .map_err(|ssa::Conflict(message)| ApiError {
+            code: 409,
+            reason: "Conflict",
+            message,
+            details: None,
+        })
     }
 
     /// Stores `proposed` over `current`, keeping what the server owns.
@@ -366,6 +462,12 @@ impl Store {
         if !next.is_object() {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
+        // An update that leaves managedFields out keeps them, as on the real server.
+        if next.pointer("/metadata/managedFields").is_none()
+            && let Some(managed) = current.pointer("/metadata/managedFields")
+        {
+            metadata_mut(&mut next).insert("managedFields".into(), managed.clone());
+        }
         // Identity and bookkeeping fields are the server's.
         for field in [
             "name",
@@ -373,6 +475,8 @@ impl Store {
             "uid",
             "creationTimestamp",
             "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
         ] {
             match current.get("metadata").and_then(|m| m.get(field)) {
                 Some(value) => {
@@ -386,6 +490,7 @@ impl Store {
         next["apiVersion"] = json!(ty.api_version());
         next["kind"] = json!(ty.kind);
         fold_string_data(&ty, &mut next);
+        self.admit(key.0, &mut next, Some(&current))?;
         let spec_changed =
             without(&current, &["metadata", "status"]) != without(&next, &["metadata", "status"]);
         if spec_changed && ty.status_subresource && !status_only {
@@ -404,16 +509,240 @@ impl Store {
             return Ok(current);
         }
         let stored = self.commit(key.clone(), next, "MODIFIED");
+        let finalized = stored.pointer("/metadata/deletionTimestamp").is_some()
+            && stored
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+        if finalized {
+            // The last finalizer is gone: the pending deletion completes.
+            self.remove(key, true);
+            return Ok(stored);
+        }
         if spec_changed {
-            self.simulate_workload(key);
+            self.after_write(key);
         }
         Ok(self.objects.get(key).cloned().unwrap_or(stored))
     }
 
-    /// Deletes an object (no finalizers: it goes at once).
+    /// Deletes an object with background propagation.
     pub fn delete(&mut self, key: &Key) -> Result<Value, ApiError> {
+        self.delete_with(key, "Background")
+    }
+
+    /// Deletes an object as the real server does: with finalizers it only gets a
+    /// deletionTimestamp and goes when the last finalizer is removed; then its dependents
+    /// (ownerReferences to its uid) are deleted, or with `Orphan` released. `Foreground` is
+    /// treated as `Background`: the owner goes first.
+    pub fn delete_with(&mut self, key: &Key, propagation: &str) -> Result<Value, ApiError> {
         let current = self.get(key)?;
-        Ok(self.commit(key.clone(), current, "DELETED"))
+        let finalizers = current
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if finalizers {
+            if current.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(current);
+            }
+            let mut next = current;
+            metadata_mut(&mut next).insert("deletionTimestamp".into(), now_timestamp());
+            metadata_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(0));
+            return Ok(self.commit(key.clone(), next, "MODIFIED"));
+        }
+        Ok(self.remove(key, propagation != "Orphan"))
+    }
+
+    /// Removes a stored object and what hangs on it: a CRD's types and objects, a
+    /// Namespace's contents, and dependents (deleted, or with `cascade` false released).
+    fn remove(&mut self, key: &Key, cascade: bool) -> Value {
+        let Some(current) = self.objects.get(key).cloned() else {
+            return Value::Null;
+        };
+        let deleted = self.commit(key.clone(), current.clone(), "DELETED");
+        let ty = self.types[key.0].clone();
+        if crd::is_crd_type(&ty) {
+            self.unserve_crd(&key.2);
+        }
+        if ty.group.is_empty() && ty.plural == "namespaces" {
+            let contents: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|k| self.types[k.0].namespaced && k.1 == key.2)
+                .cloned()
+                .collect();
+            for content in contents {
+                self.remove(&content, true);
+            }
+        }
+        let uid = meta_str(&current, "uid").unwrap_or_default().to_string();
+        let dependents: Vec<Key> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| {
+                o.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid))
+                    })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for dependent in dependents {
+            if cascade {
+                let _ = self.delete_with(&dependent, "Background");
+            } else if let Some(mut object) = self.objects.get(&dependent).cloned() {
+                if let Some(Value::Array(refs)) = object.pointer_mut("/metadata/ownerReferences") {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
+                }
+                self.commit(dependent, object, "MODIFIED");
+            }
+        }
+        deleted
+    }
+
+    /// Prunes, defaults and validates a write against the type's schema, as the request's
+    /// `fieldValidation` asks; types without a schema pass unchecked.
+    fn admit(
+        &mut self,
+        type_index: usize,
+        object: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let ty = &self.types[type_index];
+        let Some(validation) = self.field_validation else {
+            // Test setup through the library skips the checks, but what a client reads is
+            // still pruned and defaulted, as the real server does on every read.
+            if let Some(schema) = ty.schema.as_ref() {
+                let _ = schema::apply(schema, object);
+            }
+            return Ok(());
+        };
+        if crd::is_crd_type(ty) {
+            let errors = crd::validate(object);
+            if !errors.is_empty() {
+                let name = meta_str(object, "name").unwrap_or_default().to_string();
+                return Err(invalid_object(ty, &name, &[], errors));
+            }
+        }
+        let Some(schema) = ty.schema.as_ref() else {
+            return Ok(());
+        };
+        let outcome = schema::apply(schema, object);
+        let unknown: Vec<String> = outcome
+            .unknown
+            .iter()
+            .map(|path| format!("unknown field \"{path}\""))
+            .collect();
+        if !unknown.is_empty() {
+            match validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        unknown.join(", "),
+                        kind = ty.kind,
+                        version = ty.version,
+                    )));
+                }
+                FieldValidation::Warn => self.warnings.extend(unknown),
+                FieldValidation::Ignore => {}
+            }
+        }
+        // Validation ratcheting (on by default since Kubernetes 1.30): an update is not
+        // refused for invalid values it leaves as they were.
+        let errors: Vec<schema::FieldError> = outcome
+            .errors
+            .into_iter()
+            .filter(|e| {
+                old.is_none_or(|old| {
+                    schema::at_path(old, &e.field) != schema::at_path(object, &e.field)
+                })
+            })
+            .collect();
+        if !errors.is_empty() {
+            let outcome = schema::Outcome {
+                unknown: Vec::new(),
+                errors,
+            };
+            let name = meta_str(object, "name").unwrap_or_default().to_string();
+            let rendered = outcome
+                .errors
+                .iter()
+                .map(schema::FieldError::render)
+                .collect();
+            return Err(invalid_object(ty, &name, &outcome.errors, rendered));
+        }
+        Ok(())
+    }
+
+    /// What follows a stored change: workloads reconcile, CRDs get their types and status.
+    fn after_write(&mut self, key: &Key) {
+        if crd::is_crd_type(&self.types[key.0]) {
+            self.establish_crd(key);
+        } else {
+            self.simulate_workload(key);
+        }
+    }
+
+    /// Serves the types a stored CRD defines and writes the status the real server would.
+    fn establish_crd(&mut self, key: &Key) {
+        let Some(object) = self.objects.get(key).cloned() else {
+            return;
+        };
+        let new_types = crd::types_of(&object);
+        let conflict = new_types.iter().find_map(|new| {
+            self.types.iter().find(|t| {
+                t.served
+                    && t.group == new.group
+                    && t.crd.as_deref() != Some(key.2.as_str())
+                    && (t.plural == new.plural || t.kind == new.kind)
+            })
+        });
+        let conflict = conflict.map(|t| format!("{:?} is already in use", t.plural));
+        if conflict.is_none() {
+            for ty in self.types.iter_mut() {
+                if ty.crd.as_deref() == Some(key.2.as_str()) {
+                    ty.served = false;
+                }
+            }
+            for new in new_types {
+                let existing = self.types.iter().position(|t| {
+                    t.group == new.group && t.version == new.version && t.plural == new.plural
+                });
+                match existing {
+                    Some(index) => self.types[index] = new,
+                    None => self.types.push(new),
+                }
+            }
+        }
+        let status = crd::status(&object, conflict, &now_timestamp());
+        if object.get("status") == Some(&status) {
+            return;
+        }
+        let mut next = object;
+        next["status"] = status;
+        self.commit(key.clone(), next, "MODIFIED");
+    }
+
+    /// A deleted CRD's types stop being served and their objects go with it.
+    fn unserve_crd(&mut self, crd_name: &str) {
+        let indices: Vec<usize> = (0..self.types.len())
+            .filter(|i| self.types[*i].crd.as_deref() == Some(crd_name))
+            .collect();
+        for index in &indices {
+            self.types[*index].served = false;
+        }
+        let doomed: Vec<Key> = self
+            .objects
+            .keys()
+            .filter(|k| indices.contains(&k.0))
+            .cloned()
+            .collect();
+        for key in doomed {
+            if let Some(object) = self.objects.get(&key).cloned() {
+                self.commit(key, object, "DELETED");
+            }
+        }
     }
 
     /// The `autoscaling/v1` Scale of a workload.
@@ -425,7 +754,12 @@ impl Store {
             .ok_or_else(|| self.not_found(key.0, &key.2))?;
         let read = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
         let mut status = json!({"replicas": read(&paths.status_replicas)});
-        if let Some(Value::Object(labels)) =
+        if let Some(Value::String(selector)) =
+            paths.selector.as_deref().and_then(|p| object.pointer(p))
+        {
+            // A CRD's labelSelectorPath points at a selector already in string form.
+            status["selector"] = json!(selector);
+        } else if let Some(Value::Object(labels)) =
             paths.selector.as_deref().and_then(|p| object.pointer(p))
         {
             let selector: Vec<String> = labels
@@ -530,6 +864,27 @@ impl Store {
                 next["status"][field] = json!(desired);
             }
             next["status"]["observedGeneration"] = generation;
+            if ty.kind == "Deployment" {
+                // The Deployment controller's conditions, which `kubectl wait` and
+                // `kubectl rollout status` read.
+                let now = now_timestamp();
+                let condition = |kind: &str, reason: &str, message: &str| {
+                    json!({"type": kind, "status": "True", "reason": reason, "message": message,
+                           "lastUpdateTime": now, "lastTransitionTime": now})
+                };
+                next["status"]["conditions"] = json!([
+                    condition(
+                        "Available",
+                        "MinimumReplicasAvailable",
+                        "Deployment has minimum availability."
+                    ),
+                    condition(
+                        "Progressing",
+                        "NewReplicaSetAvailable",
+                        "ReplicaSet has successfully progressed."
+                    ),
+                ]);
+            }
         }
         self.commit(key.clone(), next, "MODIFIED");
     }
@@ -549,6 +904,35 @@ pub fn set_pointer(document: &mut Value, pointer: &str, value: Value) {
             .or_insert(Value::Null);
     }
     *cursor = value;
+}
+
+/// A 422 Invalid for an object, with the field causes the real server lists.
+fn invalid_object(
+    ty: &ResourceType,
+    name: &str,
+    errors: &[schema::FieldError],
+    rendered: Vec<String>,
+) -> ApiError {
+    let joined = if rendered.len() == 1 {
+        rendered.join("")
+    } else {
+        format!("[{}]", rendered.join(", "))
+    };
+    let qualified = if ty.group.is_empty() {
+        ty.kind.clone()
+    } else {
+        format!("{}.{}", ty.kind, ty.group)
+    };
+    let causes: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"reason": e.reason, "message": e.detail, "field": e.field}))
+        .collect();
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!("{qualified} \"{name}\" is invalid: {joined}"),
+        details: Some(json!({"name": name, "group": ty.group, "kind": ty.kind, "causes": causes})),
+    }
 }
 
 /// DNS-1123 subdomain rule, which every name used here follows.
