@@ -33,3 +33,14 @@ securityContext:
   {{- end }}
   {{- include "ebb.containerSecurityContext" . | nindent 2 }}
 {{- end -}}
+
+{{/*
+The scaler registry as TYPE=ADDRESS pairs joined by commas, in key order (EBB_SCALERS).
+*/}}
+{{- define "ebb.scalerRegistry" -}}
+{{- $pairs := list -}}
+{{- range $type := keys . | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%s" $type (index $ $type)) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end }}
