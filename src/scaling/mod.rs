@@ -40,6 +40,7 @@ mod behavior;
 mod decide;
 mod fallback;
 mod hpa;
+mod job;
 mod readings;
 mod report;
 mod spec;
@@ -52,6 +53,9 @@ pub use activation::{Cooldown, cooldown};
 pub use behavior::Limit;
 pub use decide::{Decision, decide};
 pub use fallback::{TriggerReport, fallback_replicas};
+pub use job::{
+    Combine, JobDecision, JobLimits, JobReading, JobStrategy, RunningJobs, decide_jobs, max_scale,
+};
 pub use hpa::{MetricRecommendation, TOLERANCE, recommend};
 pub use readings::{Measurement, MetricType, Reading, ReadingError, ReadingErrorKind};
 pub use report::ConditionReport;
