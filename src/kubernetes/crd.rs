@@ -8,8 +8,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use super::ControllerError;
-use crate::spec::{ScaledJob, ScaledObject};
 use crate::spec::{ClusterScalerAuthentication, ScalerAuthentication};
+use crate::spec::{ScaledJob, ScaledObject};
 
 /// `ebb crd` flags.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -12,6 +12,7 @@
 //! [`runner`] (putting it together).
 
 pub mod group;
+pub mod jobs;
 mod loops;
 pub mod manifest;
 pub mod plan;

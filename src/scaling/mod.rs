@@ -53,10 +53,10 @@ pub use activation::{Cooldown, cooldown};
 pub use behavior::Limit;
 pub use decide::{Decision, decide};
 pub use fallback::{TriggerReport, fallback_replicas};
+pub use hpa::{MetricRecommendation, TOLERANCE, recommend};
 pub use job::{
     Combine, JobDecision, JobLimits, JobReading, JobStrategy, RunningJobs, decide_jobs, max_scale,
 };
-pub use hpa::{MetricRecommendation, TOLERANCE, recommend};
 pub use readings::{Measurement, MetricType, Reading, ReadingError, ReadingErrorKind};
 pub use report::ConditionReport;
 pub use spec::{Behavior, EngineSpec, FallbackSpec, Policy, Rules};

@@ -290,7 +290,9 @@ impl ScaledJobSpec {
         };
         match text.trim().parse::<f64>() {
             Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
-            _ => Err(format!("expected a number >= 0 such as \"0.5\", got {text:?}")),
+            _ => Err(format!(
+                "expected a number >= 0 such as \"0.5\", got {text:?}"
+            )),
         }
     }
 

@@ -153,7 +153,10 @@ fn inactive_trigger_and_paused_object_create_nothing() {
         active: false,
     };
     let default = limits(0, 10, JobStrategy::Default);
-    assert_eq!(decide_jobs(&[reading], jobs(0, 0), &default, false).create, 0);
+    assert_eq!(
+        decide_jobs(&[reading], jobs(0, 0), &default, false).create,
+        0
+    );
     let decision = decide_jobs(&[JobReading::new(5.0, 1.0)], jobs(0, 0), &default, true);
     assert_eq!(decision.create, 0);
     assert_eq!(decision.reason, "paused: no new jobs");
