@@ -88,6 +88,7 @@ fn check_document(document: &Value) -> Vec<String> {
             round_trip::<CustomResourceDefinition>(document)
         }
         ("ebb.dev/v1alpha1", "ScaledObject") => round_trip::<ScaledObject>(document),
+        ("ebb.dev/v1alpha1", "ScaledJob") => round_trip::<ebb::spec::ScaledJob>(document),
         ("ebb.dev/v1alpha1", "ScalerAuthentication") => {
             round_trip::<ScalerAuthentication>(document)
         }
@@ -358,6 +359,7 @@ fn kustomizations_render_offline() {
         "controller",
         "overlays/scaler-services",
         "examples/rabbitmq-consumer",
+        "examples/rabbitmq-job",
         "crds",
     ] {
         let path = deploy_dir().join(dir);

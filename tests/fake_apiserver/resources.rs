@@ -99,6 +99,8 @@ impl ResourceType {
             Self::new("", "v1", "events", "Event"),
             Self::new("events.k8s.io", "v1", "events", "Event"),
             Self::new("coordination.k8s.io", "v1", "leases", "Lease"),
+            with_status(Self::new("batch", "v1", "jobs", "Job")),
+            with_status(Self::new("ebb.dev", "v1alpha1", "scaledjobs", "ScaledJob")),
             with_status(Self::new(
                 "ebb.dev",
                 "v1alpha1",
