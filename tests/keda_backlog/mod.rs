@@ -24,7 +24,7 @@ pub struct BacklogScaler {
 }
 
 impl BacklogScaler {
-    /// GetMetrics calls answered so far.
+    /// GetMetrics calls received so far (answered or failed).
     pub fn polls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }
@@ -83,8 +83,9 @@ impl ExternalScaler for Service {
         &self,
         _request: Request<keda::GetMetricsRequest>,
     ) -> Result<Response<keda::GetMetricsResponse>, Status> {
-        let backlog = self.backlog()?;
+        // Counted before answering, so a test can wait for polls that fail too.
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let backlog = self.backlog()?;
         Ok(Response::new(keda::GetMetricsResponse {
             metric_values: vec![keda::MetricValue {
                 metric_name: "backlog".into(),
