@@ -264,12 +264,9 @@ fn active_deadline_kills_a_job_that_runs_too_long() {
 #[test]
 fn ctrl_c_lets_running_jobs_finish_within_their_grace_period() {
     // The job needs 1 s after it took its item; the grace period is 20 s.
-    let script = format!(
-        "{}",
-        TAKE_ONE.replace(
-            "    exit 0\n  fi",
-            "    sleep 1; touch \"$RUNS/finished.$EBB_JOB_NAME\"; exit 0\n  fi"
-        )
+    let script = TAKE_ONE.replace(
+        "    exit 0\n  fi",
+        "    sleep 1; touch \"$RUNS/finished.$EBB_JOB_NAME\"; exit 0\n  fi",
     );
     let fixture = Fixture::new(&script);
     let scaler = keda_backlog::start(fixture.queue.clone(), 1);

@@ -559,10 +559,13 @@ pub struct JobView {
     pub last_reason: Option<String>,
 }
 
+/// What a job loop last reported: its status and its last event.
+type Reported = (Option<ScaledJobStatus>, Option<String>);
+
 /// Where the job loops report under `ebb run`. Clones share the data.
 #[derive(Clone, Debug, Default)]
 pub struct JobBoard {
-    views: Arc<Mutex<BTreeMap<String, (Option<ScaledJobStatus>, Option<String>)>>>,
+    views: Arc<Mutex<BTreeMap<String, Reported>>>,
     changed: Arc<watch::Sender<u64>>,
 }
 
@@ -593,11 +596,7 @@ impl JobBoard {
         self.changed.subscribe()
     }
 
-    fn update(
-        &self,
-        key: &ObjectKey,
-        change: impl FnOnce(&mut (Option<ScaledJobStatus>, Option<String>)),
-    ) {
+    fn update(&self, key: &ObjectKey, change: impl FnOnce(&mut Reported)) {
         let mut views = self.views.lock().unwrap_or_else(PoisonError::into_inner);
         change(views.entry(key.name.clone()).or_default());
         drop(views);

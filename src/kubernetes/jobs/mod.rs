@@ -32,6 +32,13 @@ use crate::runtime::{
 };
 use crate::spec::{Condition, ConditionStatus, ConditionType, ScaledJob, ScaledJobStatus};
 
+/// `metadata.generation` and annotations last acted on: status writes coming back on the
+/// watch change neither.
+type Applied = (
+    Option<i64>,
+    Option<std::collections::BTreeMap<String, String>>,
+);
+
 /// Writes ScaledJob status (a merge patch of `/status`) and logs events.
 struct KubeJobSink {
     client: kube::Client,
@@ -117,13 +124,7 @@ pub async fn lead_jobs(
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut applied: HashMap<
-        ObjectKey,
-        (
-            Option<i64>,
-            Option<std::collections::BTreeMap<String, String>>,
-        ),
-    > = HashMap::new();
+    let mut applied: HashMap<ObjectKey, Applied> = HashMap::new();
     loop {
         tokio::select! {
             event = events.next() => match event {
