@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::evaluate::measurement;
 use super::poller::TriggerPoller;
 use super::pool::ScalerPool;
-use super::sink::{EventKind, ObjectEvent, REASON_TRIGGER_FAILING, REASON_TRIGGER_RECOVERED};
+use super::sink::{EventKind, ObjectEvent};
 use super::target::TargetError;
 use super::trigger::{ObjectKey, ResolvedTrigger};
 use crate::scaling::{JobReading, RunningJobs, decide_jobs};
@@ -438,20 +438,8 @@ impl JobLoop {
 
     async fn report_trigger_transitions(&self, failing_before: &[bool]) {
         for (poller, was_failing) in self.pollers.iter().zip(failing_before) {
-            let failing = poller.consecutive_failures > 0;
-            if failing && !was_failing {
-                let detail = poller
-                    .last_error
-                    .as_ref()
-                    .map(|error| format!(": {}", error.message))
-                    .unwrap_or_default();
-                let message = format!("trigger {} failed{detail}", poller.trigger.name());
-                self.event(EventKind::Warning, REASON_TRIGGER_FAILING, message)
-                    .await;
-            } else if !failing && *was_failing {
-                let message = format!("trigger {} answers again", poller.trigger.name());
-                self.event(EventKind::Normal, REASON_TRIGGER_RECOVERED, message)
-                    .await;
+            if let Some(event) = poller.transition(*was_failing) {
+                self.sink.record_job_event(&self.job.key, &event).await;
             }
         }
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pause::PauseState;
 use super::scaled_object::{DEFAULT_MAX_REPLICAS, DEFAULT_POLLING_INTERVAL_SECONDS};
-use super::status::{Condition, ConditionType};
+use super::status::{Condition, ConditionType, find_condition, put_condition};
 use super::trigger::Trigger;
 use super::validate::ValidationProblem;
 use crate::scaling::{Combine, JobLimits, JobStrategy};
@@ -205,30 +205,12 @@ pub struct ScaledJobStatus {
 impl ScaledJobStatus {
     /// The condition of this type, if set.
     pub fn condition(&self, condition_type: ConditionType) -> Option<&Condition> {
-        self.conditions
-            .iter()
-            .find(|condition| condition.condition_type == condition_type)
+        find_condition(&self.conditions, condition_type)
     }
 
     /// Sets a condition, keeping its `lastTransitionTime` when the status did not change.
-    pub fn set_condition(&mut self, mut condition: Condition) {
-        match self
-            .conditions
-            .iter_mut()
-            .find(|existing| existing.condition_type == condition.condition_type)
-        {
-            Some(existing) => {
-                if existing.status == condition.status {
-                    condition.last_transition_time = existing.last_transition_time.clone();
-                }
-                *existing = condition;
-            }
-            None => {
-                self.conditions.push(condition);
-                self.conditions
-                    .sort_by_key(|condition| condition.condition_type);
-            }
-        }
+    pub fn set_condition(&mut self, condition: Condition) {
+        put_condition(&mut self.conditions, condition);
     }
 }
 
