@@ -92,6 +92,7 @@ fn check_document(document: &Value) -> Vec<String> {
             round_trip::<CustomResourceDefinition>(document)
         }
         ("ebb.dev/v1alpha1", "ScaledObject") => round_trip::<ScaledObject>(document),
+        ("ebb.dev/v1alpha1", "ScaledJob") => round_trip::<ebb::spec::ScaledJob>(document),
         ("ebb.dev/v1alpha1", "ScalerAuthentication") => {
             round_trip::<ScalerAuthentication>(document)
         }
@@ -264,10 +265,14 @@ fn validate_schema(schema: &Value, value: &Value, path: &str, problems: &mut Vec
 }
 
 fn scaled_object_schema() -> Value {
+    crd_schema("scaledobjects")
+}
+
+fn crd_schema(plural: &str) -> Value {
     let (_, yaml) = crd_files()
         .unwrap()
         .into_iter()
-        .find(|(file, _)| file.starts_with("scaledobjects"))
+        .find(|(file, _)| file.starts_with(plural))
         .unwrap();
     let crd = documents(&yaml).remove(0);
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
@@ -276,11 +281,27 @@ fn scaled_object_schema() -> Value {
 #[test]
 fn example_scaled_objects_are_valid_against_the_crd_schema() {
     let schema = scaled_object_schema();
+    let job_schema = crd_schema("scaledjobs");
     let mut files = Vec::new();
     yaml_files(&deploy_dir().join("examples"), &mut files);
     let mut checked = 0;
+    let mut jobs_checked = 0;
     for file in &files {
         for document in documents(&std::fs::read_to_string(file).unwrap()) {
+            if document["kind"] == "ScaledJob" {
+                let mut body = document.clone();
+                for field in ["apiVersion", "kind", "metadata"] {
+                    body.as_object_mut().unwrap().remove(field);
+                }
+                let mut problems = Vec::new();
+                validate_schema(&job_schema, &body, "", &mut problems);
+                assert!(problems.is_empty(), "{}: {problems:?}", file.display());
+                let job: ebb::spec::ScaledJob = serde_json::from_value(document).unwrap();
+                let invalid = job.validate();
+                assert!(invalid.is_empty(), "{}: {invalid:?}", file.display());
+                jobs_checked += 1;
+                continue;
+            }
             if document["kind"] != "ScaledObject" {
                 continue;
             }
@@ -299,6 +320,7 @@ fn example_scaled_objects_are_valid_against_the_crd_schema() {
         }
     }
     assert!(checked >= 1, "no example ScaledObject found");
+    assert!(jobs_checked >= 1, "no example ScaledJob found");
 }
 
 #[test]
@@ -364,6 +386,7 @@ fn kustomizations_render_offline() {
         "examples/rabbitmq-consumer",
         "examples/azure-queue-functions",
         "overlays/virtual-node",
+        "examples/rabbitmq-job",
         "crds",
     ] {
         let path = deploy_dir().join(dir);

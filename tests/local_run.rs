@@ -530,3 +530,95 @@ spec:
     );
     assert!(!marker.exists(), "a process was started");
 }
+
+/// The example `examples/rabbitmq-job/` as written (own queue, binaries by path, 100 ms of
+/// work): 50 messages are drained by exactly 50 jobs, each message processed exactly once.
+#[test]
+fn rabbitmq_job_example_drains_50_messages_with_50_jobs_each_exactly_once() {
+    let Some((bins, queue, dir)) = setup("job") else {
+        return;
+    };
+    let _cleanup = QueueGuard {
+        bins: &bins,
+        queue: queue.clone(),
+    };
+    let processed = dir.path().join("processed");
+    let started = dir.path().join("started");
+    let example = support::workspace_root().join("examples/rabbitmq-job/orders-job.yaml");
+    let yaml = std::fs::read_to_string(&example).unwrap();
+    let env_extra = format!(
+        "              - {{name: PROCESSED_FILE, value: {:?}}}\n              - {{name: STARTED_FILE, value: {:?}}}\n              - {{name: AMQP_URL,",
+        processed.display().to_string(),
+        started.display().to_string()
+    );
+    let yaml = yaml
+        .replace("value: orders}", &format!("value: {queue}}}"))
+        .replace("queueName: orders", &format!("queueName: {queue}"))
+        .replace(
+            "{name: WORK_TIME, value: 1s}",
+            "{name: WORK_TIME, value: 100ms}",
+        )
+        .replace("              - {name: AMQP_URL,", &env_extra)
+        .replace(
+            "command: ebb-rabbitmq-scaler",
+            &format!("command: {}", bins.scaler.display()),
+        )
+        .replace(
+            "[\"ebb-quickstart-worker\",",
+            &format!("[{:?},", bins.worker.display().to_string()),
+        );
+    assert!(
+        yaml.contains(&queue) && yaml.contains("PROCESSED_FILE"),
+        "{yaml}"
+    );
+    let manifest = dir.path().join("orders-job.yaml");
+    std::fs::write(&manifest, yaml).unwrap();
+    let mut run = EbbRun::start(&bins.ebb, &manifest, &dir.path().join("ebb.log"));
+
+    publish(&bins, &queue, 50, "j");
+    let jobs = |status: &Value| status["scaledJobs"][0].clone();
+    wait_for("50 jobs succeeded", Duration::from_secs(120), || {
+        run.status()
+            .is_some_and(|status| count(&jobs(&status)["succeeded"]) >= 50)
+    });
+    let log = || std::fs::read_to_string(dir.path().join("ebb.log")).unwrap_or_default();
+    // A few more polls of an empty queue start nothing.
+    wait_for("three more polls", Duration::from_secs(20), || {
+        log().matches("created jobs").count() > 0
+            && run.status().is_some_and(|status| {
+                count(&jobs(&status)["running"]) == 0
+                    && status["scaledJobs"][0]["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|conditions| {
+                            conditions
+                                .iter()
+                                .any(|c| c["type"] == "Active" && c["status"] == "False")
+                        })
+            })
+    });
+    let status = run.status().unwrap();
+    assert_eq!(count(&jobs(&status)["succeeded"]), 50, "{status}");
+    assert_eq!(count(&jobs(&status)["failed"]), 0, "{status}");
+    let starts = std::fs::read_to_string(&started).unwrap_or_default();
+    assert_eq!(starts.lines().count(), 50, "exactly 50 job processes ran");
+    let ids = processed_ids(&processed);
+    let duplicates: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "processed more than once: {duplicates:?}"
+    );
+    let missing: Vec<String> = (0..50)
+        .map(|n| format!("j-{n}"))
+        .filter(|id| !ids.contains_key(id))
+        .collect();
+    assert!(missing.is_empty(), "never processed: {missing:?}");
+    assert_eq!(queue_depth(&bins, &queue), 0);
+    for line in log()
+        .lines()
+        .filter(|line| line.contains("jobs orders-job:"))
+    {
+        eprintln!("{line}");
+    }
+    run.interrupt();
+    assert!(run.wait_exit(Duration::from_secs(30)).success());
+}

@@ -170,6 +170,14 @@ pub async fn lead(
         next_preparation: 0,
         target_handles: HashMap::new(),
     };
+    // ScaledJobs run beside, under the same leadership and stop.
+    let (jobs_stop, jobs_stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(super::jobs::lead_jobs(
+        client.clone(),
+        pool.clone(),
+        controller.settings.clone(),
+        jobs_stopped,
+    ));
     let resource = scaled_object_resource();
     let api: Api<DynamicObject> = match &controller.settings.watch_namespace {
         Some(namespace) => Api::namespaced_with(client, namespace, &resource),
@@ -215,6 +223,8 @@ pub async fn lead(
             () = &mut stop => break,
         }
     }
+    let _ = jobs_stop.send(true);
+    let _ = jobs.await;
     controller.supervisor.shutdown().await;
     controller.sink.flush(Duration::from_secs(5)).await;
 }

@@ -8,8 +8,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use super::ControllerError;
-use crate::spec::ScaledObject;
 use crate::spec::{ClusterScalerAuthentication, ScalerAuthentication};
+use crate::spec::{ScaledJob, ScaledObject};
 
 /// `ebb crd` flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -32,6 +32,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "clusterscalerauthentications.ebb.dev.yaml",
             ClusterScalerAuthentication::crd(),
         ),
+        ("scaledjobs.ebb.dev.yaml", ScaledJob::crd()),
     ]
 }
 
@@ -84,7 +85,7 @@ mod tests {
     #[test]
     fn crds_have_the_ebb_group_and_status_subresource() {
         let all = crds();
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 4);
         for (_, crd) in &all {
             assert_eq!(crd.spec.group, "ebb.dev");
             assert_eq!(crd.spec.versions[0].name, "v1alpha1");
@@ -113,6 +114,19 @@ mod tests {
             ["Target", "Min", "Max", "Replicas", "Ready", "Active", "Age"]
         );
         assert_eq!(all[2].1.spec.scope, "Cluster");
+        let job = &all[3].1;
+        assert_eq!(job.metadata.name.as_deref(), Some("scaledjobs.ebb.dev"));
+        assert_eq!(job.spec.names.short_names, Some(vec!["esj".to_owned()]));
+        let job_columns: Vec<&str> = job.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            job_columns,
+            ["Min", "Max", "Running", "Ready", "Active", "Age"]
+        );
         assert_eq!(all[1].1.spec.scope, "Namespaced");
     }
 

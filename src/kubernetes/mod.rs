@@ -13,6 +13,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod jobs;
 pub mod leader;
 pub mod lookup;
 pub mod registry;

@@ -14,9 +14,11 @@ use tokio::sync::OnceCell;
 pub use crate::runtime::prepare::{
     LookupError, Problem as ResolveProblem, SecretData, check_address,
 };
-use crate::runtime::prepare::{Lookups, ScalerRegistry, prepare_triggers};
+use crate::runtime::prepare::{Lookups, ScalerRegistry, prepare_trigger_list, prepare_triggers};
 use crate::runtime::{ObjectKey, ResolvedTrigger};
-use crate::spec::{AuthenticationKind, AuthenticationSource, ScaleTargetRef, ScaledObjectSpec};
+use crate::spec::{
+    AuthenticationKind, AuthenticationSource, ScaleTargetRef, ScaledJobSpec, ScaledObjectSpec,
+};
 
 /// The cluster reads preparation needs. Implemented over the API by the controller and in
 /// memory by tests. A missing object is `Ok(None)`; [`LookupError::Unavailable`] means the
@@ -89,6 +91,14 @@ impl<'a> ClusterSources<'a> {
     #[must_use]
     pub fn with_registry(mut self, registry: &'a ScalerRegistry) -> Self {
         self.registry = Some(registry);
+        self
+    }
+
+    /// Lookups whose environment comes from `containers` as given (a ScaledJob's Job
+    /// template) instead of a scale target read from the cluster.
+    #[must_use]
+    pub fn with_containers(mut self, containers: Vec<Container>) -> Self {
+        self.containers = OnceCell::new_with(Some(Some(containers)));
         self
     }
 
@@ -280,6 +290,31 @@ impl Lookups for ClusterSources<'_> {
                 .to_owned(),
         ))))
     }
+}
+
+/// Prepares every trigger of a ScaledJob in the cluster: the same path as ScaledObjects',
+/// with `xFromEnv` read from the Job template's containers.
+pub async fn resolve_job_triggers(
+    lookup: &dyn ClusterLookup,
+    key: &ObjectKey,
+    spec: &ScaledJobSpec,
+    controller_namespace: &str,
+) -> Result<Vec<ResolvedTrigger>, Vec<ResolveProblem>> {
+    let target = ScaleTargetRef {
+        api_version: Some("batch/v1".to_owned()),
+        kind: Some("Job".to_owned()),
+        name: format!("{} (template)", key.name),
+        env_source_container_name: spec.env_source_container_name.clone(),
+    };
+    let containers = spec
+        .job_target_ref
+        .template
+        .spec
+        .as_ref()
+        .map(|pod| pod.containers.clone())
+        .unwrap_or_default();
+    let sources = ClusterSources::new(lookup, &key.namespace, &target).with_containers(containers);
+    prepare_trigger_list(&sources, key, &spec.triggers, controller_namespace).await
 }
 
 /// Prepares every trigger of an object in the cluster (see [`prepare_triggers`]), with no

@@ -311,14 +311,14 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 }
 
 /// The command fields both kinds share.
-struct CommandFields<'a> {
-    command: &'a str,
-    args: &'a [String],
-    env: &'a EnvSpec,
-    working_dir: Option<&'a str>,
+pub(crate) struct CommandFields<'a> {
+    pub(crate) command: &'a str,
+    pub(crate) args: &'a [String],
+    pub(crate) env: &'a EnvSpec,
+    pub(crate) working_dir: Option<&'a str>,
 }
 
-fn resolve_command(
+pub(crate) fn resolve_command(
     spec: CommandFields<'_>,
     base_dir: &Path,
     problems: &mut Vec<FieldProblem>,

@@ -1,6 +1,6 @@
 //! `ebb run`: the autoscaler on one machine, scaling local process groups.
 //!
-//! The same ScaledObject YAML as in a cluster; the scale target is a local `ProcessGroup` and
+//! The same ScaledObject (and ScaledJob: [`jobs`]) YAML as in a cluster; the scale target is a local `ProcessGroup` and
 //! scalers may run as local sidecars (`kind: Scaler`). The scale loop, the scaler connection
 //! pool and push subscriptions are the runtime's ([`crate::runtime`]), shared with the
 //! Kubernetes controller: this module only supplies the process-group target
@@ -12,6 +12,7 @@
 //! [`runner`] (putting it together).
 
 pub mod group;
+pub mod jobs;
 mod loops;
 pub mod manifest;
 pub mod plan;
@@ -90,6 +91,11 @@ FILES: ScaledObjects (ebb.dev/v1alpha1, or KEDA's keda.sh/v1alpha1) whose scaleT
     args: [--listen, \"{address}\"]
     address: 127.0.0.1:9090     # default: a free port (also in $EBB_SCALER_LISTEN)
     startupTimeout: 30s
+
+A `kind: ScaledJob` (same apiVersions) runs one local process per job: the first container of
+jobTargetRef.template.spec (command + args, env); the image is ignored. backoffLimit retries a
+failed job, activeDeadlineSeconds kills a slow one, Ctrl-C lets running jobs finish within
+terminationGracePeriodSeconds (default 30).
 
 A trigger may also name a sidecar in scaler.address (or KEDA's metadata.scalerAddress), or
 point at a scaler that is already running (host:port).

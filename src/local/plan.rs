@@ -35,6 +35,8 @@ pub struct Plan {
     pub scalers: Vec<ScalerConfig>,
     /// Scaled objects, by name.
     pub objects: Vec<PlannedObject>,
+    /// ScaledJobs, by name.
+    pub jobs: Vec<super::jobs::PlannedJob>,
 }
 
 /// One scaled object, ready for the runtime.
@@ -71,6 +73,7 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let mut groups = Vec::new();
     let mut scalers = Vec::new();
     let mut objects = Vec::new();
+    let mut scaled_jobs = Vec::new();
     let mut sources = LocalObjects::default();
     let known_fields = crate::spec::scaled_object_field_names();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
@@ -131,6 +134,10 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
                 Ok(parsed) => objects.push((document, parsed)),
                 Err(error) => problems.push(error.to_string()),
             },
+            "ScaledJob" => match document.parse::<crate::spec::ScaledJob>() {
+                Ok(parsed) => scaled_jobs.push((document, parsed)),
+                Err(error) => problems.push(error.to_string()),
+            },
             kind if is_source_kind(kind) => {
                 if let Err(list) = sources.add(document) {
                     for problem in list {
@@ -143,7 +150,7 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
                 }
             }
             other => problems.push(format!(
-                "{}: {other:?} {:?}: kind: ebb run reads ScaledObject, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials",
+                "{}: {other:?} {:?}: kind: ebb run reads ScaledObject, ScaledJob, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials",
                 document.path.display(),
                 document.name
             )),
@@ -168,10 +175,20 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
             Err(list) => problems.extend(list),
         }
     }
+    let mut jobs = Vec::new();
+    for (document, job) in scaled_jobs {
+        match super::jobs::plan_job(document, job, &scalers, &sources, env) {
+            Ok(job) => jobs.push(job),
+            Err(list) => problems.extend(list),
+        }
+    }
     if documents.is_empty() {
         problems.push(format!("{}: no objects found", path.display()));
-    } else if planned.is_empty() && problems.is_empty() {
-        problems.push(format!("{}: no ScaledObject found", path.display()));
+    } else if planned.is_empty() && jobs.is_empty() && problems.is_empty() {
+        problems.push(format!(
+            "{}: no ScaledObject or ScaledJob found",
+            path.display()
+        ));
     }
     if !problems.is_empty() {
         return Err(PlanError { problems });
@@ -179,14 +196,16 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     scalers.sort_by(|a, b| a.name.cmp(&b.name));
     planned.sort_by(|a, b| a.key.cmp(&b.key));
+    jobs.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(Plan {
         groups,
         scalers,
         objects: planned,
+        jobs,
     })
 }
 
-fn base_dir(path: &Path) -> PathBuf {
+pub(super) fn base_dir(path: &Path) -> PathBuf {
     let dir = path.parent().map(Path::to_owned).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -255,10 +274,7 @@ fn plan_object(
     }
     let key = ObjectKey::new("", name);
     let base = base_dir(&document.path);
-    let sidecars: BTreeMap<String, String> = scalers
-        .iter()
-        .map(|scaler| (scaler.name.clone(), scaler.address.to_string()))
-        .collect();
+    let sidecars = sidecar_addresses(scalers);
     let lookups = LocalSources {
         objects: sources,
         group_env: group.map(|group| &group.command.env),
@@ -285,8 +301,17 @@ fn plan_object(
     })
 }
 
+/// The `kind: Scaler` sidecars' addresses by name: a trigger whose `type` is one of them
+/// calls it (the local scaler registry).
+pub(super) fn sidecar_addresses(scalers: &[ScalerConfig]) -> BTreeMap<String, String> {
+    scalers
+        .iter()
+        .map(|scaler| (scaler.name.clone(), scaler.address.to_string()))
+        .collect()
+}
+
 /// Points a trigger at a local sidecar when it names one (see the module docs).
-fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConfig]) {
+pub(super) fn attach_local_scaler(trigger: &mut crate::spec::Trigger, scalers: &[ScalerConfig]) {
     let by_name = |name: &str| {
         scalers
             .iter()

@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use super::group::ProcessGroupHandle;
+use super::jobs::{JobBoard, LocalJobs};
 use super::plan::{Plan, PlanError, plan};
 use super::process::OutputMode;
 use super::sidecar::Sidecar;
@@ -34,6 +35,8 @@ const RENDER_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 struct Sources {
     board: StatusBoard,
+    job_board: JobBoard,
+    jobs: Vec<LocalJobs>,
     groups: Vec<ProcessGroupHandle>,
     sidecars: Vec<Sidecar>,
 }
@@ -58,6 +61,7 @@ impl Sources {
                     status: sidecar.status(),
                 })
                 .collect(),
+            scaled_jobs: self.job_board.views(&self.jobs),
         }
     }
 }
@@ -118,8 +122,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .iter()
             .map(|object| (object.key.name.clone(), object.group.clone())),
     );
+    let jobs: Vec<LocalJobs> = plan
+        .jobs
+        .iter()
+        .map(|job| LocalJobs::new(job.config.clone(), output.clone()))
+        .collect();
+    let job_board = JobBoard::new();
     let sources = Sources {
         board: board.clone(),
+        job_board: job_board.clone(),
+        jobs: jobs.clone(),
         groups: groups.clone(),
         sidecars: sidecars.clone(),
     };
@@ -134,6 +146,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         stop_sidecars(&sidecars).await;
         return Err(PlanError { problems }.into());
     }
+    let job_loops = super::jobs::start_loops(&plan, &jobs, &job_board, pool.clone());
     let loops = super::loops::start(&plan, &groups, &board, pool);
 
     let readiness = Readiness::new();
@@ -180,13 +193,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         "stopping: scale loops, then workers (gracefully), then scalers"
     );
     loops.shutdown().await;
+    job_loops.shutdown().await;
     let stop_groups = futures::future::join_all(groups.iter().map(ProcessGroupHandle::shutdown));
+    // Running jobs get their grace period to finish, then are killed.
+    let stop_jobs = futures::future::join_all(jobs.iter().map(LocalJobs::shutdown));
     tokio::select! {
-        _ = stop_groups => {}
+        _ = futures::future::join(stop_groups, stop_jobs) => {}
         _ = interrupt.recv() => {
             tracing::warn!("second interrupt: killing every process now");
             for group in &groups {
                 group.kill_all().await;
+            }
+            for job in &jobs {
+                job.kill_all();
             }
         }
     }
@@ -211,6 +230,11 @@ async fn schema_problems(plan: &Plan, pool: &ScalerPool) -> Vec<String> {
     for object in &plan.objects {
         for problem in check_schemas(&info, &object.triggers).await {
             problems.push(format!("ScaledObject {:?}: {problem}", object.key.name));
+        }
+    }
+    for job in &plan.jobs {
+        for problem in check_schemas(&info, &job.triggers).await {
+            problems.push(format!("ScaledJob {:?}: {problem}", job.key.name));
         }
     }
     problems
@@ -238,7 +262,13 @@ async fn until_idle(sources: &Sources) {
                 idle = false;
             }
         }
-        if idle && seen_busy.iter().all(|busy| *busy) {
+        let mut jobs_seen = true;
+        for job in &sources.jobs {
+            let status = job.status();
+            jobs_seen &= status.succeeded + status.failed > 0;
+            idle &= status.running == 0;
+        }
+        if idle && jobs_seen && seen_busy.iter().all(|busy| *busy) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -356,6 +386,7 @@ fn describe(plan: &Plan) -> String {
             text.push_str(&format!("  note: {note}\n"));
         }
     }
+    text.push_str(&super::jobs::describe(plan));
     text
 }
 

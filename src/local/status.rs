@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::group::GroupStatus;
+use super::jobs::JobView;
 use super::sidecar::SidecarStatus;
 use crate::runtime::{EventKind, ObjectEvent, ObjectKey, StatusSink};
 use crate::spec::{ConditionStatus, ConditionType, ScaledObjectStatus, TriggerHealth};
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub process_groups: Vec<NamedGroup>,
     /// Scaler sidecars, by name.
     pub scalers: Vec<NamedSidecar>,
+    /// ScaledJobs, by name: running, succeeded and failed jobs.
+    pub scaled_jobs: Vec<JobView>,
 }
 
 /// One scaled object.
@@ -300,6 +303,10 @@ pub fn render_table(snapshot: &Snapshot, width: usize) -> String {
             out.push('\n');
         }
     }
+    for job in &snapshot.scaled_jobs {
+        out.push_str(&truncate(&job_line(job), width));
+        out.push('\n');
+    }
     for scaler in &snapshot.scalers {
         let status = &scaler.status;
         let row = format!(
@@ -310,6 +317,17 @@ pub fn render_table(snapshot: &Snapshot, width: usize) -> String {
         out.push('\n');
     }
     out
+}
+
+fn job_line(job: &JobView) -> String {
+    let mut line = format!(
+        "jobs {}: {} running, {} succeeded, {} failed",
+        job.name, job.jobs.running, job.jobs.succeeded, job.jobs.failed
+    );
+    if let Some(reason) = &job.last_reason {
+        line.push_str(&format!(" | {reason}"));
+    }
+    line
 }
 
 fn truncate(text: &str, width: usize) -> String {
@@ -360,6 +378,13 @@ pub fn change_lines(previous: &Snapshot, current: &Snapshot) -> Vec<String> {
                     .map(|exit| format!(" (last exit: {exit})"))
                     .unwrap_or_default()
             ));
+        }
+    }
+    for job in &current.scaled_jobs {
+        let line = job_line(job);
+        let before = previous.scaled_jobs.iter().find(|old| old.name == job.name);
+        if before.map(job_line).as_ref() != Some(&line) {
+            out.push(line);
         }
     }
     for scaler in &current.scalers {
@@ -413,6 +438,7 @@ mod tests {
                 },
             }],
             scalers: Vec::new(),
+            scaled_jobs: Vec::new(),
         }
     }
 

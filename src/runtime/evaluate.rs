@@ -150,7 +150,7 @@ fn reading(poller: &TriggerPoller, metric_type: MetricType) -> Reading {
 
 /// One measurement for the engine from a reading of several metrics: the metric asking for
 /// the most replicas (highest value per target) speaks for the trigger.
-fn measurement(reading: &MetricsReading, metric_type: MetricType) -> Measurement {
+pub(crate) fn measurement(reading: &MetricsReading, metric_type: MetricType) -> Measurement {
     let ratio = |value: &crate::client::MetricReading| {
         if value.target > 0.0 {
             value.value / value.target

@@ -51,9 +51,14 @@
 //! evaluates at once (0→1 without waiting for the poll); a pushed `false` polls at once. The
 //! first message of every stream counts as an edge when it differs from the last known
 //! state, so an activation is not lost across a reconnect.
+//!
+//! ScaledJobs run the same way with the same pollers and pool: [`JobSupervisor`] runs one
+//! job loop per [`ManagedJob`], which decides with [`crate::scaling::decide_jobs`] and acts
+//! through the [`JobTarget`] seam (Kubernetes: batch/v1 Jobs; `ebb run`: local processes).
 
 mod evaluate;
 mod http;
+mod jobs;
 mod mailbox;
 mod metrics;
 mod object;
@@ -69,6 +74,10 @@ pub mod telemetry;
 mod trigger;
 
 pub use http::{Readiness, router, serve};
+pub use jobs::{
+    InMemoryJobs, JobCounts, JobSink, JobSupervisor, JobTarget, ManagedJob, REASON_JOBS_CREATED,
+    REASON_JOBS_FAILED, REASON_JOBS_RETIRED, REASON_JOBS_UNREADABLE,
+};
 pub use metrics::{MetricLabels, ObjectLabels, RpcLabels, RuntimeMetrics, TriggerLabels};
 pub use object::{ManagedObject, RuntimeConfig};
 pub use pool::{DEFAULT_RESOLVE_INTERVAL, PoolConfig, ScalerConnection, ScalerPool};

@@ -18,6 +18,7 @@ use super::ObjectKey;
 use super::metrics::{FloatGauge, MetricLabels, RuntimeMetrics, TriggerLabels};
 use super::pool::{RpcMethod, ScalerConnection, ScalerPool};
 use super::push::{PushBackoff, PushTask, TriggerActivity};
+use super::sink::{EventKind, ObjectEvent, REASON_TRIGGER_FAILING, REASON_TRIGGER_RECOVERED};
 use super::trigger::{PushMode, ResolvedTrigger};
 use crate::client::{
     ClientError, EncodedRequest, MetricSpec, MetricsReading, Protocol, ScalerClient, ScalerInfo,
@@ -267,6 +268,32 @@ impl TriggerPoller {
             object: self.labels.object.clone(),
             trigger: self.labels.trigger.clone(),
             metric,
+        }
+    }
+
+    /// The event for a change of health since the last poll (`was_failing` before it): a
+    /// Warning when the trigger starts failing, a Normal when it answers again.
+    pub(crate) fn transition(&self, was_failing: bool) -> Option<ObjectEvent> {
+        let failing = self.consecutive_failures > 0;
+        let name = self.trigger.name();
+        if failing && !was_failing {
+            let message = match &self.last_error {
+                Some(error) => format!("trigger {name} failed: {}", error.message),
+                None => format!("trigger {name} failed"),
+            };
+            Some(ObjectEvent {
+                kind: EventKind::Warning,
+                reason: REASON_TRIGGER_FAILING,
+                message,
+            })
+        } else if !failing && was_failing {
+            Some(ObjectEvent {
+                kind: EventKind::Normal,
+                reason: REASON_TRIGGER_RECOVERED,
+                message: format!("trigger {name} answers again"),
+            })
+        } else {
+            None
         }
     }
 

@@ -24,7 +24,7 @@ use super::pool::ScalerPool;
 use super::push::PushEdge;
 use super::sink::{
     EventKind, ObjectEvent, REASON_SCALE_FAILED, REASON_SCALED, REASON_TARGET_UNREADABLE,
-    REASON_TRIGGER_FAILING, REASON_TRIGGER_RECOVERED, StatusSink,
+    StatusSink,
 };
 use crate::spec::ScaledObjectStatus;
 
@@ -328,21 +328,10 @@ impl ScaleLoop {
 
     async fn report_trigger_transitions(&self, failing_before: &[bool]) {
         for (poller, was_failing) in self.pollers.iter().zip(failing_before) {
-            let failing = poller.consecutive_failures > 0;
-            if failing && !was_failing {
-                let message = match &poller.last_error {
-                    Some(error) => format!(
-                        "trigger {} failed: {}",
-                        poller.trigger.name(),
-                        error.message
-                    ),
-                    None => format!("trigger {} failed", poller.trigger.name()),
-                };
-                self.event(EventKind::Warning, REASON_TRIGGER_FAILING, message)
-                    .await;
-            } else if !failing && *was_failing {
-                let message = format!("trigger {} answers again", poller.trigger.name());
-                self.event(EventKind::Normal, REASON_TRIGGER_RECOVERED, message)
+            if let Some(event) = poller.transition(*was_failing) {
+                self.shared
+                    .sink
+                    .record_event(&self.object.key, &event)
                     .await;
             }
         }

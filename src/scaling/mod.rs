@@ -40,6 +40,7 @@ mod behavior;
 mod decide;
 mod fallback;
 mod hpa;
+mod job;
 mod readings;
 mod report;
 mod spec;
@@ -53,6 +54,9 @@ pub use behavior::Limit;
 pub use decide::{Decision, decide};
 pub use fallback::{TriggerReport, fallback_replicas};
 pub use hpa::{MetricRecommendation, TOLERANCE, recommend};
+pub use job::{
+    Combine, JobDecision, JobLimits, JobReading, JobStrategy, RunningJobs, decide_jobs, max_scale,
+};
 pub use readings::{Measurement, MetricType, Reading, ReadingError, ReadingErrorKind};
 pub use report::ConditionReport;
 pub use spec::{Behavior, EngineSpec, FallbackSpec, Policy, Rules};

@@ -4,6 +4,7 @@
 //! the timeline and writes the SVG.
 
 mod chart;
+pub mod jobs;
 mod model;
 mod series;
 mod timeline;
@@ -19,8 +20,8 @@ pub use series::{Row, Series, SeriesError};
 pub use timeline::{clock, render};
 
 use crate::scaling::EngineSpec;
-use crate::spec::ScaledObject;
 use crate::spec::load::{self, LoadError};
+use crate::spec::{ScaledJob, ScaledObject};
 
 /// Why a simulation failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +140,9 @@ pub struct SimulateArgs {
     /// Print every poll, not only replica changes.
     #[arg(long, env = "EBB_SIMULATE_EVERY_POLL")]
     pub every_poll: bool,
+    /// ScaledJob: how long each job runs before it finishes (e.g. 2m).
+    #[arg(long, env = "EBB_SIMULATE_JOB_DURATION", default_value = "60s", value_parser = crate::process::parse_duration)]
+    pub job_duration: Duration,
 }
 
 const TARGET_KEYS: [&str; 3] = ["value", "targetValue", "queueLength"];
@@ -168,18 +172,15 @@ fn overrides(flags: &[String], flag: &str) -> Result<Vec<(String, f64)>, Simulat
         .collect()
 }
 
-/// Builds the simulation settings for an object; `series_end` is the last row's time.
-pub fn settings(
-    object: &ScaledObject,
+/// Each trigger's name, target, activation and metric type, from the flags or its metadata.
+fn trigger_models(
+    triggers: &[crate::spec::Trigger],
     args: &SimulateArgs,
-    series_end: f64,
-) -> Result<Simulation, SimulateError> {
-    let spec = EngineSpec::from_scaled_object(object)
-        .map_err(|problem| SimulateError::Settings(problem.to_string()))?;
+) -> Result<Vec<TriggerModel>, SimulateError> {
     let targets = overrides(&args.targets, "target")?;
     let activations = overrides(&args.activations, "activation")?;
-    let mut triggers = Vec::new();
-    for (index, trigger) in object.spec.triggers.iter().enumerate() {
+    let mut models = Vec::new();
+    for (index, trigger) in triggers.iter().enumerate() {
         let name = trigger.effective_name(index);
         let from_metadata = |keys: &[&str]| -> Result<Option<f64>, SimulateError> {
             for key in keys {
@@ -216,13 +217,25 @@ pub fn settings(
             Some(activation) => activation,
             None => from_metadata(&ACTIVATION_KEYS)?.unwrap_or(0.0),
         };
-        triggers.push(TriggerModel {
+        models.push(TriggerModel {
             name,
             target,
             activation,
             metric_type: trigger.metric_type(),
         });
     }
+    Ok(models)
+}
+
+/// Builds the simulation settings for an object; `series_end` is the last row's time.
+pub fn settings(
+    object: &ScaledObject,
+    args: &SimulateArgs,
+    series_end: f64,
+) -> Result<Simulation, SimulateError> {
+    let spec = EngineSpec::from_scaled_object(object)
+        .map_err(|problem| SimulateError::Settings(problem.to_string()))?;
+    let triggers = trigger_models(&object.spec.triggers, args)?;
     let poll = args.poll.unwrap_or(spec.polling_interval);
     if poll.as_secs() == 0 {
         return Err(SimulateError::Settings(
@@ -261,6 +274,21 @@ pub fn settings(
 /// Runs a simulation and prints the timeline.
 pub fn run(args: SimulateArgs) -> Result<(), SimulateError> {
     let documents = load::load_path(&args.file)?;
+    let has_object = documents
+        .iter()
+        .any(|document| document.kind == "ScaledObject");
+    if let Some(document) = documents
+        .iter()
+        .filter(|document| document.kind == "ScaledJob")
+        .find(|document| {
+            args.object
+                .as_ref()
+                .is_none_or(|name| *name == document.name)
+        })
+        .filter(|_| !has_object || args.object.is_some())
+    {
+        return run_jobs(document, &args);
+    }
     let document = documents
         .iter()
         .filter(|document| document.kind == "ScaledObject")
@@ -277,15 +305,7 @@ pub fn run(args: SimulateArgs) -> Result<(), SimulateError> {
             },
         })?;
     let object = document.scaled_object()?;
-    let text =
-        std::fs::read_to_string(&args.series).map_err(|source| SimulateError::ReadSeries {
-            path: args.series.clone(),
-            source,
-        })?;
-    let series = Series::parse(&text).map_err(|source| SimulateError::Series {
-        path: args.series.clone(),
-        source,
-    })?;
+    let series = read_series(&args.series)?;
     let simulation = settings(&object, &args, series.end())?;
     let outcome = simulate(&simulation, &series)?;
     print!("{}", render(&simulation, &outcome, args.every_poll));
@@ -306,6 +326,49 @@ pub fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         println!("chart written to {}", path.display());
     }
     Ok(())
+}
+
+/// `ebb simulate` of a ScaledJob: every strategy side by side (see [`jobs`]).
+fn run_jobs(document: &load::Document, args: &SimulateArgs) -> Result<(), SimulateError> {
+    let job: ScaledJob = document.parse()?;
+    if let Some(problem) = job.validate().first() {
+        return Err(SimulateError::Settings(problem.to_string()));
+    }
+    let series = read_series(&args.series)?;
+    let triggers: Vec<(String, f64)> = trigger_models(&job.spec.triggers, args)?
+        .into_iter()
+        .map(|model| (model.name, model.target))
+        .collect();
+    let poll = args.poll.unwrap_or(job.spec.polling_interval());
+    if poll.as_secs() == 0 {
+        return Err(SimulateError::Settings(
+            "--poll must be at least 1s".to_owned(),
+        ));
+    }
+    let duration = args.duration.unwrap_or_else(|| {
+        Duration::from_secs(series.end().ceil() as u64) + args.job_duration + poll
+    });
+    let outcome = jobs::simulate_jobs(
+        &job.spec,
+        &triggers,
+        &series,
+        poll,
+        duration,
+        args.job_duration,
+    );
+    print!("{}", jobs::render_jobs(&outcome, args.every_poll));
+    Ok(())
+}
+
+fn read_series(path: &std::path::Path) -> Result<Series, SimulateError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SimulateError::ReadSeries {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Series::parse(&text).map_err(|source| SimulateError::Series {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -113,6 +113,7 @@ fn args(object: &str, series: &str, drain_rate: Option<f64>) -> SimulateArgs {
         targets: Vec::new(),
         activations: Vec::new(),
         every_poll: false,
+        job_duration: Duration::from_secs(60),
     }
 }
 

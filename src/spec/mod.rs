@@ -1,4 +1,4 @@
-//! The resource types ebb reads: ScaledObject (and its status), shared by the Kubernetes
+//! The resource types ebb reads: ScaledObject and ScaledJob (and their status), shared by the Kubernetes
 //! controller, `ebb run` and `ebb simulate`.
 //!
 //! - [`ScaledObject`] / [`ScaledObjectSpec`]: the custom resource (`ebb.dev/v1alpha1`), with
@@ -16,6 +16,7 @@ mod behavior;
 pub mod load;
 mod names;
 mod pause;
+mod scaled_job;
 mod scaled_object;
 mod status;
 mod trigger;
@@ -28,6 +29,10 @@ pub use auth::{
 pub use behavior::{HpaBehavior, PolicyType, ScalingPolicy, ScalingRules, SelectPolicy};
 pub use names::{check_object_name, check_trigger_name, terminal_safe};
 pub use pause::{PauseState, pause_annotation};
+pub use scaled_job::{
+    DEFAULT_HISTORY_LIMIT, MultipleScalersCalculation, PropagationPolicy, Rollout, RolloutStrategy,
+    ScaledJob, ScaledJobSpec, ScaledJobStatus, ScalingStrategy, StrategyName,
+};
 pub use scaled_object::{
     AdvancedConfig, Fallback, FallbackBehavior, HorizontalPodAutoscalerConfig, ScaleTargetRef,
     ScaledObject, ScaledObjectSpec, scaled_object_field_names,

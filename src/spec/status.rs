@@ -150,35 +150,47 @@ impl Condition {
 impl ScaledObjectStatus {
     /// The condition of this type, if set.
     pub fn condition(&self, condition_type: ConditionType) -> Option<&Condition> {
-        self.conditions
-            .iter()
-            .find(|condition| condition.condition_type == condition_type)
+        find_condition(&self.conditions, condition_type)
     }
 
     /// Sets a condition, keeping its `lastTransitionTime` when the status did not change.
-    pub fn set_condition(&mut self, mut condition: Condition) {
-        match self
-            .conditions
-            .iter_mut()
-            .find(|existing| existing.condition_type == condition.condition_type)
-        {
-            Some(existing) => {
-                if existing.status == condition.status {
-                    condition.last_transition_time = existing.last_transition_time.clone();
-                }
-                *existing = condition;
-            }
-            None => {
-                self.conditions.push(condition);
-                self.conditions
-                    .sort_by_key(|condition| condition.condition_type);
-            }
-        }
+    pub fn set_condition(&mut self, condition: Condition) {
+        put_condition(&mut self.conditions, condition);
     }
 
     /// `lastActiveTime` as a `SystemTime`.
     pub fn last_active(&self) -> Option<SystemTime> {
         self.last_active_time.as_ref().map(from_time)
+    }
+}
+
+/// The condition of this type in `conditions`, if set (any object's status).
+pub(crate) fn find_condition(
+    conditions: &[Condition],
+    condition_type: ConditionType,
+) -> Option<&Condition> {
+    conditions
+        .iter()
+        .find(|condition| condition.condition_type == condition_type)
+}
+
+/// Sets a condition in `conditions`, keeping its `lastTransitionTime` when the status did not
+/// change; new types are added in type order.
+pub(crate) fn put_condition(conditions: &mut Vec<Condition>, mut condition: Condition) {
+    match conditions
+        .iter_mut()
+        .find(|existing| existing.condition_type == condition.condition_type)
+    {
+        Some(existing) => {
+            if existing.status == condition.status {
+                condition.last_transition_time = existing.last_transition_time.clone();
+            }
+            *existing = condition;
+        }
+        None => {
+            conditions.push(condition);
+            conditions.sort_by_key(|condition| condition.condition_type);
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub struct AuthenticationRef {
     pub name: String,
     /// Its kind (default `ScalerAuthentication`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_authentication_kind")]
     pub kind: Option<AuthenticationKind>,
 }
 
@@ -72,22 +73,34 @@ pub enum AuthenticationKind {
     ClusterScalerAuthentication,
 }
 
+/// The kinds as the CRD lists them: KEDA's spellings too, or the API server would refuse them.
+const AUTHENTICATION_KINDS: [&str; 4] = [
+    "ScalerAuthentication",
+    "ClusterScalerAuthentication",
+    "TriggerAuthentication",
+    "ClusterTriggerAuthentication",
+];
+
+/// `authenticationRef.kind`'s schema: optional, one of [`AUTHENTICATION_KINDS`] (a structural
+/// schema lists no `null` among enum values; `nullable` says it may be absent).
+fn optional_authentication_kind(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "ScalerAuthentication (default) or ClusterScalerAuthentication; KEDA's TriggerAuthentication and ClusterTriggerAuthentication mean the same.",
+        "type": "string",
+        "nullable": true,
+        "enum": AUTHENTICATION_KINDS
+    })
+}
+
 impl JsonSchema for AuthenticationKind {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "AuthenticationKind".into()
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        // The CRD enum lists KEDA's spellings too, or the API server would refuse them.
         schemars::json_schema!({
-            "description": "ScalerAuthentication (default) or ClusterScalerAuthentication; KEDA's TriggerAuthentication and ClusterTriggerAuthentication mean the same.",
             "type": "string",
-            "enum": [
-                "ScalerAuthentication",
-                "ClusterScalerAuthentication",
-                "TriggerAuthentication",
-                "ClusterTriggerAuthentication"
-            ]
+            "enum": AUTHENTICATION_KINDS
         })
     }
 }

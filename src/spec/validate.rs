@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::behavior::ScalingRules;
 use super::scaled_object::{ScaledObject, ScaledObjectSpec};
-use super::trigger::EndpointError;
+use super::trigger::{EndpointError, Trigger};
 
 /// One thing wrong with an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +137,23 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
             "at least one trigger is required".to_owned(),
         );
     }
+    problems.extend(validate_triggers(&spec.triggers));
+    problems
+}
+
+/// Every problem of a trigger list (ScaledObject's and ScaledJob's): unique names,
+/// authentication names and scaler endpoints. Fields start with `spec.triggers[i]`.
+pub(crate) fn validate_triggers(triggers: &[Trigger]) -> Vec<ValidationProblem> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, reason: &'static str, message: String| {
+        problems.push(ValidationProblem::new(
+            format!("spec.{field}"),
+            reason,
+            message,
+        ));
+    };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (index, trigger) in spec.triggers.iter().enumerate() {
+    for (index, trigger) in triggers.iter().enumerate() {
         let name = trigger.effective_name(index);
         if let Err(message) = super::check_trigger_name(&name) {
             problem(

@@ -161,6 +161,17 @@ pub async fn prepare_triggers(
     spec: &ScaledObjectSpec,
     controller_namespace: &str,
 ) -> Result<Vec<ResolvedTrigger>, Vec<Problem>> {
+    prepare_trigger_list(lookups, key, &spec.triggers, controller_namespace).await
+}
+
+/// [`prepare_triggers`] for any object's trigger list: a ScaledJob's triggers take this same
+/// path, so they follow every rule above.
+pub async fn prepare_trigger_list(
+    lookups: &dyn Lookups,
+    key: &ObjectKey,
+    trigger_list: &[Trigger],
+    controller_namespace: &str,
+) -> Result<Vec<ResolvedTrigger>, Vec<Problem>> {
     let context = Context {
         lookups,
         namespace: &key.namespace,
@@ -168,7 +179,7 @@ pub async fn prepare_triggers(
     };
     let mut triggers = Vec::new();
     let mut problems = Vec::new();
-    for (index, trigger) in spec.triggers.iter().enumerate() {
+    for (index, trigger) in trigger_list.iter().enumerate() {
         match context.trigger(key, index, trigger).await {
             Ok(resolved) => triggers.push(resolved),
             Err(problem) => problems.push(problem),

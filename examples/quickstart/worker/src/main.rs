@@ -1,5 +1,6 @@
 //! The quickstart worker: consumes one RabbitMQ queue, one message at a time, spends a fixed
-//! time on each, records its id, and only then acknowledges it.
+//! time on each, records its id, and only then acknowledges it. With `--one-message` it is a
+//! ScaledJob's job instead: one message, then exit.
 //!
 //! On SIGTERM or SIGINT it stops taking messages, finishes the one in hand, and exits; a
 //! message it had received but not started is returned to the queue when the connection
@@ -13,7 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Parser;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use tokio::signal::unix::{SignalKind, signal};
@@ -41,6 +44,12 @@ struct Args {
     /// File to append `<unix-nanos> <pid>` to as the very first thing the process does.
     #[arg(long, env = "STARTED_FILE")]
     started_file: Option<PathBuf>,
+    /// Job mode (a ScaledJob's job): take exactly one message, process and ack it, exit.
+    #[arg(long, env = "ONE_MESSAGE")]
+    one_message: bool,
+    /// Job mode: how long to wait for a message before exiting without one.
+    #[arg(long, env = "WAIT_FOR_MESSAGE", default_value = "10s", value_parser = humantime::parse_duration)]
+    wait_for_message: Duration,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -71,6 +80,9 @@ async fn main() -> Result<()> {
         )
         .await
         .with_context(|| format!("declare queue {}", args.queue))?;
+    if args.one_message {
+        return one_message(&args, &connection, &channel).await;
+    }
     // One message at a time: the broker keeps the rest for other workers.
     channel.basic_qos(1, BasicQosOptions::default()).await?;
     let mut deliveries = channel
@@ -109,6 +121,45 @@ async fn main() -> Result<()> {
         "worker {} stopped after {processed} messages",
         std::process::id()
     );
+    Ok(())
+}
+
+/// Job mode: `basic.get` (not a consumer, so the broker hands this process exactly one
+/// message), process, ack, exit. A job that finds the queue empty for `--wait-for-message`
+/// exits successfully without work.
+async fn one_message(args: &Args, connection: &Connection, channel: &lapin::Channel) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + args.wait_for_message;
+    let message = loop {
+        let got = channel
+            .basic_get(args.queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .context("basic.get")?;
+        if let Some(message) = got {
+            break Some(message);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let Some(message) = message else {
+        println!(
+            "job {}: no message within {:?}",
+            std::process::id(),
+            args.wait_for_message
+        );
+        let _ = connection.close(200, "job done".into()).await;
+        return Ok(());
+    };
+    let delivery = message.delivery;
+    tokio::time::sleep(args.work_time).await;
+    let id = message_id(&delivery);
+    if let Some(path) = &args.processed_file {
+        append_line(path, &id)?;
+    }
+    delivery.ack(BasicAckOptions::default()).await?;
+    println!("job {}: processed {id}", std::process::id());
+    let _ = connection.close(200, "job done".into()).await;
     Ok(())
 }
 
