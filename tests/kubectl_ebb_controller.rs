@@ -42,8 +42,7 @@ fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kub
         "--timeout=20s",
         "crd/scaledobjects.ebb.dev",
     ]);
-    let scaler = scaler_processes::python_scaler(&["--keda-only"])
-        .expect("the venv's Python (scripts/services.sh creates it)");
+    let scaler = scaler_processes::python_scaler(&["--keda-only"]);
     let spool = server.dir().join("spool");
     std::fs::create_dir(&spool).expect("spool directory");
     server.kubectl_ok(&[

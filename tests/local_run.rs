@@ -535,9 +535,7 @@ spec:
 /// work): 50 messages are drained by exactly 50 jobs, each message processed exactly once.
 #[test]
 fn rabbitmq_job_example_drains_50_messages_with_50_jobs_each_exactly_once() {
-    let Some((bins, queue, dir)) = setup("job") else {
-        return;
-    };
+    let (bins, queue, dir) = setup("job");
     let _cleanup = QueueGuard {
         bins: &bins,
         queue: queue.clone(),
