@@ -41,6 +41,8 @@ pub struct ControllerSettings {
     pub info_timeout: Duration,
     /// Status writes in flight at once.
     pub status_concurrency: usize,
+    /// Where the dashboard's history is recorded; `None` (the default) records nothing.
+    pub history: Option<crate::dashboard::History>,
 }
 
 /// Reason of Ready=False for an object that cannot be decoded.
@@ -140,11 +142,11 @@ pub async fn lead(
         settings.identity.clone(),
         settings.status_concurrency,
     );
-    let supervisor = Supervisor::new(
-        pool.clone(),
-        Arc::new(sink.clone()),
-        RuntimeConfig::default(),
-    );
+    let mut loop_sink: Arc<dyn crate::runtime::StatusSink> = Arc::new(sink.clone());
+    if let Some(history) = settings.history.clone() {
+        loop_sink = Arc::new(crate::dashboard::HistorySink::new(loop_sink, history));
+    }
+    let supervisor = Supervisor::new(pool.clone(), loop_sink, RuntimeConfig::default());
     let preparer = Preparer {
         client: client.clone(),
         targets: TargetResolver::new(client.clone()),
