@@ -7,15 +7,16 @@
 mod ebb_run;
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ebb_run::EbbRun;
 use serde_json::{Value, json};
-use support::{KillOnDrop, free_port, wait_for_port};
+use support::{free_port, wait_for_port};
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -34,35 +35,66 @@ fn require_tool(name: &str) -> PathBuf {
             .find(|path| path.is_file())
     });
     found.unwrap_or_else(|| {
-        panic!("{name} is not installed (Debian chromium / chromium-driver): run scripts/services.sh")
+        panic!(
+            "{name} is not installed (Debian chromium / chromium-driver): run scripts/services.sh"
+        )
     })
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port`; the answer's JSON body.
+/// One HTTP/1.1 request to 127.0.0.1:`port`; the answer's JSON body (read by its
+/// Content-Length: chromedriver keeps connections open).
 fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
     let body = body.map(Value::to_string).unwrap_or_default();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chromedriver");
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chromedriver");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
+    let mut writer = &stream;
     write!(
-        stream,
+        writer,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("write request");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read response");
-    let response = String::from_utf8_lossy(&response);
-    let (_, body) = response.split_once("\r\n\r\n").expect("HTTP answer");
-    serde_json::from_str(body).unwrap_or_else(|error| panic!("{error}: {body}"))
+    let mut reader = BufReader::new(&stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read response head");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().expect("Content-Length");
+        }
+    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).expect("read response body");
+    serde_json::from_slice(&answer)
+        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&answer)))
+}
+
+/// chromedriver and the Chromium it started (one process group), stopped together on drop
+/// so a failed test leaves no browser behind.
+struct DriverGroup(std::process::Child);
+
+impl Drop for DriverGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 /// A WebDriver session on a headless Chromium.
 struct Browser {
     port: u16,
     session: String,
-    _driver: KillOnDrop,
+    _driver: DriverGroup,
     _profile: tempfile::TempDir,
 }
 
@@ -71,13 +103,15 @@ impl Browser {
         let chromium = require_tool("chromium");
         let driver = require_tool("chromedriver");
         let port = free_port();
+        // Its own process group, so the Chromium it starts goes with it on drop.
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let driver = KillOnDrop(child);
+        let driver = DriverGroup(child);
         wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(30));
         let profile = tempfile::tempdir().expect("profile dir");
         let args = [
@@ -173,13 +207,16 @@ fn base64_decode(text: &str) -> Vec<u8> {
         b'/' => 63,
         _ => panic!("not base64: {byte}"),
     };
-    let bytes: Vec<u8> = text.bytes().filter(|byte| *byte != b'=').map(digit).collect();
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|byte| *byte != b'=')
+        .map(digit)
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
-        let word = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |word, (index, digit)| word | u32::from(*digit) << (18 - 6 * index));
+        let word = chunk.iter().enumerate().fold(0u32, |word, (index, digit)| {
+            word | u32::from(*digit) << (18 - 6 * index)
+        });
         out.extend(&word.to_be_bytes()[1..chunk.len()]);
     }
     out
@@ -265,7 +302,11 @@ fn the_dashboard_shows_objects_live_values_and_scale_events_in_chromium() {
     publisher(&["--queue", &queue, "--count", "0"]);
     let _queue = DeleteQueue(queue.clone());
     let dir = tempfile::tempdir().expect("temp dir");
-    let run = EbbRun::start(&ebb, &manifest(dir.path(), &queue), &dir.path().join("ebb.log"));
+    let run = EbbRun::start(
+        &ebb,
+        &manifest(dir.path(), &queue),
+        &dir.path().join("ebb.log"),
+    );
     support::wait_for("a first status", Duration::from_secs(30), || {
         status_value(&run) == Some(0.0)
     });
@@ -294,7 +335,10 @@ fn the_dashboard_shows_objects_live_values_and_scale_events_in_chromium() {
         if let Some(value) = status_value(&run).filter(|value| *value > 0.0) {
             break value;
         }
-        assert!(Instant::now() < deadline, "ebb never saw the published messages");
+        assert!(
+            Instant::now() < deadline,
+            "ebb never saw the published messages"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let shown = browser.wait_for(

@@ -17,8 +17,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::runtime::{ObjectEvent, ObjectKey, REASON_SCALED, StatusSink};
 use crate::local::status::format_value;
+use crate::runtime::{ObjectEvent, ObjectKey, REASON_SCALED, StatusSink};
 use crate::simulate::chart::{ChartData, MetricLine, ScaleMark};
 use crate::spec::ScaledObjectStatus;
 
@@ -150,7 +150,10 @@ impl Ring {
                 let points: Vec<(u64, Option<f64>)> = (from..self.samples.len())
                     .map(|index| {
                         let value = self.values[index * stride + column];
-                        (time_of(index), (!value.is_nan()).then_some(f64::from(value)))
+                        (
+                            time_of(index),
+                            (!value.is_nan()).then_some(f64::from(value)),
+                        )
                     })
                     .collect();
                 let target = self
@@ -165,6 +168,7 @@ impl Ring {
                     .and_then(|point| point.1)
                     .map_or_else(|| "?".to_owned(), format_value);
                 MetricLine {
+                    name: name.clone(),
                     label: format!("{name} = {latest}"),
                     points,
                     target,
@@ -214,7 +218,10 @@ impl Ring {
             .collect();
         ChartData {
             span: window.as_secs().max(1),
-            time_caption: format!("seconds (window: last {})", humantime::format_duration(window)),
+            time_caption: format!(
+                "seconds (window: last {})",
+                humantime::format_duration(window)
+            ),
             metric_caption: "metric".to_owned(),
             metrics,
             replicas: desired,
@@ -400,9 +407,19 @@ mod tests {
         history.record_event(&key, &event, now);
         let chart = history.chart(&key, now, Duration::from_secs(300)).unwrap();
         assert_eq!(chart.metrics[0].target, Some(5.0));
-        assert_eq!(chart.metrics[0].points.first().map(|point| point.0), Some(0));
-        assert_eq!(chart.metrics[0].points.last().map(|point| point.0), Some(300));
-        assert!(chart.metrics[0].label.ends_with("= 3699"), "{}", chart.metrics[0].label);
+        assert_eq!(
+            chart.metrics[0].points.first().map(|point| point.0),
+            Some(0)
+        );
+        assert_eq!(
+            chart.metrics[0].points.last().map(|point| point.0),
+            Some(300)
+        );
+        assert!(
+            chart.metrics[0].label.ends_with("= 3699"),
+            "{}",
+            chart.metrics[0].label
+        );
         assert_eq!(chart.marks.len(), 1);
         assert!(chart.marks[0].reason.len() <= MAX_EVENT_TEXT + '…'.len_utf8());
         let svg = crate::simulate::chart::render(&chart, "orders").unwrap();

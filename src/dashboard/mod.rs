@@ -13,8 +13,7 @@ mod history;
 mod rpc;
 
 pub use history::{
-    History, HistorySink, KEPT, MAX_EVENT_TEXT, MAX_EVENTS, MAX_SAMPLES, MAX_TRIGGERS,
-    ObjectEntry,
+    History, HistorySink, KEPT, MAX_EVENT_TEXT, MAX_EVENTS, MAX_SAMPLES, MAX_TRIGGERS, ObjectEntry,
 };
 pub use rpc::{RpcSummary, ScalerRpc};
 

@@ -28,7 +28,9 @@ const COLORS: [RGBColor; 4] = [
 /// One trigger's line.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricLine {
-    /// The legend text.
+    /// The trigger's name (legends of its thresholds and failures).
+    pub name: String,
+    /// The legend text of the line itself.
     pub label: String,
     /// `(second, value)`; `None` where the scaler failed (the line breaks there).
     pub points: Vec<(u64, Option<f64>)>,
@@ -85,6 +87,7 @@ pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<S
             .iter()
             .enumerate()
             .map(|(index, trigger)| MetricLine {
+                name: trigger.name.clone(),
                 label: trigger.name.clone(),
                 points: samples
                     .iter()
@@ -205,7 +208,10 @@ pub fn render(data: &ChartData, title: &str) -> Result<String, ChartError> {
                 }
             }
             // Targets dashed, activation thresholds dotted: the levels the values are read against.
-            for (threshold, what, dash) in [(line.target, "target", 8), (line.activation, "activation", 2)] {
+            for (threshold, what, dash) in [
+                (line.target, "target", 8),
+                (line.activation, "activation", 2),
+            ] {
                 let Some(threshold) = threshold.filter(|value| *value > 0.0) else {
                     continue;
                 };
@@ -218,7 +224,7 @@ pub fn render(data: &ChartData, title: &str) -> Result<String, ChartError> {
                         style,
                     ))
                     .map_err(failed)?
-                    .label(format!("{} {what} {threshold}", line.label))
+                    .label(format!("{} {what} {threshold}", line.name))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
             }
             if !failures.is_empty() {
@@ -229,7 +235,7 @@ pub fn render(data: &ChartData, title: &str) -> Result<String, ChartError> {
                             .map(|time| Circle::new((time, 0.0), 2, RED.filled())),
                     )
                     .map_err(failed)?
-                    .label(format!("{} failing", line.label))
+                    .label(format!("{} failing", line.name))
                     .legend(|(x, y)| Circle::new((x + 9, y), 3, RED.filled()));
             }
         }
