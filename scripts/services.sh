@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (on Debian/Ubuntu, when missing) and starts the services the tests use:
-# RabbitMQ with its management plugin on 127.0.0.1:5672/15672 and Azurite's queue service on
-# 127.0.0.1:10001. Safe to run again: running services are left alone.
+# RabbitMQ with its management plugin on 127.0.0.1:5672/15672, Azurite's queue service on
+# 127.0.0.1:10001, and headless Chromium with chromedriver (the dashboard's browser test).
+# Safe to run again: running services are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -108,7 +109,17 @@ start_helm_python() {
   fi
 }
 
+# Headless Chromium and chromedriver for the dashboard's browser test
+# (tests/dashboard_browser.rs).
+install_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing chromium and chromium-driver (Debian packages)"
+    apt_install chromium chromium-driver
+  fi
+}
+
 start_rabbitmq
+install_chromium
 start_azurite
 start_python
 install_node_packages

@@ -67,6 +67,7 @@ ebb-quickstart-publisher --queue orders --count 0 >/dev/null
 
 status_addr="127.0.0.1:${EBB_QUICKSTART_STATUS_PORT:-9464}"
 say "starting: ebb run -f examples/quickstart/ --status-addr $status_addr"
+say "dashboard (live charts of the queue and the workers): http://$status_addr/"
 say "in a few seconds $messages messages go to the queue 'orders'; watch the workers scale 0 -> N -> 0"
 say "(each worker takes 1 s per message; cooldown 30 s; Ctrl-C stops everything gracefully)"
 (
@@ -91,5 +92,6 @@ fi
 wait "$publisher" 2>/dev/null || true
 if [ -n "$until_idle" ]; then
   say "done: the workers went 0 -> N -> 0. Status JSON was on http://$status_addr/status"
+  say "(run with --keep-running to keep the dashboard on http://$status_addr/ open)"
 fi
 exit $status

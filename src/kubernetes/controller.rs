@@ -43,6 +43,8 @@ pub struct ControllerSettings {
     pub status_concurrency: usize,
     /// The scaler each trigger type calls when a trigger gives no address.
     pub registry: Arc<crate::runtime::prepare::ScalerRegistry>,
+    /// Where the dashboard's history is recorded; `None` (the default) records nothing.
+    pub history: Option<crate::dashboard::History>,
 }
 
 /// Reason of Ready=False for an object that cannot be decoded.
@@ -144,11 +146,11 @@ pub async fn lead(
         settings.identity.clone(),
         settings.status_concurrency,
     );
-    let supervisor = Supervisor::new(
-        pool.clone(),
-        Arc::new(sink.clone()),
-        RuntimeConfig::default(),
-    );
+    let mut loop_sink: Arc<dyn crate::runtime::StatusSink> = Arc::new(sink.clone());
+    if let Some(history) = settings.history.clone() {
+        loop_sink = Arc::new(crate::dashboard::HistorySink::new(loop_sink, history));
+    }
+    let supervisor = Supervisor::new(pool.clone(), loop_sink, RuntimeConfig::default());
     let preparer = Preparer {
         client: client.clone(),
         targets: TargetResolver::new(client.clone()),

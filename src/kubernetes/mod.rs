@@ -122,6 +122,10 @@ pub struct ControllerArgs {
     /// ConfigMap; `--scaler` flags win over it.
     #[arg(long, env = "EBB_SCALER_REGISTRY")]
     pub scaler_registry: Option<PathBuf>,
+    /// Serve the read-only live dashboard at `/` of the telemetry address, and keep the
+    /// bounded per-object history it charts (off: nothing is recorded).
+    #[arg(long, env = "EBB_DASHBOARD", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub dashboard: bool,
 }
 
 impl Default for ControllerArgs {
@@ -142,6 +146,7 @@ impl Default for ControllerArgs {
             status_concurrency: 32,
             scalers: Vec::new(),
             scaler_registry: None,
+            dashboard: false,
         }
     }
 }
@@ -169,6 +174,7 @@ impl ControllerArgs {
             retry_interval: Duration::from_secs(5),
             info_timeout: self.info_timeout,
             status_concurrency: self.status_concurrency,
+            history: self.dashboard.then(crate::dashboard::History::new),
         })
     }
 }
@@ -210,6 +216,14 @@ pub async fn run_with_client(
     let readiness = Readiness::new();
     let pool = ScalerPool::new(PoolConfig::default(), metrics);
     let settings = args.settings()?;
+    let extra = match &settings.history {
+        Some(history) => crate::dashboard::routes(
+            history.clone(),
+            Arc::new(|| serde_json::Value::Null),
+            registry.clone(),
+        ),
+        None => axum::Router::new(),
+    };
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -222,7 +236,7 @@ pub async fn run_with_client(
         listener,
         registry,
         readiness.clone(),
-        axum::Router::new(),
+        extra,
         stopped(stop.clone()),
     ));
     if !args.leader_elect {

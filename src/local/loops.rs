@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use super::group::ProcessGroupHandle;
 use super::plan::Plan;
 use super::status::StatusBoard;
-use crate::runtime::{ManagedObject, RuntimeConfig, ScalerPool, Supervisor};
+use crate::dashboard::{History, HistorySink};
+use crate::runtime::{ManagedObject, RuntimeConfig, ScalerPool, StatusSink, Supervisor};
 
 /// The running scale loops.
 pub(crate) struct Loops {
@@ -16,14 +17,20 @@ pub(crate) struct Loops {
 }
 
 /// Starts one scale loop per planned object. Every object's target group is in `groups`
-/// (the plan checked it).
+/// (the plan checked it). With a `history` (the dashboard is on) statuses and events are
+/// also recorded there.
 pub(crate) fn start(
     plan: &Plan,
     groups: &[ProcessGroupHandle],
     board: &StatusBoard,
+    history: Option<History>,
     pool: ScalerPool,
 ) -> Loops {
-    let supervisor = Supervisor::new(pool, Arc::new(board.clone()), RuntimeConfig::default());
+    let mut sink: Arc<dyn StatusSink> = Arc::new(board.clone());
+    if let Some(history) = history {
+        sink = Arc::new(HistorySink::new(sink, history));
+    }
+    let supervisor = Supervisor::new(pool, sink, RuntimeConfig::default());
     let created = SystemTime::now();
     for object in &plan.objects {
         let Some(group) = groups.iter().find(|group| group.name() == object.group) else {

@@ -110,7 +110,8 @@ pub struct RunArgs {
     /// A YAML file, or a directory of them, with ScaledObject, ProcessGroup and Scaler objects.
     #[arg(short = 'f', long = "file", env = "EBB_RUN_FILE")]
     pub file: PathBuf,
-    /// Serve the status as JSON on /status, plus /metrics, /healthz and /readyz, here.
+    /// Serve the status as JSON on /status, plus /metrics, /healthz and /readyz, here, and the
+    /// live dashboard on / (with its bounded per-object history; see docs/dashboard.md).
     #[arg(long, env = "EBB_STATUS_ADDR")]
     pub status_addr: Option<SocketAddr>,
     /// Status output on stdout: a redrawn table, plain change lines, or auto (table on a TTY).

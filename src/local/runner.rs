@@ -147,29 +147,36 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         return Err(PlanError { problems }.into());
     }
     let job_loops = super::jobs::start_loops(&plan, &jobs, &job_board, pool.clone());
-    let loops = super::loops::start(&plan, &groups, &board, pool);
+    // History is recorded only when the dashboard is served (on the status address).
+    let history = args.status_addr.map(|_| crate::dashboard::History::new());
+    let loops = super::loops::start(&plan, &groups, &board, history.clone(), pool);
 
     let readiness = Readiness::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server = None;
     if let Some(listener) = status_listener {
         let address = listener.local_addr().ok();
-        let routes = Router::new()
+        let registry = Arc::new(registry);
+        let mut routes = Router::new()
             .route("/status", get(status_json))
             .with_state(sources.clone());
+        if let Some(history) = history {
+            let view = host_view(&sources);
+            routes = routes.merge(crate::dashboard::routes(history, view, registry.clone()));
+        }
         let mut stop = stop_rx.clone();
         let shutdown = async move {
             let _ = stop.wait_for(|stop| *stop).await;
         };
         server = Some(tokio::spawn(crate::runtime::serve(
             listener,
-            Arc::new(registry),
+            registry,
             readiness.clone(),
             routes,
             shutdown,
         )));
         if let Some(address) = address {
-            tracing::info!(%address, "status on http://{address}/status");
+            tracing::info!(%address, "status on http://{address}/status, dashboard on http://{address}/");
         }
     }
     readiness.set_ready(true);
@@ -248,6 +255,18 @@ async fn status_json(State(sources): State<Sources>) -> axum::Json<Snapshot> {
     axum::Json(sources.snapshot())
 }
 
+/// The dashboard's view of the process groups and scalers (objects come from its history).
+fn host_view(sources: &Sources) -> crate::dashboard::HostView {
+    let sources = sources.clone();
+    Arc::new(move || {
+        let snapshot = sources.snapshot();
+        serde_json::json!({
+            "processGroups": snapshot.process_groups,
+            "scalers": snapshot.scalers,
+        })
+    })
+}
+
 /// Resolves once every group has had replicas and all are back to zero.
 async fn until_idle(sources: &Sources) {
     let mut seen_busy = vec![false; sources.groups.len()];
@@ -282,6 +301,7 @@ fn header_text(args: &RunArgs, output: &OutputMode) -> String {
     );
     if let Some(address) = args.status_addr {
         header.push_str(&format!("\nstatus JSON: http://{address}/status"));
+        header.push_str(&format!("\ndashboard: http://{address}/"));
     }
     if let OutputMode::Directory(dir) = output {
         header.push_str(&format!("\nprocess output: {}", dir.display()));

@@ -162,7 +162,8 @@ struct ObjectLine {
     reason: String,
 }
 
-fn format_value(value: f64) -> String {
+/// A metric value for people: whole numbers without decimals, others with two.
+pub fn format_value(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else {

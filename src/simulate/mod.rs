@@ -3,7 +3,7 @@
 //! The simulation is a pure function ([`simulate`]); this module only reads the files, prints
 //! the timeline and writes the SVG.
 
-mod chart;
+pub mod chart;
 pub mod jobs;
 mod model;
 mod series;
