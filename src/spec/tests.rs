@@ -174,7 +174,7 @@ spec:
           policies: [{type: Pods, value: 0, periodSeconds: 4000}]
   triggers:
     - name: a
-      type: rabbitmq
+      metadata: {queueName: q}
     - name: a
       type: external
       metadata: {scalerAddress: "x:1"}
