@@ -512,7 +512,7 @@ spec:
         "ProcessGroup \"workers\": spec.gracePeriod",
         "ScaledObject \"orders\"",
         "spec.scaleTargetRef.name: no ProcessGroup named \"workerz\"",
-        "spec.triggers[0].scaler.address",
+        "spec.triggers[0].type: no scaler is registered for type \"rabbitmq\"",
         "kind: Scaler",
     ] {
         assert!(

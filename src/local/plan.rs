@@ -239,7 +239,12 @@ fn plan_object(
     for trigger in &mut object.spec.triggers {
         attach_local_scaler(trigger, scalers);
     }
-    for problem in object.validate() {
+    let validation = object.validate();
+    // A trigger that failed validation would only be reported again, in other words.
+    let triggers_valid = !validation
+        .iter()
+        .any(|problem| problem.field.starts_with("spec.triggers"));
+    for problem in validation {
         problems.push(format!("{prefix}: {problem}"));
     }
     let target = &object.spec.scale_target_ref;
@@ -269,9 +274,10 @@ fn plan_object(
             target.name
         ));
     }
-    if !problems.is_empty() {
+    if !triggers_valid {
         return Err(problems);
     }
+    // Triggers are prepared even when the object has other problems, so one run reports them all.
     let key = ObjectKey::new("", name);
     let base = base_dir(&document.path);
     let sidecars = sidecar_addresses(scalers);
@@ -284,12 +290,18 @@ fn plan_object(
     };
     // Local lookups answer at once (no I/O waits on a reactor), so blocking here is safe
     // even when called from inside the runtime.
-    let triggers = futures::executor::block_on(prepare_triggers(&lookups, &key, &object.spec, ""))
-        .map_err(|list| {
-            list.into_iter()
-                .map(|problem| format!("{prefix}: {problem}"))
-                .collect::<Vec<_>>()
-        })?;
+    let prepared = futures::executor::block_on(prepare_triggers(&lookups, &key, &object.spec, ""));
+    let triggers = match prepared {
+        Ok(triggers) if problems.is_empty() => triggers,
+        Ok(_) => return Err(problems),
+        Err(list) => {
+            problems.extend(
+                list.into_iter()
+                    .map(|problem| format!("{prefix}: {problem}")),
+            );
+            return Err(problems);
+        }
+    };
     let pause = object.pause_state().unwrap_or_default();
     Ok(PlannedObject {
         key,

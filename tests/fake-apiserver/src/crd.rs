@@ -7,8 +7,9 @@ use crate::resources::{PrinterColumn, ResourceType, ScalePaths};
 
 /// ebb's own CRDs as shipped in `deploy/crds`, so the fake serves them with their real
 /// schemas and printer columns.
-const EBB_CRDS: [&str; 3] = [
+const EBB_CRDS: [&str; 4] = [
     include_str!("../../../deploy/crds/scaledobjects.ebb.dev.yaml"),
+    include_str!("../../../deploy/crds/scaledjobs.ebb.dev.yaml"),
     include_str!("../../../deploy/crds/scalerauthentications.ebb.dev.yaml"),
     include_str!("../../../deploy/crds/clusterscalerauthentications.ebb.dev.yaml"),
 ];
