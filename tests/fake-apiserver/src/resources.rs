@@ -144,6 +144,7 @@ impl ResourceType {
                         | ("", "secrets" | "configmaps" | "events")
                         | ("events.k8s.io", "events")
                         | ("coordination.k8s.io", "leases")
+                        | ("batch", "jobs")
                 )
             })
             .collect();
