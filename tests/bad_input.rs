@@ -6,6 +6,8 @@
 
 #[path = "fake_apiserver/mod.rs"]
 mod fake_apiserver;
+#[path = "in_process_controller/mod.rs"]
+mod in_process_controller;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fake_apiserver::FakeApiServer;
+use in_process_controller::{InProcessController, test_args};
 use serde_json::Value;
 
 /// The marker planted in the corpus wherever a value is secret.
@@ -130,23 +133,7 @@ async fn the_controller_refuses_the_same_objects_in_the_same_words() {
         server.create(object).expect("create ScaledObject");
         names.push(name);
     }
-    let args = ebb::kubernetes::ControllerArgs {
-        identity: Some("bad-input".to_owned()),
-        namespace: "ebb-system".into(),
-        ..ebb::kubernetes::ControllerArgs::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(ebb::kubernetes::run_with_client(
-        server.client(),
-        args,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let controller = InProcessController::start(server.client(), test_args("bad-input")).await;
     let ready_message = |name: &str| -> Option<(String, String)> {
         let object = server.get("ebb.dev/v1alpha1", "ScaledObject", "bad", name)?;
         object["status"]["conditions"]
@@ -180,7 +167,6 @@ async fn the_controller_refuses_the_same_objects_in_the_same_words() {
             ));
         }
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
+    controller.stop().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -9,6 +9,8 @@
 
 #[path = "fake_apiserver/mod.rs"]
 mod fake_apiserver;
+#[path = "in_process_controller/mod.rs"]
+mod in_process_controller;
 #[path = "keda_backlog/mod.rs"]
 mod keda_backlog;
 #[path = "support/mod.rs"]
@@ -17,53 +19,16 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ebb::kubernetes::{ControllerArgs, run_with_client};
 use fake_apiserver::FakeApiServer;
+use in_process_controller::{InProcessController, test_args};
 use keda_backlog::BacklogScaler;
 use serde_json::{Value, json};
 
 const NS: &str = "jobs";
 
-struct Controller {
-    task: tokio::task::JoinHandle<Result<(), ebb::kubernetes::ControllerError>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Controller {
-    fn start(server: &FakeApiServer, identity: &str) -> Self {
-        let args = ControllerArgs {
-            identity: Some(identity.to_owned()),
-            namespace: "ebb-system".into(),
-            lease_duration: Duration::from_secs(3),
-            lease_renew_interval: Duration::from_millis(500),
-            lease_retry_interval: Duration::from_millis(200),
-            ..ControllerArgs::default()
-        };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run_with_client(
-            server.client(),
-            args,
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            task,
-            stop: Some(stop),
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
-        result.expect("controller stops in time").unwrap().unwrap();
-    }
+/// The controller under test, with short leases.
+async fn start_controller(server: &FakeApiServer, identity: &str) -> InProcessController {
+    InProcessController::start(server.client(), test_args(identity)).await
 }
 
 async fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -203,7 +168,7 @@ async fn a_backlog_of_5_creates_5_jobs_at_target_1_owned_and_labelled() {
     let created = server
         .create(scaled_job("orders", &scaler.address.to_string(), json!({})))
         .unwrap();
-    let controller = Controller::start(&server, "c1");
+    let controller = start_controller(&server, "c1").await;
     eventually(Duration::from_secs(30), "5 Jobs", || {
         (jobs_of(&server, "orders").len() == 5).then_some(())
     })
@@ -271,7 +236,7 @@ async fn history_limits_hold() {
             json!({"successfulJobsHistoryLimit": 2, "failedJobsHistoryLimit": 1}),
         ))
         .unwrap();
-    let controller = Controller::start(&server, "c1");
+    let controller = start_controller(&server, "c1").await;
     eventually(Duration::from_secs(30), "6 Jobs", || {
         (jobs_of(&server, "history").len() == 6).then_some(())
     })
@@ -333,7 +298,7 @@ async fn a_failing_scaler_creates_no_jobs() {
             json!({"minReplicaCount": 0}),
         ))
         .unwrap();
-    let controller = Controller::start(&server, "c1");
+    let controller = start_controller(&server, "c1").await;
     eventually(Duration::from_secs(30), "Ready=False", || {
         let object = server.get("ebb.dev/v1alpha1", "ScaledJob", NS, "failing")?;
         let ready = object["status"]["conditions"]
@@ -366,13 +331,13 @@ async fn a_controller_restart_creates_no_duplicates() {
             json!({}),
         ))
         .unwrap();
-    let first = Controller::start(&server, "c1");
+    let first = start_controller(&server, "c1").await;
     eventually(Duration::from_secs(30), "4 Jobs", || {
         (jobs_of(&server, "restart").len() == 4).then_some(())
     })
     .await;
     first.stop().await;
-    let second = Controller::start(&server, "c2");
+    let second = start_controller(&server, "c2").await;
     // The new controller polls (the backlog is still 4) and counts the 4 Jobs.
     polls(&scaler, 4).await;
     assert_eq!(jobs_of(&server, "restart").len(), 4);
@@ -403,7 +368,7 @@ async fn rollout_default_replaces_running_jobs_and_gradual_leaves_them() {
             json!({"rollout": {"strategy": "gradual"}}),
         ))
         .unwrap();
-    let controller = Controller::start(&server, "c1");
+    let controller = start_controller(&server, "c1").await;
     eventually(Duration::from_secs(30), "2 Jobs each", || {
         (jobs_of(&server, "default").len() == 2 && jobs_of(&server, "gradual").len() == 2)
             .then_some(())

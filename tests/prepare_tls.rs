@@ -11,6 +11,8 @@
 mod ebb_run;
 #[path = "fake_apiserver/mod.rs"]
 mod fake_apiserver;
+#[path = "in_process_controller/mod.rs"]
+mod in_process_controller;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -23,6 +25,7 @@ use ebb::proto::keda;
 use ebb::proto::keda::external_scaler_server::{ExternalScaler, ExternalScalerServer};
 use ebb_run::EbbRun;
 use fake_apiserver::FakeApiServer;
+use in_process_controller::{InProcessController, test_args};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -348,23 +351,7 @@ async fn the_controller_takes_tls_material_from_an_authentication_ref() {
                     "authenticationRef": {"name": "scaler-tls"}}]}
         }))
         .expect("scaled object");
-    let args = ebb::kubernetes::ControllerArgs {
-        identity: Some("tls-test".to_owned()),
-        namespace: "ebb-system".into(),
-        ..ebb::kubernetes::ControllerArgs::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(ebb::kubernetes::run_with_client(
-        server.client(),
-        args,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let controller = InProcessController::start(server.client(), test_args("tls-test")).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while server.deployment_replicas(NS, "workers") != Some(2) {
         assert!(
@@ -380,10 +367,5 @@ async fn the_controller_takes_tls_material_from_an_authentication_ref() {
         .map(|object| object["status"].to_string())
         .unwrap_or_default();
     assert!(!status.contains("BEGIN"), "no PEM in status: {status}");
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), controller)
-        .await
-        .expect("controller stops")
-        .expect("controller task")
-        .expect("controller result");
+    controller.stop().await;
 }
