@@ -215,6 +215,27 @@ fn split_key(key: &str) -> (&str, Form) {
     }
 }
 
+/// The value of `key` in a looked-up Secret or ConfigMap, or the problem naming what is
+/// missing. `kind` is the kind's name and its reasons for a missing object and a missing key.
+fn pick<T: Clone>(
+    data: Result<Option<BTreeMap<String, T>>, LookupError>,
+    (kind, not_found, key_not_found): (&str, &'static str, &'static str),
+    name: &str,
+    key: &str,
+    field: &str,
+) -> Result<T, Problem> {
+    let data = data
+        .map_err(|error| Problem::from_lookup(field, error))?
+        .ok_or_else(|| Problem::new(field, not_found, format!("{kind} {name} not found")))?;
+    data.get(key).cloned().ok_or_else(|| {
+        Problem::new(
+            field,
+            key_not_found,
+            format!("{kind} {name} has no key {key:?}"),
+        )
+    })
+}
+
 /// A file's text without the one trailing newline editors add.
 pub(crate) fn trim_file_text(text: &str) -> String {
     let text = text.strip_suffix('\n').unwrap_or(text);
@@ -229,22 +250,15 @@ impl Context<'_> {
         key: &str,
         field: &str,
     ) -> Result<String, Problem> {
-        let data = self
-            .lookups
-            .secret(namespace, name)
-            .await
-            .map_err(|error| Problem::from_lookup(field, error))?
-            .ok_or_else(|| {
-                Problem::new(field, "SecretNotFound", format!("Secret {name} not found"))
-            })?;
-        let bytes = data.get(key).ok_or_else(|| {
-            Problem::new(
-                field,
-                "SecretKeyNotFound",
-                format!("Secret {name} has no key {key:?}"),
-            )
-        })?;
-        String::from_utf8(bytes.clone()).map_err(|_| {
+        let data = self.lookups.secret(namespace, name).await;
+        let bytes = pick(
+            data,
+            ("Secret", "SecretNotFound", "SecretKeyNotFound"),
+            name,
+            key,
+            field,
+        )?;
+        String::from_utf8(bytes).map_err(|_| {
             Problem::new(
                 field,
                 "SecretNotText",
@@ -260,25 +274,9 @@ impl Context<'_> {
         key: &str,
         field: &str,
     ) -> Result<String, Problem> {
-        let data = self
-            .lookups
-            .config_map(namespace, name)
-            .await
-            .map_err(|error| Problem::from_lookup(field, error))?
-            .ok_or_else(|| {
-                Problem::new(
-                    field,
-                    "ConfigMapNotFound",
-                    format!("ConfigMap {name} not found"),
-                )
-            })?;
-        data.get(key).cloned().ok_or_else(|| {
-            Problem::new(
-                field,
-                "ConfigMapKeyNotFound",
-                format!("ConfigMap {name} has no key {key:?}"),
-            )
-        })
+        let data = self.lookups.config_map(namespace, name).await;
+        let kind = ("ConfigMap", "ConfigMapNotFound", "ConfigMapKeyNotFound");
+        pick(data, kind, name, key, field)
     }
 
     async fn env_text(
