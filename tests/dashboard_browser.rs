@@ -268,7 +268,7 @@ spec:
   triggers:
     - type: rabbitmq
       name: queue
-      metadata: {{queueName: {queue}, value: "5", hostFromEnv: AMQP_URL}}
+      metadata: {{queueName: {queue}, value: "5", activationValue: "2", hostFromEnv: AMQP_URL}}
 "#,
         scaler = bin("ebb-rabbitmq-scaler", "ebb-rabbitmq-scaler").display(),
         worker = bin("ebb-quickstart-worker", "ebb-quickstart-worker").display(),
@@ -320,6 +320,15 @@ fn the_dashboard_shows_objects_live_values_and_scale_events_in_chromium() {
     );
     let before = browser.wait_for("the chart drawn", Duration::from_secs(20), LEGEND);
     assert_eq!(before, json!("0"));
+    let thresholds = browser.eval(
+        r#"return [...document.querySelectorAll('div.chart[data-object="orders"] svg text')]
+             .map((t) => t.textContent.trim()).filter((t) => /^queue (target|activation) /.test(t));"#,
+    );
+    assert_eq!(
+        thresholds,
+        json!(["queue target 5", "queue activation 2"]),
+        "the target and the activation threshold drawn on the live chart"
+    );
     assert!(
         browser
             .eval(r#"return document.querySelector('#host').textContent;"#)

@@ -167,12 +167,19 @@ impl Ring {
                     .last()
                     .and_then(|point| point.1)
                     .map_or_else(|| "?".to_owned(), format_value);
+                // Thresholds seldom change: the latest one is drawn across the window, as the
+                // target is, rather than stored with every sample.
+                let activation = self
+                    .latest
+                    .as_ref()
+                    .and_then(|status| status.triggers.get(column))
+                    .and_then(|trigger| trigger.activation_target);
                 MetricLine {
                     name: name.clone(),
                     label: format!("{name} = {latest}"),
                     points,
                     target,
-                    activation: None,
+                    activation,
                 }
             })
             .collect();
@@ -376,6 +383,7 @@ mod tests {
                 name: "queue".to_owned(),
                 last_value: Some(value),
                 target: Some(5.0),
+                activation_target: Some(2.0),
                 ..TriggerStatus::default()
             }],
             desired_replicas: Some(desired),
@@ -407,6 +415,7 @@ mod tests {
         history.record_event(&key, &event, now);
         let chart = history.chart(&key, now, Duration::from_secs(300)).unwrap();
         assert_eq!(chart.metrics[0].target, Some(5.0));
+        assert_eq!(chart.metrics[0].activation, Some(2.0));
         assert_eq!(
             chart.metrics[0].points.first().map(|point| point.0),
             Some(0)
@@ -424,5 +433,6 @@ mod tests {
         assert!(chart.marks[0].reason.len() <= MAX_EVENT_TEXT + '…'.len_utf8());
         let svg = crate::simulate::chart::render(&chart, "orders").unwrap();
         assert!(svg.contains("class=\"scale-event\""), "{svg}");
+        assert!(svg.contains("queue activation 2"), "{svg}");
     }
 }

@@ -169,6 +169,7 @@ pub(crate) fn measurement(reading: &MetricsReading, metric_type: MetricType) -> 
         metric_type,
         active: reading.active,
         in_flight: reading.in_flight,
+        activation: driver.map(|driver| driver.activation_target),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Measurement {
     pub active: bool,
     /// Work taken but not finished (e.g. unacknowledged messages), when the scaler knows.
     pub in_flight: Option<u64>,
+    /// The activation threshold the scaler declared, when it declared one (shown, not decided
+    /// on: `active` already carries the scaler's verdict).
+    pub activation: Option<f64>,
 }
 
 /// Why a trigger has no measurement.
@@ -85,12 +88,14 @@ impl Measurement {
             metric_type: MetricType::AverageValue,
             active: value > 0.0,
             in_flight: None,
+            activation: None,
         }
     }
 
     /// Sets active from an activation threshold: active when `value > activation`.
     pub fn with_activation(mut self, activation: f64) -> Self {
         self.active = self.value > activation;
+        self.activation = Some(activation);
         self
     }
 

@@ -117,6 +117,9 @@ pub struct TriggerStatus {
     /// The metric's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<f64>,
+    /// The activation threshold the scaler declared: active above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_target: Option<f64>,
     /// Whether the trigger was active at the last poll.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
