@@ -34,6 +34,13 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The example scaler as a real process (its start-up check blocks: off the runtime).
+async fn example_scaler() -> scaler_processes::ScalerProcess {
+    tokio::task::spawn_blocking(|| scaler_processes::example_scaler(&[]))
+        .await
+        .expect("start the example scaler")
+}
+
 fn deployment(name: &str, replicas: i64) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -112,7 +119,7 @@ fn scale_writes_to(server: &FakeApiServer, name: &str, count: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_object_on_a_target_waits_for_the_first_and_takes_over_when_it_goes() {
-    let scaler = scaler_processes::example_scaler(&[]);
+    let scaler = example_scaler().await;
     let server = FakeApiServer::start().await;
     server.create(deployment("web", 1)).unwrap();
     // Created in the same second, the name decides: "first" < "second".
@@ -187,7 +194,7 @@ async fn a_second_object_on_a_target_waits_for_the_first_and_takes_over_when_it_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hpa_on_the_target_blocks_the_object_until_it_takes_over() {
-    let scaler = scaler_processes::example_scaler(&[]);
+    let scaler = example_scaler().await;
     let server = FakeApiServer::start().await;
     server.create(deployment("api", 1)).unwrap();
     server
@@ -263,7 +270,7 @@ async fn an_hpa_on_the_target_blocks_the_object_until_it_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_puts_the_original_count_back_and_never_hangs_on_a_missing_target() {
-    let scaler = scaler_processes::example_scaler(&[]);
+    let scaler = example_scaler().await;
     let server = FakeApiServer::start().await;
     let restore = json!({"advanced": {"restoreToOriginalReplicaCount": true}});
     server.create(deployment("restored", 2)).unwrap();
