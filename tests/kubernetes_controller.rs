@@ -318,24 +318,24 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
     // Stored despite a schema violation (as with an older CRD); it cannot be decoded.
     server
         .create(scaled_object("undecodable", json!({
-            "scaleTargetRef": {"name": "web"}, "maxReplicaCount": "lots", "triggers": trigger(json!({"value": "1"}))
+            "scaleTargetRef": {"name": "web-undecodable"}, "maxReplicaCount": "lots", "triggers": trigger(json!({"value": "1"}))
         })))
         .unwrap();
     // Metadata the scaler's GetInfo schema rejects: target must be a number.
     server
         .create(scaled_object("bad-metadata", json!({
-            "scaleTargetRef": {"name": "web"}, "triggers": trigger(json!({"value": "1", "target": "many"}))
+            "scaleTargetRef": {"name": "web-bad-metadata"}, "triggers": trigger(json!({"value": "1", "target": "many"}))
         })))
         .unwrap();
     server
         .create(scaled_object("bad-address", json!({
-            "scaleTargetRef": {"name": "web"},
+            "scaleTargetRef": {"name": "web-bad-address"},
             "triggers": [{"name": "t", "scaler": {"address": "no port here"}, "metadata": {"value": "1"}}]
         })))
         .unwrap();
     server
         .create(scaled_object("missing-auth", json!({
-            "scaleTargetRef": {"name": "web"},
+            "scaleTargetRef": {"name": "web-missing-auth"},
             "triggers": [{"name": "t", "scaler": {"address": address}, "metadata": {"value": "1"}, "authenticationRef": {"name": "nope"}}]
         })))
         .unwrap();
@@ -374,11 +374,13 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
         "the message names the field: {message}"
     );
     // The watch survived: a good object created afterwards runs, and nothing was scaled.
+    // (Its own target: "web" is claimed by the elder min-above-max, valid or not.)
+    server.create(deployment("web-good", 1, json!([]))).unwrap();
     server
         .create(scaled_object(
             "good",
             json!({
-                "scaleTargetRef": {"name": "web"}, "minReplicaCount": 1, "maxReplicaCount": 3,
+                "scaleTargetRef": {"name": "web-good"}, "minReplicaCount": 1, "maxReplicaCount": 3,
                 "triggers": trigger(json!({"value": "0"}))
             }),
         ))
@@ -698,12 +700,18 @@ async fn a_scaler_that_never_answers_getinfo_does_not_hold_up_other_objects() {
         || condition(&scaled(&server, "first"), "Ready").filter(|(status, _)| status == "True"),
     )
     .await;
+    // Each on its own target: a target has one owner.
+    server
+        .create(deployment("web-healthy", 1, json!([])))
+        .unwrap();
     server
         .create(scaled_object("stuck", json!({
-            "scaleTargetRef": {"name": "web"},
+            "scaleTargetRef": {"name": "web-stuck"},
             "triggers": [{"name": "t", "scaler": {"address": silent_address}, "metadata": {"value": "1"}}]
         })))
         .unwrap();
+    let mut healthy_spec = healthy_spec;
+    healthy_spec["scaleTargetRef"]["name"] = json!("web-healthy");
     server
         .create(scaled_object("healthy", healthy_spec))
         .unwrap();

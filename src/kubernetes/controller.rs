@@ -13,10 +13,15 @@ use futures::stream::FuturesUnordered;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 
+use super::adopt::{self, RESTORE_FINALIZER, Restore};
+use super::conflict::{claim_of, hpa_id, hpa_target, hpas_unavailable, watch_hpas};
 use super::lookup::KubeLookup;
 use super::resolve::{ResolveProblem, resolve_registered_triggers};
 use super::status::KubeStatusSink;
 use super::target::TargetResolver;
+use crate::runtime::conflict::{
+    ConflictIndex, REASON_HPA_CONFLICT, REASON_TARGET_CONFLICT, TargetKey,
+};
 use crate::runtime::prepare::{PoolInfo, check_schemas};
 use crate::runtime::{
     EventKind, ManagedObject, ObjectEvent, ObjectKey, Readiness, RuntimeConfig, ScaleTarget,
@@ -75,6 +80,33 @@ struct Controller {
     next_preparation: u64,
     /// The target handle given to each loop, reused while the reference is unchanged.
     target_handles: HashMap<ObjectKey, (TargetIdentity, Arc<dyn ScaleTarget>)>,
+    /// Who claims which target, and the HPAs on targets: who may scale what.
+    conflicts: ConflictIndex,
+    /// HPAs known, `(namespace, name)`, to forget those missing from a re-list.
+    known_hpas: HashSet<(String, String)>,
+    /// The first ScaledObject list is done.
+    listed_objects: bool,
+    /// The first HPA list is done (or HPAs cannot be listed).
+    listed_hpas: bool,
+    /// Preparations finished before both first lists were done: nothing scales until every
+    /// claim is known, so a later object never writes a target its elder owns.
+    deferred: Vec<Prepared>,
+    /// Per object: the target labelled and whether the restore finalizer was wanted.
+    adopted: HashMap<ObjectKey, (TargetIdentity, bool)>,
+    /// Objects being finalized (restore, then the finalizer removed).
+    finalizing: HashSet<ObjectKey>,
+    /// Label, finalizer and restore writes in flight.
+    tasks: tokio::task::JoinSet<TaskDone>,
+}
+
+/// A finished background write.
+enum TaskDone {
+    /// Nothing to follow up.
+    Done,
+    /// Labelling the target or setting the finalizer failed: try again on the retry tick.
+    AdoptFailed(ObjectKey),
+    /// The finalizer of a deleted object was handled.
+    Finalized(ObjectKey),
 }
 
 /// The slow part of a reconcile, run concurrently with the watch: reading Secrets and the
@@ -171,6 +203,14 @@ pub async fn lead(
         latest: HashMap::new(),
         next_preparation: 0,
         target_handles: HashMap::new(),
+        conflicts: ConflictIndex::new(),
+        known_hpas: HashSet::new(),
+        listed_objects: false,
+        listed_hpas: false,
+        deferred: Vec::new(),
+        adopted: HashMap::new(),
+        finalizing: HashSet::new(),
+        tasks: tokio::task::JoinSet::new(),
     };
     // ScaledJobs run beside, under the same leadership and stop.
     let (jobs_stop, jobs_stopped) = tokio::sync::watch::channel(false);
@@ -188,6 +228,11 @@ pub async fn lead(
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
+    let mut hpas = watch_hpas(
+        controller.preparer.client.clone(),
+        controller.settings.watch_namespace.as_deref(),
+    );
+    let mut hpas_listed: HashSet<(String, String)> = HashSet::new();
     let mut resync = tokio::time::interval(controller.settings.resync_interval);
     resync.tick().await;
     let mut retry = tokio::time::interval(controller.settings.retry_interval);
@@ -208,12 +253,44 @@ pub async fn lead(
                     }
                     readiness.set_ready(true);
                     tracing::info!(objects = controller.objects.len(), "initial list done");
+                    controller.listed_objects = true;
+                    controller.start_deferred();
                 }
                 Some(Ok(watcher::Event::Apply(object))) => controller.reconcile(object, false),
                 Some(Ok(watcher::Event::Delete(object))) => controller.removed(&key_of(&object)),
                 Some(Err(error)) => tracing::warn!(%error, "ScaledObject watch failed; retrying"),
                 None => break,
             },
+            event = hpas.next() => match event {
+                Some(Ok(watcher::Event::Init)) => hpas_listed.clear(),
+                Some(Ok(watcher::Event::InitApply(hpa))) => {
+                    hpas_listed.insert(hpa_id(&hpa));
+                    controller.hpa_changed(&hpa, true);
+                }
+                Some(Ok(watcher::Event::InitDone)) => {
+                    let gone: Vec<(String, String)> = controller.known_hpas.difference(&hpas_listed).cloned().collect();
+                    for (namespace, name) in gone {
+                        controller.known_hpas.remove(&(namespace.clone(), name.clone()));
+                        let touched = controller.conflicts.set_hpa(&namespace, &name, None);
+                        controller.recheck(touched, None);
+                    }
+                    controller.listed_hpas = true;
+                    controller.start_deferred();
+                }
+                Some(Ok(watcher::Event::Apply(hpa))) => controller.hpa_changed(&hpa, true),
+                Some(Ok(watcher::Event::Delete(hpa))) => controller.hpa_changed(&hpa, false),
+                Some(Err(error)) if hpas_unavailable(&error) => {
+                    tracing::warn!(%error, "HorizontalPodAutoscalers cannot be listed; conflicts with them are not checked");
+                    hpas = futures::stream::pending().boxed();
+                    controller.listed_hpas = true;
+                    controller.start_deferred();
+                }
+                Some(Err(error)) => tracing::warn!(%error, "HorizontalPodAutoscaler watch failed; retrying"),
+                None => hpas = futures::stream::pending().boxed(),
+            },
+            Some(done) = controller.tasks.join_next(), if !controller.tasks.is_empty() => {
+                controller.task_done(done);
+            }
             Some(prepared) = controller.preparing.next(), if !controller.preparing.is_empty() => {
                 controller.finish(prepared);
             }
@@ -227,6 +304,8 @@ pub async fn lead(
     }
     let _ = jobs_stop.send(true);
     let _ = jobs.await;
+    // A restore cut short here is done by the next leader: the finalizer is still there.
+    controller.tasks.abort_all();
     controller.supervisor.shutdown().await;
     controller.sink.flush(Duration::from_secs(5)).await;
 }
@@ -234,6 +313,23 @@ pub async fn lead(
 impl Controller {
     fn removed(&mut self, key: &ObjectKey) {
         self.supervisor.remove(key);
+        self.finalizing.remove(key);
+        if let Some(((api_version, kind, name), _)) = self.adopted.remove(key) {
+            let client = self.preparer.client.clone();
+            let targets = self.preparer.targets.clone();
+            let key = key.clone();
+            self.tasks.spawn(async move {
+                if let Ok(resource) = targets.resource(&api_version, &kind).await {
+                    adopt::unlabel_target(client, &resource, &key.namespace, &name, &key.name)
+                        .await;
+                }
+                TaskDone::Done
+            });
+        }
+        if let Some(target) = self.conflicts.release(key) {
+            // The next claimant (if any) takes over.
+            self.recheck(vec![target], Some(key));
+        }
         self.sink.forget(key);
         self.objects.remove(key);
         self.applied.remove(key);
@@ -304,10 +400,11 @@ impl Controller {
         });
         if !unchanged {
             tracing::warn!(object = %key, reason, %message, "ScaledObject cannot run");
-            let reason_static = if reason == REASON_UNDECODABLE {
-                REASON_UNDECODABLE
-            } else {
-                REASON_INVALID
+            let reason_static = match reason {
+                REASON_UNDECODABLE => REASON_UNDECODABLE,
+                REASON_TARGET_CONFLICT => REASON_TARGET_CONFLICT,
+                REASON_HPA_CONFLICT => REASON_HPA_CONFLICT,
+                _ => REASON_INVALID,
             };
             self.sink.event(
                 key,
@@ -336,6 +433,11 @@ impl Controller {
     /// Decodes and validates at once; the rest runs as a preparation (see [`Preparer`]).
     fn reconcile(&mut self, raw: DynamicObject, resync: bool) {
         let key = key_of(&raw);
+        if raw.metadata.deletion_timestamp.is_some() {
+            self.objects.insert(key.clone(), raw.clone());
+            self.deleting(&key, &raw);
+            return;
+        }
         if !resync && self.is_echo(&key, &raw) {
             // Our own status write coming back (or a label change): only the stored status
             // moved. Decoding the whole object for that would double the work per write.
@@ -368,6 +470,8 @@ impl Controller {
             }
         };
         self.sink.observe(&object);
+        let touched = self.conflicts.claim(claim_of(&key, &object));
+        self.recheck(touched, Some(&key));
         let applied = Applied {
             generation: object.metadata.generation,
             annotations: object.metadata.annotations.clone().unwrap_or_default(),
@@ -381,6 +485,10 @@ impl Controller {
         if let Some(first) = problems.first() {
             let message: Vec<String> = problems.iter().map(ToString::to_string).collect();
             self.fail(&key, Some(&object), first.reason, message.join("; "));
+            return;
+        }
+        if let Some(conflict) = self.conflicts.conflict(&key) {
+            self.fail(&key, Some(&object), conflict.reason(), conflict.to_string());
             return;
         }
         self.next_preparation += 1;
@@ -400,6 +508,10 @@ impl Controller {
 
     /// Applies a finished preparation unless a newer one (or a removal) superseded it.
     fn finish(&mut self, prepared: Prepared) {
+        if !(self.listed_objects && self.listed_hpas) {
+            self.deferred.push(prepared);
+            return;
+        }
         let Prepared {
             key,
             number,
@@ -421,6 +533,10 @@ impl Controller {
                 return;
             }
         };
+        if let Some(conflict) = self.conflicts.conflict(&key) {
+            self.fail(&key, Some(&object), conflict.reason(), conflict.to_string());
+            return;
+        }
         let pause = object.pause_state().unwrap_or_default();
         let target_ref = &object.spec.scale_target_ref;
         let identity: TargetIdentity = (
@@ -428,6 +544,7 @@ impl Controller {
             target_ref.kind().to_owned(),
             target_ref.name.clone(),
         );
+        self.adopt(&key, &object, &ready.resource, &identity);
         let target = match self.target_handles.get(&key) {
             Some((known, handle)) if *known == identity => handle.clone(),
             _ => {
@@ -458,6 +575,179 @@ impl Controller {
             created,
         });
         tracing::debug!(object = %key, "ScaledObject applied");
+    }
+
+    /// Applies the preparations held back until both first lists were done.
+    fn start_deferred(&mut self) {
+        if !(self.listed_objects && self.listed_hpas) {
+            return;
+        }
+        for prepared in std::mem::take(&mut self.deferred) {
+            self.finish(prepared);
+        }
+    }
+
+    /// Reconciles again every stored object claiming one of `targets` (but `except`): its
+    /// conflict may have appeared or gone.
+    fn recheck(&mut self, targets: Vec<TargetKey>, except: Option<&ObjectKey>) {
+        for target in targets {
+            for other in self.conflicts.claimants(&target) {
+                if Some(&other) == except {
+                    continue;
+                }
+                if let Some(raw) = self.objects.get(&other).cloned()
+                    && raw.metadata.deletion_timestamp.is_none()
+                {
+                    self.reconcile(raw, true);
+                }
+            }
+        }
+    }
+
+    /// An HPA appeared, changed or went.
+    fn hpa_changed(
+        &mut self,
+        hpa: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+        present: bool,
+    ) {
+        let (namespace, name) = hpa_id(hpa);
+        let target = if present { hpa_target(hpa) } else { None };
+        if target.is_some() {
+            self.known_hpas.insert((namespace.clone(), name.clone()));
+        } else {
+            self.known_hpas.remove(&(namespace.clone(), name.clone()));
+        }
+        let touched = self.conflicts.set_hpa(&namespace, &name, target);
+        self.recheck(touched, None);
+    }
+
+    /// Once per adoption (or change of target or of the restore flag): labels the target and
+    /// adds or removes the restore finalizer, in the background.
+    fn adopt(
+        &mut self,
+        key: &ObjectKey,
+        object: &ScaledObject,
+        resource: &ApiResource,
+        identity: &TargetIdentity,
+    ) {
+        let restore = object.spec.restores_original_replicas();
+        let wanted = (identity.clone(), restore);
+        if self.adopted.get(key) == Some(&wanted) {
+            return;
+        }
+        self.adopted.insert(key.clone(), wanted);
+        let has_finalizer = object
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == RESTORE_FINALIZER));
+        let client = self.preparer.client.clone();
+        let objects = self.objects_api(&key.namespace);
+        let resource = resource.clone();
+        let key = key.clone();
+        let target = identity.2.clone();
+        self.tasks.spawn(async move {
+            let labelled =
+                adopt::label_target(client, &resource, &key.namespace, &target, &key.name).await;
+            let finalizer = if restore == has_finalizer {
+                Ok(())
+            } else {
+                adopt::set_finalizer(&objects, &key, restore).await
+            };
+            match labelled.and(finalizer) {
+                Ok(()) => TaskDone::Done,
+                Err(error) => {
+                    tracing::warn!(object = %key, %error, "adopting the target failed; retrying");
+                    TaskDone::AdoptFailed(key)
+                }
+            }
+        });
+    }
+
+    /// The ScaledObjects of `namespace`.
+    fn objects_api(&self, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.preparer.client.clone(),
+            namespace,
+            &scaled_object_resource(),
+        )
+    }
+
+    /// An object being deleted: its loop stops; with the restore finalizer, the target gets
+    /// its original count back (if this object owned it) and the finalizer goes.
+    fn deleting(&mut self, key: &ObjectKey, raw: &DynamicObject) {
+        let stopped = self.supervisor.remove_and_wait(key);
+        self.latest.remove(key);
+        let decoded = serde_json::to_value(raw)
+            .and_then(serde_json::from_value::<ScaledObject>)
+            .ok();
+        if let Some(object) = &decoded {
+            // It keeps its claim until it is gone: the next owner waits for the restore.
+            let touched = self.conflicts.claim(claim_of(key, object));
+            self.recheck(touched, Some(key));
+        }
+        let has_finalizer = raw
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == RESTORE_FINALIZER));
+        if !has_finalizer || !self.finalizing.insert(key.clone()) {
+            return;
+        }
+        let owner = self.conflicts.conflict(key).is_none();
+        let restore = match &decoded {
+            Some(object) => {
+                let target = &object.spec.scale_target_ref;
+                Restore {
+                    api_version: target.api_version().to_owned(),
+                    kind: target.kind().to_owned(),
+                    name: target.name.clone(),
+                    replicas: object
+                        .status
+                        .as_ref()
+                        .and_then(|status| status.original_replica_count)
+                        .filter(|_| owner && object.spec.restores_original_replicas()),
+                }
+            }
+            None => Restore {
+                api_version: String::new(),
+                kind: String::new(),
+                name: String::new(),
+                replicas: None,
+            },
+        };
+        let client = self.preparer.client.clone();
+        let targets = self.preparer.targets.clone();
+        let objects = self.objects_api(&key.namespace);
+        let wait = self.settings.retry_interval;
+        let key = key.clone();
+        self.tasks.spawn(async move {
+            stopped.await;
+            adopt::finalize(client, targets, objects, key.clone(), restore, wait).await;
+            TaskDone::Finalized(key)
+        });
+    }
+
+    /// Follows up a finished background write.
+    fn task_done(&mut self, done: Result<TaskDone, tokio::task::JoinError>) {
+        match done {
+            Ok(TaskDone::AdoptFailed(key)) => {
+                self.adopted.remove(&key);
+                if self.objects.contains_key(&key) {
+                    self.retry.insert(key);
+                }
+            }
+            Ok(TaskDone::Finalized(key)) => {
+                self.finalizing.remove(&key);
+                // Normally the Delete event follows; if the finalizer is still there, the
+                // retry tick handles the object again.
+                if self.objects.contains_key(&key) {
+                    self.retry.insert(key);
+                }
+            }
+            Ok(TaskDone::Done) => {}
+            Err(error) => tracing::warn!(%error, "a background write panicked"),
+        }
     }
 
     /// Whether `raw` is what was last applied for `key` (same generation and annotations),

@@ -4,6 +4,9 @@
 //! The scale loops, the scaler client pool and the engine live in [`crate::runtime`] and
 //! [`crate::scaling`]; this module is the Kubernetes host around them:
 //! - [`controller`]: watch, validate, resolve, hand objects to the supervisor;
+//! - [`conflict`]: claims and the HPA watch for the shared conflict rule
+//!   ([`crate::runtime::conflict`]);
+//! - [`adopt`]: the target label, the restore finalizer and the restore on deletion;
 //! - [`resolve`] + [`lookup`]: the cluster's lookups for the shared preparation step
 //!   ([`crate::runtime::prepare`]): Secrets, ConfigMaps, authentication objects, target env;
 //! - [`target`]: any kind with a `/scale` subresource;
@@ -11,6 +14,8 @@
 //! - [`leader`]: Lease-based leader election;
 //! - [`crd`]: `ebb crd`.
 
+pub mod adopt;
+pub mod conflict;
 pub mod controller;
 pub mod crd;
 pub mod jobs;

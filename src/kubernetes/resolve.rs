@@ -293,9 +293,11 @@ impl Lookups for ClusterSources<'_> {
 }
 
 /// Prepares every trigger of a ScaledJob in the cluster: the same path as ScaledObjects',
-/// with `xFromEnv` read from the Job template's containers.
+/// with `xFromEnv` read from the Job template's containers and a trigger without an address
+/// calling the scaler `registry` names for its type.
 pub async fn resolve_job_triggers(
     lookup: &dyn ClusterLookup,
+    registry: &ScalerRegistry,
     key: &ObjectKey,
     spec: &ScaledJobSpec,
     controller_namespace: &str,
@@ -313,7 +315,9 @@ pub async fn resolve_job_triggers(
         .as_ref()
         .map(|pod| pod.containers.clone())
         .unwrap_or_default();
-    let sources = ClusterSources::new(lookup, &key.namespace, &target).with_containers(containers);
+    let sources = ClusterSources::new(lookup, &key.namespace, &target)
+        .with_containers(containers)
+        .with_registry(registry);
     prepare_trigger_list(&sources, key, &spec.triggers, controller_namespace).await
 }
 

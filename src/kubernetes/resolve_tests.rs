@@ -344,3 +344,39 @@ fn addresses_need_host_and_port() {
     assert!(check_address("http://scaler").is_err());
     assert!(check_address("http://no port here").is_err());
 }
+
+#[tokio::test]
+async fn a_scaled_job_trigger_without_an_address_calls_the_registered_scaler() {
+    let spec: crate::spec::ScaledJobSpec = serde_json::from_value(json!({
+        "jobTargetRef": {"template": {"spec": {"containers": [{"name": "main", "image": "i"}]}}},
+        "triggers": [{"type": "rabbitmq", "metadata": {"queueName": "q"}}]
+    }))
+    .unwrap();
+    let registry = super::registry::build(&["rabbitmq=127.0.0.1:9001".to_owned()], None).unwrap();
+    let triggers = super::resolve::resolve_job_triggers(
+        &Memory::default(),
+        &registry,
+        &key(),
+        &spec,
+        "ebb-system",
+    )
+    .await
+    .unwrap();
+    assert_eq!(triggers[0].channel.address, "127.0.0.1:9001");
+    // Without a registration it is a problem naming the type.
+    let empty = crate::runtime::prepare::ScalerRegistry::new();
+    let problems = super::resolve::resolve_job_triggers(
+        &Memory::default(),
+        &empty,
+        &key(),
+        &spec,
+        "ebb-system",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        problems[0].to_string().contains("rabbitmq"),
+        "{}",
+        problems[0]
+    );
+}

@@ -33,6 +33,11 @@ pub(crate) fn start(
     let supervisor = Supervisor::new(pool, sink, RuntimeConfig::default());
     let created = SystemTime::now();
     for object in &plan.objects {
+        if let Some(conflict) = &object.conflict {
+            // It never writes the group: its board row says why.
+            board.show_conflict(&object.key, conflict.reason(), &conflict.to_string());
+            continue;
+        }
         let Some(group) = groups.iter().find(|group| group.name() == object.group) else {
             tracing::error!(object = %object.key, group = %object.group, "no such process group");
             continue;

@@ -11,6 +11,7 @@
 //! and [`group`] (processes), [`sidecar`] (scalers), [`status`] (table, lines, JSON) and
 //! [`runner`] (putting it together).
 
+mod conflicts;
 pub mod group;
 pub mod jobs;
 mod loops;

@@ -54,6 +54,9 @@ pub struct PlannedObject {
     pub triggers: Vec<ResolvedTrigger>,
     /// What `--check` should tell about how the cluster form was read locally.
     pub notes: Vec<String>,
+    /// Why it does not scale its group: an elder ScaledObject owns the group, or an HPA in
+    /// the files targets it ([`crate::runtime::conflict`]). It runs no loop then.
+    pub conflict: Option<crate::runtime::conflict::Conflict>,
 }
 
 /// Why the files cannot be run: every problem, each naming file, object and field.
@@ -77,7 +80,8 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let mut sources = LocalObjects::default();
     let known_fields = crate::spec::scaled_object_field_names();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    for document in &documents {
+    let mut hpas = Vec::new();
+    for (position, document) in documents.iter().enumerate() {
         if !seen.insert((document.kind.clone(), document.name.clone())) {
             problems.push(format!(
                 "{}: {} {:?}: metadata.name: declared twice",
@@ -131,8 +135,12 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
                 Err(error) => problems.push(error.to_string()),
             },
             "ScaledObject" => match document.parse_strict::<ScaledObject>(&known_fields) {
-                Ok(parsed) => objects.push((document, parsed)),
+                Ok(parsed) => objects.push((position, document, parsed)),
                 Err(error) => problems.push(error.to_string()),
+            },
+            "HorizontalPodAutoscaler" => match super::conflicts::parse_hpa(document) {
+                Ok(hpa) => hpas.push(hpa),
+                Err(problem) => problems.push(problem),
             },
             "ScaledJob" => match document.parse::<crate::spec::ScaledJob>() {
                 Ok(parsed) => scaled_jobs.push((document, parsed)),
@@ -150,31 +158,28 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
                 }
             }
             other => problems.push(format!(
-                "{}: {other:?} {:?}: kind: ebb run reads ScaledObject, ScaledJob, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials",
+                "{}: {other:?} {:?}: kind: ebb run reads ScaledObject, ScaledJob, ProcessGroup and Scaler ({LOCAL_GROUP}) objects, and Secret, ConfigMap and ScalerAuthentication (or KEDA's TriggerAuthentication) for credentials, and HorizontalPodAutoscaler (only to report conflicts)",
                 document.path.display(),
                 document.name
             )),
         }
     }
     let mut planned = Vec::new();
-    let mut targeted: BTreeMap<String, String> = BTreeMap::new();
-    for (document, object) in objects {
+    let (mut order, mut takes_over) = (Vec::new(), Vec::new());
+    for (position, document, object) in objects {
+        let annotations = object.metadata.annotations.clone().unwrap_or_default();
         match plan_object(document, object, &groups, &scalers, &sources, env) {
             Ok(object) => {
-                if let Some(other) = targeted.insert(object.group.clone(), object.key.name.clone())
-                {
-                    problems.push(format!(
-                        "{}: ScaledObject {:?}: spec.scaleTargetRef.name: ProcessGroup {:?} is already scaled by ScaledObject {other:?}",
-                        document.path.display(),
-                        object.key.name,
-                        object.group
-                    ));
-                }
                 planned.push(object);
+                order.push(position);
+                takes_over.push(crate::runtime::conflict::takes_over_hpa(|name| {
+                    annotations.get(name).map(String::as_str)
+                }));
             }
             Err(list) => problems.extend(list),
         }
     }
+    super::conflicts::assign(&mut planned, &order, &takes_over, &hpas, &groups);
     let mut jobs = Vec::new();
     for (document, job) in scaled_jobs {
         match super::jobs::plan_job(document, job, &scalers, &sources, env) {
@@ -310,6 +315,7 @@ fn plan_object(
         pause,
         triggers,
         notes,
+        conflict: None,
     })
 }
 

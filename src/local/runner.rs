@@ -405,6 +405,12 @@ fn describe(plan: &Plan) -> String {
         for note in &object.notes {
             text.push_str(&format!("  note: {note}\n"));
         }
+        if let Some(conflict) = &object.conflict {
+            text.push_str(&format!(
+                "  does not scale: {}: {conflict}\n",
+                conflict.reason()
+            ));
+        }
     }
     text.push_str(&super::jobs::describe(plan));
     text

@@ -113,6 +113,29 @@ impl StatusBoard {
         self.changed.subscribe()
     }
 
+    /// Shows an object that does not scale because of a conflict: Ready=False with `reason`.
+    pub fn show_conflict(&self, key: &ObjectKey, reason: &str, message: &str) {
+        let mut status = ScaledObjectStatus::default();
+        let now = std::time::SystemTime::now();
+        for condition_type in [ConditionType::Ready, ConditionType::Active] {
+            status.set_condition(crate::spec::Condition::new(
+                condition_type,
+                ConditionStatus::False,
+                reason,
+                if condition_type == ConditionType::Ready {
+                    message
+                } else {
+                    ""
+                },
+                now,
+            ));
+        }
+        self.update(key, |view| {
+            view.status = Some(status);
+            view.last_reason = Some(format!("{reason}: {message}"));
+        });
+    }
+
     fn update(&self, key: &ObjectKey, change: impl FnOnce(&mut ObjectView)) {
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         let view = objects

@@ -56,6 +56,7 @@
 //! job loop per [`ManagedJob`], which decides with [`crate::scaling::decide_jobs`] and acts
 //! through the [`JobTarget`] seam (Kubernetes: batch/v1 Jobs; `ebb run`: local processes).
 
+pub mod conflict;
 mod evaluate;
 mod http;
 mod jobs;

@@ -89,6 +89,24 @@ impl Supervisor {
         }
     }
 
+    /// Stops the object's loop, as [`Supervisor::remove`] does; the future resolves once the
+    /// loop has ended, so it will not write the target again (a host restoring the target's
+    /// replica count on deletion waits for it first).
+    pub fn remove_and_wait(
+        &self,
+        key: &ObjectKey,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let handle = self.lock().remove(key);
+        if let Some(handle) = &handle {
+            let _ = handle.control.send(Control::Stop);
+        }
+        async move {
+            if let Some(mut handle) = handle {
+                let _ = (&mut handle.task).await;
+            }
+        }
+    }
+
     /// Stops every loop whose key `keep` rejects (after a full re-list or a file reload).
     pub fn retain(&self, mut keep: impl FnMut(&ObjectKey) -> bool) {
         self.lock().retain(|key, handle| {

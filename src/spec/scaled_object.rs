@@ -163,6 +163,11 @@ pub struct AdvancedConfig {
     /// HPA-style settings; ebb creates no HPA but applies the same behavior itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizontal_pod_autoscaler_config: Option<HorizontalPodAutoscalerConfig>,
+    /// On deletion of this object, set the target back to the replica count it had when ebb
+    /// adopted it (`status.originalReplicaCount`); a finalizer holds the deletion until then.
+    /// Unset or false: the target keeps its last count (KEDA's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_to_original_replica_count: Option<bool>,
 }
 
 /// The part of KEDA's HPA config ebb honours.
@@ -222,6 +227,14 @@ impl ScaledObjectSpec {
             .as_ref()
             .and_then(|advanced| advanced.horizontal_pod_autoscaler_config.as_ref())
             .and_then(|config| config.behavior.as_ref())
+    }
+
+    /// Whether `advanced.restoreToOriginalReplicaCount` is set and true.
+    pub fn restores_original_replicas(&self) -> bool {
+        self.advanced
+            .as_ref()
+            .and_then(|advanced| advanced.restore_to_original_replica_count)
+            .unwrap_or(false)
     }
 
     /// The trigger with this name, if any (see [`Trigger::effective_name`]).

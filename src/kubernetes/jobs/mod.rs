@@ -179,7 +179,16 @@ async fn reconcile(
 ) {
     let mut problems: Vec<String> = job.validate().iter().map(ToString::to_string).collect();
     let triggers = if problems.is_empty() {
-        match resolve_job_triggers(lookup, &key, &job.spec, &settings.controller_namespace).await {
+        let registry = &settings.registry;
+        match resolve_job_triggers(
+            lookup,
+            registry,
+            &key,
+            &job.spec,
+            &settings.controller_namespace,
+        )
+        .await
+        {
             Ok(triggers) => triggers,
             Err(list) => {
                 problems.extend(list.iter().map(ToString::to_string));

@@ -145,6 +145,7 @@ impl ResourceType {
                         | ("events.k8s.io", "events")
                         | ("coordination.k8s.io", "leases")
                         | ("batch", "jobs")
+                        | ("autoscaling", "horizontalpodautoscalers")
                 )
             })
             .collect();
@@ -181,6 +182,13 @@ impl ResourceType {
             with_status(Self::new("", "v1", "services", "Service")).short(&["svc"]),
             with_status(Self::new("", "v1", "pods", "Pod")).short(&["po"]),
             with_status(Self::new("batch", "v1", "jobs", "Job")),
+            with_status(Self::new(
+                "autoscaling",
+                "v2",
+                "horizontalpodautoscalers",
+                "HorizontalPodAutoscaler",
+            ))
+            .short(&["hpa"]),
             Self::cluster(rbac, "v1", "clusterroles", "ClusterRole"),
             Self::cluster(rbac, "v1", "clusterrolebindings", "ClusterRoleBinding"),
             Self::new(rbac, "v1", "roles", "Role"),
