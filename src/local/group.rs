@@ -40,6 +40,10 @@ pub struct GroupStatus {
     /// How the last unexpected exit ended, e.g. `exit status: 1`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
+    /// While replicas keep dying young: the pause before the next restart (e.g. `4s`), so a
+    /// crash loop shows as one and not as a group that silently runs fewer replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_delay: Option<String>,
     /// Process ids of the running replicas, oldest first.
     pub pids: Vec<u32>,
 }
@@ -90,6 +94,7 @@ impl ProcessGroupHandle {
             events_tx,
             young_deaths: 0,
             restart_not_before: None,
+            pending_delay: Duration::ZERO,
             shutdown_waiters: Vec::new(),
         };
         tokio::spawn(supervisor.run(command_rx, events_rx));
@@ -171,6 +176,8 @@ struct Supervisor {
     events_tx: mpsc::UnboundedSender<Event>,
     young_deaths: u32,
     restart_not_before: Option<tokio::time::Instant>,
+    /// The delay that set `restart_not_before`.
+    pending_delay: Duration,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -260,6 +267,7 @@ impl Supervisor {
                     }
                 } else {
                     self.restart_not_before = Some(tokio::time::Instant::now() + delay);
+                    self.pending_delay = delay;
                 }
             }
             Event::GraceOver { id } => {
@@ -378,6 +386,10 @@ impl Supervisor {
             .filter(|r| !r.stopping)
             .map(|r| r.pid)
             .collect();
+        self.status.restart_delay = self
+            .restart_not_before
+            .filter(|_| self.status.running < self.status.desired)
+            .map(|_| humantime::format_duration(self.pending_delay).to_string());
         let status = self.status.clone();
         self.status_tx.send_if_modified(|current| {
             let changed = *current != status;

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::group::GroupStatus;
 use super::jobs::JobView;
-use super::sidecar::SidecarStatus;
+use super::sidecar::{SidecarState, SidecarStatus};
 use crate::runtime::{EventKind, ObjectEvent, ObjectKey, StatusSink};
 use crate::spec::{ConditionStatus, ConditionType, ScaledObjectStatus, TriggerHealth};
 
@@ -332,15 +332,28 @@ pub fn render_table(snapshot: &Snapshot, width: usize) -> String {
         out.push('\n');
     }
     for scaler in &snapshot.scalers {
-        let status = &scaler.status;
-        let row = format!(
-            "scaler {} on {}: {:?}, {} restarts",
-            scaler.name, status.address, status.state, status.restarts
-        );
-        out.push_str(&truncate(&row, width));
+        out.push_str(&truncate(&scaler_line(scaler), width));
         out.push('\n');
     }
     out
+}
+
+/// One sidecar as text: the state its health check last showed, in the words of gRPC health
+/// where it answers.
+fn scaler_line(scaler: &NamedSidecar) -> String {
+    let status = &scaler.status;
+    let state = match status.state {
+        SidecarState::Starting => "starting",
+        SidecarState::Serving => "SERVING",
+        SidecarState::NotServing => "NOT_SERVING (its event source is unreachable)",
+        SidecarState::Unresponsive => "UNRESPONSIVE (no answer to health checks)",
+        SidecarState::Restarting => "restarting",
+        SidecarState::Stopped => "stopped",
+    };
+    format!(
+        "scaler {} on {}: {state}, {} restarts",
+        scaler.name, status.address, status.restarts
+    )
 }
 
 fn job_line(job: &JobView) -> String {
@@ -414,10 +427,7 @@ pub fn change_lines(previous: &Snapshot, current: &Snapshot) -> Vec<String> {
     for scaler in &current.scalers {
         let before = previous.scalers.iter().find(|old| old.name == scaler.name);
         if before.is_none_or(|old| old.status != scaler.status) {
-            out.push(format!(
-                "scaler {} on {}: {:?}, {} restarts",
-                scaler.name, scaler.status.address, scaler.status.state, scaler.status.restarts
-            ));
+            out.push(scaler_line(scaler));
         }
     }
     out
@@ -485,6 +495,37 @@ mod tests {
             table.lines().all(|line| line.chars().count() <= 30),
             "{table}"
         );
+    }
+
+    #[test]
+    fn sidecar_health_shows_in_table_lines_and_json() {
+        let mut snapshot = snapshot(20.0, 1, 4);
+        let sidecar = |state| NamedSidecar {
+            name: "rabbitmq".to_owned(),
+            status: SidecarStatus {
+                address: "127.0.0.1:9001".to_owned(),
+                state,
+                restarts: 0,
+                pid: Some(42),
+            },
+        };
+        snapshot.scalers = vec![sidecar(SidecarState::Serving)];
+        let before = snapshot.clone();
+        for (state, shown, json) in [
+            (SidecarState::NotServing, "NOT_SERVING", "NotServing"),
+            (SidecarState::Unresponsive, "UNRESPONSIVE", "Unresponsive"),
+        ] {
+            snapshot.scalers = vec![sidecar(state)];
+            let table = render_table(&snapshot, 200);
+            assert!(
+                table.contains(&format!("scaler rabbitmq on 127.0.0.1:9001: {shown}")),
+                "{table}"
+            );
+            let lines = change_lines(&before, &snapshot);
+            assert!(lines.iter().any(|line| line.contains(shown)), "{lines:?}");
+            let value = serde_json::to_value(&snapshot).unwrap();
+            assert_eq!(value["scalers"][0]["state"], json);
+        }
     }
 
     #[test]

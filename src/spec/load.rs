@@ -243,9 +243,15 @@ fn check_shape(path: &Path, text: &str) -> Result<(), LoadError> {
         ));
     }
     // Flow collections may span lines, so the bracket depth carries over; quotes rarely do.
+    // The scan stops at the first bracket too deep, so hostile nesting costs nothing more.
+    let too_deep = |number: usize| {
+        Err(refuse(
+            number + 1,
+            format!("nested more than {MAX_DEPTH} levels deep"),
+        ))
+    };
     let mut depth = 0usize;
     for (number, line) in text.lines().enumerate() {
-        let mut deepest = 0usize;
         let mut quote: Option<char> = None;
         for c in line.chars() {
             match (quote, c) {
@@ -255,18 +261,17 @@ fn check_shape(path: &Path, text: &str) -> Result<(), LoadError> {
                 (None, '#') => break,
                 (None, '[' | '{') => {
                     depth += 1;
-                    deepest = deepest.max(depth);
+                    if depth > MAX_DEPTH {
+                        return too_deep(number);
+                    }
                 }
                 (None, ']' | '}') => depth = depth.saturating_sub(1),
                 _ => {}
             }
         }
         let indent = line.len() - line.trim_start_matches([' ', '-']).len();
-        if deepest > MAX_DEPTH || indent > 2 * MAX_DEPTH {
-            return Err(refuse(
-                number + 1,
-                format!("nested more than {MAX_DEPTH} levels deep"),
-            ));
+        if indent > 2 * MAX_DEPTH {
+            return too_deep(number);
         }
     }
     Ok(())
