@@ -102,7 +102,7 @@ fn the_second_object_and_an_hpa_target_are_reported_and_never_scaled() {
         text.contains("does not scale: HPAConflict") && text.contains("\"guarded-cpu\""),
         "{text}"
     );
-    assert_eq!(text.matches("does not scale").count(), 2, "{text}");
+    assert_eq!(text.matches("does not scale: ").count(), 2, "{text}");
 
     let log = dir.path().join("run.log");
     let mut run = EbbRun::start(&ebb, &file, &log);
