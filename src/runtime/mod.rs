@@ -59,6 +59,7 @@
 mod evaluate;
 mod http;
 mod jobs;
+mod keda_metrics;
 mod mailbox;
 mod metrics;
 mod object;
@@ -78,6 +79,7 @@ pub use jobs::{
     InMemoryJobs, JobCounts, JobSink, JobSupervisor, JobTarget, ManagedJob, REASON_JOBS_CREATED,
     REASON_JOBS_FAILED, REASON_JOBS_RETIRED, REASON_JOBS_UNREADABLE,
 };
+pub use keda_metrics::{KedaMetrics, MetricNames};
 pub use metrics::{MetricLabels, ObjectLabels, RpcLabels, RuntimeMetrics, TriggerLabels};
 pub use object::{ManagedObject, RuntimeConfig};
 pub use pool::{DEFAULT_RESOLVE_INTERVAL, PoolConfig, ScalerConnection, ScalerPool};
