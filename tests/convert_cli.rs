@@ -199,7 +199,9 @@ fn kubectl_applies_the_converted_manifests_strictly_and_shows_the_new_columns() 
     let jobs = server.kubectl_ok(&["get", "esj", "-n", "default"]);
     let header = table_cells(&jobs, 0);
     assert!(
-        header.contains(&"TRIGGERS") && header.contains(&"AUTHENTICATIONS") && header.contains(&"PAUSED"),
+        header.contains(&"TRIGGERS")
+            && header.contains(&"AUTHENTICATIONS")
+            && header.contains(&"PAUSED"),
         "{jobs}"
     );
     assert_eq!(table_cells(&jobs, 1)[0], "reports", "{jobs}");
@@ -219,12 +221,21 @@ fn unconvertible_inputs_are_reported_by_field_and_reason() {
     cases.sort();
     assert!(cases.len() >= 4, "{cases:?}");
     for case in cases {
-        let name = case.file_name().expect("name").to_string_lossy().into_owned();
+        let name = case
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let relative = format!("tests/convert/refused/{name}");
         let expected = std::fs::read_to_string(case.with_extension("expected"))
             .unwrap_or_else(|_| panic!("{relative}: no .expected file"));
         let output = ebb(&["convert", &relative]);
-        assert_eq!(output.status.code(), Some(1), "{relative}: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{relative}: {}",
+            text(&output)
+        );
         assert_eq!(stderr(&output), expected, "{relative}");
         assert!(
             !stdout(&output).contains("keda.sh"),
@@ -240,7 +251,11 @@ fn unconvertible_inputs_are_reported_by_field_and_reason() {
 #[test]
 fn a_type_registered_like_the_controllers_registry_converts() {
     let refused = ebb(&["convert", "tests/convert/refused/triggers.yaml"]);
-    assert!(stderr(&refused).contains("spec.triggers[0].type"), "{}", text(&refused));
+    assert!(
+        stderr(&refused).contains("spec.triggers[0].type"),
+        "{}",
+        text(&refused)
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = dir.path().join("registry.yaml");
     std::fs::write(&registry, "scalers:\n  kafka: {address: 127.0.0.1:9009}\n").expect("write");
@@ -251,8 +266,14 @@ fn a_type_registered_like_the_controllers_registry_converts() {
         "tests/convert/refused/triggers.yaml",
     ]);
     let report = stderr(&output);
-    assert!(!report.contains("spec.triggers[0].type"), "kafka is registered: {report}");
-    assert!(report.contains("spec.triggers[1].type"), "cpu still is not: {report}");
+    assert!(
+        !report.contains("spec.triggers[0].type"),
+        "kafka is registered: {report}"
+    );
+    assert!(
+        report.contains("spec.triggers[1].type"),
+        "cpu still is not: {report}"
+    );
     let flagged = ebb(&[
         "convert",
         "--scaler",
@@ -262,5 +283,9 @@ fn a_type_registered_like_the_controllers_registry_converts() {
     assert_eq!(stderr(&flagged), report);
     let bad = ebb(&["convert", "--scaler", "kafka", "examples/keda-manifests"]);
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("expected TYPE=ADDRESS"), "{}", text(&bad));
+    assert!(
+        stderr(&bad).contains("expected TYPE=ADDRESS"),
+        "{}",
+        text(&bad)
+    );
 }

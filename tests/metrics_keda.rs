@@ -86,7 +86,14 @@ spec:
 fn publish(queue: &str, count: u32) {
     let publisher = support::binary("ebb-quickstart-publisher", "ebb-quickstart-publisher");
     let status = Command::new(publisher)
-        .args(["--amqp-url", AMQP_URL, "--queue", queue, "--id-prefix", "metrics"])
+        .args([
+            "--amqp-url",
+            AMQP_URL,
+            "--queue",
+            queue,
+            "--id-prefix",
+            "metrics",
+        ])
         .args(["--count", &count.to_string()])
         .stdout(std::process::Stdio::null())
         .status()
@@ -119,7 +126,10 @@ fn sample<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> 
 }
 
 fn value(line: &str) -> f64 {
-    line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 #[test]
@@ -130,25 +140,52 @@ fn keda_names_and_labels_are_exported_for_the_same_series() {
     let object = "scaledObject=\"metrics-keda\"";
     let mut metrics = String::new();
     support::wait_for(
-        "the waiting trigger's value under KEDA's name, and an error of the missing one",
+        "the waiting trigger's value under KEDA's name, an error of the missing one, a scheduled poll",
         Duration::from_secs(60),
         || {
             metrics = http_get_text(run.status_port, "/metrics").unwrap_or_default();
-            let waiting = sample(&metrics, "keda_scaler_metrics_value", &[object, "triggerIndex=\"0\""]);
-            let failed = sample(&metrics, "keda_scaler_detail_errors_total", &[object, "triggerIndex=\"1\""]);
-            waiting.is_some_and(|line| value(line) == 3.0) && failed.is_some()
+            let waiting = sample(
+                &metrics,
+                "keda_scaler_metrics_value",
+                &[object, "triggerIndex=\"0\""],
+            );
+            let failed = sample(
+                &metrics,
+                "keda_scaler_detail_errors_total",
+                &[object, "triggerIndex=\"1\""],
+            );
+            // Paused and loop latency are recorded at each scheduled poll, after the first.
+            let scheduled = sample(&metrics, "keda_scaled_object_paused", &[object]).is_some();
+            waiting.is_some_and(|line| value(line) == 3.0) && failed.is_some() && scheduled
         },
     );
-    let waiting = sample(&metrics, "keda_scaler_metrics_value", &[object, "triggerIndex=\"0\""])
-        .expect("value series");
-    for label in ["scaler=\"waiting\"", "type=\"scaledobject\"", "metric=\"s0-", "namespace=\""] {
+    let waiting = sample(
+        &metrics,
+        "keda_scaler_metrics_value",
+        &[object, "triggerIndex=\"0\""],
+    )
+    .expect("value series");
+    for label in [
+        "scaler=\"waiting\"",
+        "type=\"scaledobject\"",
+        "metric=\"s0-",
+        "namespace=\"",
+    ] {
         assert!(waiting.contains(label), "{label} in {waiting}");
     }
-    let active = sample(&metrics, "keda_scaler_active", &[object, "triggerIndex=\"0\""])
-        .expect("active series");
+    let active = sample(
+        &metrics,
+        "keda_scaler_active",
+        &[object, "triggerIndex=\"0\""],
+    )
+    .expect("active series");
     assert_eq!(value(active), 1.0, "{active}");
-    let failed = sample(&metrics, "keda_scaler_detail_errors_total", &[object, "triggerIndex=\"1\""])
-        .expect("error series");
+    let failed = sample(
+        &metrics,
+        "keda_scaler_detail_errors_total",
+        &[object, "triggerIndex=\"1\""],
+    )
+    .expect("error series");
     assert!(failed.contains("scaler=\"missing\""), "{failed}");
     assert!(value(failed) >= 1.0, "{failed}");
     let paused = sample(&metrics, "keda_scaled_object_paused", &[object]).expect("paused series");
@@ -160,8 +197,12 @@ fn keda_names_and_labels_are_exported_for_the_same_series() {
     )
     .expect("scale loop latency series");
     assert!(value(latency) >= 0.0, "{latency}");
-    let build = sample(&metrics, "keda_build_info", &["version=\"", "git_commit=\"", "goos=\""])
-        .expect("build info");
+    let build = sample(
+        &metrics,
+        "keda_build_info",
+        &["version=\"", "git_commit=\"", "goos=\""],
+    )
+    .expect("build info");
     assert_eq!(value(build), 1.0, "{build}");
     // ebb's own names stay, for the same series.
     let own = sample(
@@ -215,7 +256,10 @@ fn dashboard_expressions() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/ebb-dashboard.json");
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
-    assert!(dashboard["schemaVersion"].as_u64().is_some(), "a Grafana dashboard model");
+    assert!(
+        dashboard["schemaVersion"].as_u64().is_some(),
+        "a Grafana dashboard model"
+    );
     let mut expressions = Vec::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().into_iter().flatten() {
@@ -223,7 +267,10 @@ fn dashboard_expressions() -> Vec<String> {
             expressions.push(target["expr"].as_str().expect("expr").to_owned());
         }
     }
-    for variable in dashboard["templating"]["list"].as_array().expect("variables") {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
         if let Some(query) = variable["definition"].as_str() {
             expressions.push(query.to_owned());
         }
@@ -239,13 +286,18 @@ fn every_metric_the_grafana_dashboard_queries_is_exported_and_keda_names_are_off
     let dir = tempfile::tempdir().expect("tempdir");
     let queue = format!("metrics-dashboard-{}", std::process::id());
     let run = start(dir.path(), &queue, None);
-    let mut metrics = String::new();
-    support::wait_for("the first poll's series", Duration::from_secs(60), || {
-        metrics = http_get_text(run.status_port, "/metrics").unwrap_or_default();
-        metrics.contains("ebb_desired_replicas{")
-    });
-    let exported = exported_names(&metrics);
-    let missing: Vec<&String> = wanted.difference(&exported).collect();
+    // A family appears on /metrics with its first series (a value read, an error counted, a
+    // scheduled poll), so wait until the polls have produced every kind the dashboard reads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (metrics, missing) = loop {
+        let metrics = http_get_text(run.status_port, "/metrics").unwrap_or_default();
+        let exported = exported_names(&metrics);
+        let missing: Vec<String> = wanted.difference(&exported).cloned().collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break (metrics, missing);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(missing.is_empty(), "not exported: {missing:?}\n{metrics}");
     assert!(
         !metrics.contains("keda_"),

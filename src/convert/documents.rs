@@ -87,7 +87,10 @@ mod tests {
         let text = "# header\n---\napiVersion: v1\nkind: Secret # keep me\n---\n# only a comment\n---\nkind: ScaledObject\nmetadata: {name: a}\n";
         let documents = parse(text).unwrap();
         assert_eq!(documents.len(), 2);
-        assert_eq!(documents[0].text, "apiVersion: v1\nkind: Secret # keep me\n");
+        assert_eq!(
+            documents[0].text,
+            "apiVersion: v1\nkind: Secret # keep me\n"
+        );
         assert_eq!(str_field(&documents[1].value, "kind"), Some("ScaledObject"));
         assert_eq!(name_of(&documents[1]), "a");
         assert_eq!(name_of(&documents[0]), "#0");

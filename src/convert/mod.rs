@@ -124,13 +124,16 @@ pub fn convert_text(
     let schemas = schema::schemas();
     let mut converted = Converted::default();
     for document in parsed {
-        let keda_kind = str_field(&document.value, "kind").unwrap_or_default().to_owned();
+        let keda_kind = str_field(&document.value, "kind")
+            .unwrap_or_default()
+            .to_owned();
         let place = Place {
             file: file.to_owned(),
             kind: keda_kind.clone(),
             name: name_of(&document),
         };
-        let Some((value, findings)) = convert_document(&document, &keda_kind, known_types, &schemas)
+        let Some((value, findings)) =
+            convert_document(&document, &keda_kind, known_types, &schemas)
         else {
             converted.documents.push(with_newline(document.text));
             continue;
@@ -146,13 +149,16 @@ pub fn convert_text(
                     what,
                 }));
         }
-        converted
-            .refusals
-            .extend(findings.refusals.into_iter().map(|(field, reason)| Refusal {
-                place: place.clone(),
-                field,
-                reason,
-            }));
+        converted.refusals.extend(
+            findings
+                .refusals
+                .into_iter()
+                .map(|(field, reason)| Refusal {
+                    place: place.clone(),
+                    field,
+                    reason,
+                }),
+        );
         if !refused {
             converted.documents.push(documents::render(&value));
         }
@@ -177,7 +183,10 @@ fn convert_document(
     if api_version != rules::KEDA_API_VERSION {
         findings.refuse(
             "apiVersion",
-            format!("only {} is known, not {api_version}", rules::KEDA_API_VERSION),
+            format!(
+                "only {} is known, not {api_version}",
+                rules::KEDA_API_VERSION
+            ),
         );
         return Some((value, findings));
     }
@@ -262,10 +271,18 @@ pub fn run(args: ConvertArgs) -> Result<bool, ConvertError> {
         let shown = file.display().to_string();
         let converted = convert_text(&shown, &text, &known)?;
         for change in &converted.changes {
-            let _ = writeln!(stderr, "{}", crate::spec::terminal_safe(&change.to_string(), true));
+            let _ = writeln!(
+                stderr,
+                "{}",
+                crate::spec::terminal_safe(&change.to_string(), true)
+            );
         }
         for refusal in &converted.refusals {
-            let _ = writeln!(stderr, "{}", crate::spec::terminal_safe(&refusal.to_string(), true));
+            let _ = writeln!(
+                stderr,
+                "{}",
+                crate::spec::terminal_safe(&refusal.to_string(), true)
+            );
         }
         refused |= !converted.refusals.is_empty();
         outputs.push((file, shown, converted));

@@ -49,7 +49,11 @@ pub struct Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: cannot convert: {}", self.place, self.field, self.reason)
+        write!(
+            f,
+            "{}: {}: cannot convert: {}",
+            self.place, self.field, self.reason
+        )
     }
 }
 

@@ -19,7 +19,10 @@ pub(crate) const KINDS: [(&str, &str); 4] = [
     ("ScaledObject", "ScaledObject"),
     ("ScaledJob", "ScaledJob"),
     ("TriggerAuthentication", "ScalerAuthentication"),
-    ("ClusterTriggerAuthentication", "ClusterScalerAuthentication"),
+    (
+        "ClusterTriggerAuthentication",
+        "ClusterScalerAuthentication",
+    ),
 ];
 
 /// The ebb kind a KEDA kind becomes, `None` for a kind ebb has no counterpart of.
@@ -153,7 +156,10 @@ fn metadata_strings(trigger: &mut Value, field: &str, findings: &mut Findings) {
 
 fn set(document: &mut Value, key: &str, text: &str) {
     if let Some(mapping) = document.as_mapping_mut() {
-        mapping.insert(Value::String(key.to_owned()), Value::String(text.to_owned()));
+        mapping.insert(
+            Value::String(key.to_owned()),
+            Value::String(text.to_owned()),
+        );
     }
 }
 
@@ -171,7 +177,9 @@ mod tests {
 
     #[test]
     fn kinds_and_api_version_are_renamed_in_place() {
-        let mut document = parse("apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: a}\n");
+        let mut document = parse(
+            "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: a}\n",
+        );
         let mut findings = Findings::default();
         rename_kind(&mut document, "TriggerAuthentication", &mut findings);
         assert_eq!(str_field(&document, "apiVersion"), Some(EBB_API_VERSION));
@@ -189,7 +197,12 @@ mod tests {
         let mut document = parse("kind: ClusterTriggerAuthentication\n");
         let mut findings = Findings::default();
         rename_kind(&mut document, "ClusterTriggerAuthentication", &mut findings);
-        assert!(findings.changes.iter().any(|(_, what)| what.contains("controller's namespace")));
+        assert!(
+            findings
+                .changes
+                .iter()
+                .any(|(_, what)| what.contains("controller's namespace"))
+        );
     }
 
     #[test]
@@ -202,7 +215,11 @@ mod tests {
         let fields: Vec<&str> = findings.refusals.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             fields,
-            ["spec.triggers[2].type", "spec.triggers[3].type", "spec.triggers[4].type"]
+            [
+                "spec.triggers[2].type",
+                "spec.triggers[3].type",
+                "spec.triggers[4].type"
+            ]
         );
         assert!(findings.refusals[0].1.contains("--scaler kafka=HOST:PORT"));
         assert!(findings.refusals[1].1.contains("HorizontalPodAutoscaler"));
@@ -232,10 +249,17 @@ mod tests {
         let mut findings = Findings::default();
         triggers(&mut document, &known(), &mut findings);
         assert_eq!(
-            str_field(&document["spec"]["triggers"][0]["authenticationRef"], "kind"),
+            str_field(
+                &document["spec"]["triggers"][0]["authenticationRef"],
+                "kind"
+            ),
             Some("ClusterScalerAuthentication")
         );
-        assert!(document["spec"]["triggers"][1]["authenticationRef"].get("kind").is_none());
+        assert!(
+            document["spec"]["triggers"][1]["authenticationRef"]
+                .get("kind")
+                .is_none()
+        );
         assert_eq!(
             findings.changes,
             [(
@@ -247,12 +271,22 @@ mod tests {
 
     #[test]
     fn unquoted_metadata_becomes_strings_without_showing_values() {
-        let mut document = parse("spec:\n  triggers:\n  - type: rabbitmq\n    metadata: {value: 5, useRegex: true, queueName: q}\n");
+        let mut document = parse(
+            "spec:\n  triggers:\n  - type: rabbitmq\n    metadata: {value: 5, useRegex: true, queueName: q}\n",
+        );
         let mut findings = Findings::default();
         triggers(&mut document, &known(), &mut findings);
-        assert_eq!(document["spec"]["triggers"][0]["metadata"]["value"].as_str(), Some("5"));
+        assert_eq!(
+            document["spec"]["triggers"][0]["metadata"]["value"].as_str(),
+            Some("5")
+        );
         assert_eq!(findings.changes.len(), 2);
-        assert!(findings.changes.iter().all(|(_, what)| what == "written as a string"));
+        assert!(
+            findings
+                .changes
+                .iter()
+                .all(|(_, what)| what == "written as a string")
+        );
     }
 
     #[test]

@@ -153,10 +153,14 @@ fn walk(value: &mut Value, schema: &Json, path: &Path, kind: &str, findings: &mu
         && !type_matches(value, expected)
     {
         // The value itself is not quoted: trigger metadata may hold credentials.
-        findings.refuse(&path.shown, format!("ebb expects a value of type {expected}"));
+        findings.refuse(
+            &path.shown,
+            format!("ebb expects a value of type {expected}"),
+        );
         return;
     }
-    if let (Some(allowed), Some(text)) = (schema.get("enum").and_then(Json::as_array), value.as_str())
+    if let (Some(allowed), Some(text)) =
+        (schema.get("enum").and_then(Json::as_array), value.as_str())
         && !allowed.iter().any(|option| option.as_str() == Some(text))
     {
         let options: Vec<&str> = allowed.iter().filter_map(Json::as_str).collect();
@@ -255,11 +259,12 @@ mod tests {
             "spec:\n  scaleTargetRef: {name: a}\n  triggers:\n  - type: rabbitmq\n    useCachedMetrics: true\n    metadata: {queueName: q}\n",
         );
         assert!(findings.refusals.is_empty(), "{:?}", findings.refusals);
-        assert_eq!(
-            findings.changes[0].0,
-            "spec.triggers[0].useCachedMetrics"
+        assert_eq!(findings.changes[0].0, "spec.triggers[0].useCachedMetrics");
+        assert!(
+            value["spec"]["triggers"][0]
+                .get("useCachedMetrics")
+                .is_none()
         );
-        assert!(value["spec"]["triggers"][0].get("useCachedMetrics").is_none());
     }
 
     #[test]
@@ -271,12 +276,24 @@ mod tests {
         let fields: Vec<&str> = findings.refusals.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             fields,
-            ["spec.maxReplicaCount", "spec.triggers[0].metricType", "spec.minReplicas"],
+            [
+                "spec.maxReplicaCount",
+                "spec.triggers[0].metricType",
+                "spec.minReplicas"
+            ],
             "{:?}",
             findings.refusals
         );
-        assert!(findings.refusals[1].1.contains("\"Utilization\" is not one of AverageValue, Value"));
-        assert!(findings.refusals[2].1.contains("has no field \"minReplicas\""));
+        assert!(
+            findings.refusals[1]
+                .1
+                .contains("\"Utilization\" is not one of AverageValue, Value")
+        );
+        assert!(
+            findings.refusals[2]
+                .1
+                .contains("has no field \"minReplicas\"")
+        );
     }
 
     #[test]

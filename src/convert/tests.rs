@@ -44,9 +44,15 @@ fn keda_documents_are_rewritten_and_others_pass_through() {
     let converted = convert_text("a.yaml", KEDA_FILE, &known()).unwrap();
     assert!(converted.refusals.is_empty(), "{:?}", converted.refusals);
     assert_eq!(converted.documents.len(), 3);
-    assert!(converted.documents[0].starts_with("apiVersion: ebb.dev/v1alpha1\nkind: ScaledObject\n"));
+    assert!(
+        converted.documents[0].starts_with("apiVersion: ebb.dev/v1alpha1\nkind: ScaledObject\n")
+    );
     assert!(converted.documents[0].contains("kind: ScalerAuthentication"));
-    assert!(converted.documents[0].contains("value: '5'"), "{}", converted.documents[0]);
+    assert!(
+        converted.documents[0].contains("value: '5'"),
+        "{}",
+        converted.documents[0]
+    );
     assert_eq!(
         converted.documents[1],
         "apiVersion: v1\nkind: Secret # untouched, comment and all\nmetadata:\n  name: s\nstringData: {host: amqp://guest:guest@localhost}\n"
@@ -64,9 +70,14 @@ fn keda_documents_are_rewritten_and_others_pass_through() {
         ]
     );
     // The converted objects decode as ebb's types.
-    let object: crate::spec::ScaledObject = serde_norway::from_str(&converted.documents[0]).unwrap();
-    assert_eq!(object.spec.triggers[0].trigger_type.as_deref(), Some("rabbitmq"));
-    let _: crate::spec::ScalerAuthentication = serde_norway::from_str(&converted.documents[2]).unwrap();
+    let object: crate::spec::ScaledObject =
+        serde_norway::from_str(&converted.documents[0]).unwrap();
+    assert_eq!(
+        object.spec.triggers[0].trigger_type.as_deref(),
+        Some("rabbitmq")
+    );
+    let _: crate::spec::ScalerAuthentication =
+        serde_norway::from_str(&converted.documents[2]).unwrap();
 }
 
 #[test]
@@ -80,7 +91,11 @@ fn a_refused_document_is_left_out_and_reported_by_field() {
         lines[1],
         "b.yaml: CloudEventSource/events: kind: cannot convert: ebb has no counterpart of KEDA's \"CloudEventSource\""
     );
-    assert_eq!(converted.documents.len(), 1, "only the ConfigMap is written");
+    assert_eq!(
+        converted.documents.len(),
+        1,
+        "only the ConfigMap is written"
+    );
     assert!(converted.documents[0].contains("ConfigMap"));
 }
 
@@ -95,5 +110,10 @@ fn ebb_documents_pass_through_unchanged() {
 #[test]
 fn a_broken_document_names_file_and_index() {
     let error = convert_text("d.yaml", "a: 1\n---\nb: [\n", &known()).unwrap_err();
-    assert!(error.to_string().starts_with("d.yaml: document 1: not YAML"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("d.yaml: document 1: not YAML"),
+        "{error}"
+    );
 }

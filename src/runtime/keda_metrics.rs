@@ -198,7 +198,9 @@ fn build_labels() -> BuildLabels {
     };
     BuildLabels {
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_commit: option_env!("EBB_GIT_COMMIT").unwrap_or("unknown").to_owned(),
+        git_commit: option_env!("EBB_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_owned(),
         goversion: "none (ebb is written in Rust)".to_owned(),
         goos: std::env::consts::OS.to_owned(),
         goarch: arch.to_owned(),
@@ -266,7 +268,10 @@ impl KedaTrigger {
             return;
         }
         for metric in metrics {
-            self.metrics.errors.get_or_create(&self.labels(metric)).inc();
+            self.metrics
+                .errors
+                .get_or_create(&self.labels(metric))
+                .inc();
         }
     }
 }
