@@ -31,6 +31,10 @@ pub enum Command {
     /// Tools for scaler authors: inspect a scaler, or check it against the protocol.
     #[command(subcommand)]
     Scaler(crate::client::ScalerCommand),
+    /// Rewrite KEDA manifests (ScaledObject, ScaledJob, TriggerAuthentication,
+    /// ClusterTriggerAuthentication) as ebb's, reporting each change and what cannot be
+    /// converted.
+    Convert(crate::convert::ConvertArgs),
     /// Internal: how `ebb run` starts a process so that it stops when ebb dies.
     #[command(name = "exec-child", hide = true)]
     ExecChild(crate::local::process::ExecChildArgs),

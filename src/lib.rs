@@ -18,6 +18,8 @@ pub mod cli;
 #[cfg(feature = "controller")]
 pub mod client;
 #[cfg(feature = "controller")]
+pub mod convert;
+#[cfg(feature = "controller")]
 pub mod dashboard;
 #[cfg(feature = "controller")]
 pub mod kubernetes;

@@ -36,6 +36,11 @@ async fn run() -> Result<()> {
         Command::Controller(args) => ebb::kubernetes::run(args).await?,
         Command::Crd(args) => ebb::kubernetes::write_crds(args)?,
         Command::Simulate(args) => ebb::simulate::run(args)?,
+        Command::Convert(args) => {
+            if !ebb::convert::run(args)? {
+                std::process::exit(1);
+            }
+        }
         Command::Scaler(command) => {
             let passed = ebb::client::run_scaler_command(command).await?;
             if !passed {

@@ -95,14 +95,33 @@ fn deploy_and_the_demo_apply_and_get_shows_printer_columns_and_defaults() {
     assert_eq!(
         header,
         [
-            "NAME", "TARGET", "MIN", "MAX", "REPLICAS", "READY", "ACTIVE", "AGE"
+            "NAME",
+            "TARGET",
+            "MIN",
+            "MAX",
+            "REPLICAS",
+            "TRIGGERS",
+            "AUTHENTICATIONS",
+            "READY",
+            "ACTIVE",
+            "FALLBACK",
+            "PAUSED",
+            "AGE"
         ],
         "{table}"
     );
+    // No status yet: the Replicas, Ready, Active, Fallback and Paused cells are empty.
     let row = table_cells(&table, 1);
     assert_eq!(
-        row[..4],
-        ["rabbitmq-consumer", "rabbitmq-consumer", "0", "30"],
+        row[..6],
+        [
+            "rabbitmq-consumer",
+            "rabbitmq-consumer",
+            "0",
+            "30",
+            "rabbitmq",
+            "rabbitmq-broker"
+        ],
         "{table}"
     );
     // The schema's defaults were applied to what the manifest left out.

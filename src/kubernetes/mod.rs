@@ -131,6 +131,10 @@ pub struct ControllerArgs {
     /// bounded per-object history it charts (off: nothing is recorded).
     #[arg(long, env = "EBB_DASHBOARD", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub dashboard: bool,
+    /// Metric names on /metrics: `ebb`, or `keda` for ebb's and also KEDA's names and labels
+    /// for the same series, so KEDA dashboards and alerts keep working (see docs/metrics.md).
+    #[arg(long, env = "EBB_METRICS_NAMES", value_enum, default_value_t = crate::runtime::MetricNames::Ebb)]
+    pub metrics_names: crate::runtime::MetricNames,
 }
 
 impl Default for ControllerArgs {
@@ -152,6 +156,7 @@ impl Default for ControllerArgs {
             scalers: Vec::new(),
             scaler_registry: None,
             dashboard: false,
+            metrics_names: crate::runtime::MetricNames::Ebb,
         }
     }
 }
@@ -216,7 +221,7 @@ pub async fn run_with_client(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
     let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = RuntimeMetrics::register(&mut registry);
+    let metrics = RuntimeMetrics::register_with(&mut registry, args.metrics_names);
     let registry = Arc::new(registry);
     let readiness = Readiness::new();
     let pool = ScalerPool::new(PoolConfig::default(), metrics);

@@ -129,4 +129,8 @@ pub struct RunArgs {
     /// (for demos and scripts).
     #[arg(long, env = "EBB_RUN_UNTIL_IDLE")]
     pub until_idle: bool,
+    /// Metric names on /metrics: `ebb`, or `keda` for ebb's and also KEDA's names and labels
+    /// for the same series (see docs/metrics.md).
+    #[arg(long, env = "EBB_METRICS_NAMES", value_enum, default_value_t = crate::runtime::MetricNames::Ebb)]
+    pub metrics_names: crate::runtime::MetricNames,
 }

@@ -137,7 +137,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
 
     let mut registry = Registry::default();
-    let metrics = RuntimeMetrics::register(&mut registry);
+    let metrics = RuntimeMetrics::register_with(&mut registry, args.metrics_names);
     let local_metrics = LocalMetrics::register(&mut registry);
     let pool = ScalerPool::new(PoolConfig::default(), metrics);
     let problems = schema_problems(&plan, &pool).await;

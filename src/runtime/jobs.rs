@@ -461,7 +461,7 @@ fn build_pollers(
 ) -> Vec<TriggerPoller> {
     triggers
         .into_iter()
-        .map(|trigger| TriggerPoller::new(key, trigger, pool, None))
+        .map(|trigger| TriggerPoller::new(key, trigger, pool, None).for_scaled_job())
         .collect()
 }
 

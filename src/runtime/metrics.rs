@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use super::ObjectKey;
+use super::keda_metrics::{KedaMetrics, KedaTrigger, MetricNames};
 
 /// Labels of per-object series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,6 +88,8 @@ pub type FloatGauge = Gauge<f64, AtomicU64>;
 pub struct RuntimeMetrics {
     /// Last value of each trigger metric.
     pub trigger_metric_value: Family<MetricLabels, FloatGauge>,
+    /// Last target per replica of each trigger metric.
+    pub trigger_metric_target: Family<MetricLabels, FloatGauge>,
     /// 1 when a trigger is active, 0 otherwise.
     pub trigger_active: Family<TriggerLabels, Gauge>,
     /// Consecutive failed polls of a trigger.
@@ -99,6 +102,10 @@ pub struct RuntimeMetrics {
     pub desired_replicas: Family<ObjectLabels, Gauge>,
     /// Replicas the target has per object.
     pub current_replicas: Family<ObjectLabels, Gauge>,
+    /// 1 while fallback decides an object's replicas, 0 otherwise.
+    pub fallback: Family<ObjectLabels, Gauge>,
+    /// 1 while an object is paused by annotation, 0 otherwise.
+    pub paused: Family<ObjectLabels, Gauge>,
     /// Failures reading or writing scale targets, per object.
     pub reconcile_errors: Family<ObjectLabels, Counter>,
     /// Replica changes applied, per object.
@@ -113,17 +120,33 @@ pub struct RuntimeMetrics {
     pub scaled_objects: Gauge,
     /// Push stream (re)subscriptions, per scaler address.
     pub push_subscriptions: Family<ObjectLabels, Counter>,
+    /// The same series under KEDA's names (`--metrics-names keda`), when asked for.
+    pub keda: Option<KedaMetrics>,
 }
 
 impl RuntimeMetrics {
     /// Creates the metrics and registers them in `registry` under the `ebb_` prefix.
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::unregistered();
+        Self::register_with(registry, MetricNames::Ebb)
+    }
+
+    /// Like [`RuntimeMetrics::register`], and with [`MetricNames::Keda`] also under KEDA's
+    /// names and labels (`keda_` prefix).
+    pub fn register_with(registry: &mut Registry, names: MetricNames) -> Self {
+        let mut metrics = Self::unregistered();
+        if names == MetricNames::Keda {
+            metrics.keda = Some(KedaMetrics::register(registry));
+        }
         let r = registry.sub_registry_with_prefix("ebb");
         r.register(
             "trigger_metric_value",
             "Last value read for each metric of a trigger",
             metrics.trigger_metric_value.clone(),
+        );
+        r.register(
+            "trigger_metric_target",
+            "Target per replica reported for each metric of a trigger",
+            metrics.trigger_metric_target.clone(),
         );
         r.register(
             "trigger_active",
@@ -154,6 +177,16 @@ impl RuntimeMetrics {
             "current_replicas",
             "Replicas the scale target has",
             metrics.current_replicas.clone(),
+        );
+        r.register(
+            "fallback",
+            "Whether fallback decides the object's replicas (1) or not (0)",
+            metrics.fallback.clone(),
+        );
+        r.register(
+            "paused",
+            "Whether the object is paused by annotation (1) or not (0)",
+            metrics.paused.clone(),
         );
         r.register(
             "reconcile_errors",
@@ -197,12 +230,15 @@ impl RuntimeMetrics {
     pub fn unregistered() -> Self {
         Self {
             trigger_metric_value: Family::default(),
+            trigger_metric_target: Family::default(),
             trigger_active: Family::default(),
             trigger_failures: Family::default(),
             scaler_rpc_duration: Family::new_with_constructor(RpcHistogram),
             scaler_errors: Family::default(),
             desired_replicas: Family::default(),
             current_replicas: Family::default(),
+            fallback: Family::default(),
+            paused: Family::default(),
             reconcile_errors: Family::default(),
             scale_changes: Family::default(),
             scale_loop_lag: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
@@ -210,6 +246,30 @@ impl RuntimeMetrics {
             trigger_polls: Counter::default(),
             scaled_objects: Gauge::default(),
             push_subscriptions: Family::default(),
+            keda: None,
+        }
+    }
+
+    /// The KEDA-named series of one trigger, when KEDA's names are exported.
+    pub(crate) fn keda_trigger(
+        &self,
+        labels: &TriggerLabels,
+        trigger_index: u32,
+    ) -> Option<KedaTrigger> {
+        self.keda
+            .as_ref()
+            .map(|keda| keda.trigger(labels, trigger_index))
+    }
+
+    /// Records one scheduled poll of a ScaledObject: how late it started, and whether the
+    /// object is paused.
+    pub(crate) fn record_loop(&self, key: &ObjectKey, lag_seconds: f64, paused: bool) {
+        self.scale_loop_lag.observe(lag_seconds);
+        self.paused
+            .get_or_create(&ObjectLabels::from(key))
+            .set(i64::from(paused));
+        if let Some(keda) = &self.keda {
+            keda.record_loop(key, lag_seconds, paused);
         }
     }
 
@@ -222,8 +282,12 @@ impl RuntimeMetrics {
         };
         self.trigger_active.remove(&labels);
         self.trigger_failures.remove(&labels);
+        if let Some(keda) = &self.keda {
+            keda.forget_trigger(&labels);
+        }
         for labels in metrics {
             self.trigger_metric_value.remove(labels);
+            self.trigger_metric_target.remove(labels);
         }
     }
 
@@ -237,6 +301,8 @@ impl RuntimeMetrics {
         let labels = ObjectLabels::from(key);
         self.desired_replicas.remove(&labels);
         self.current_replicas.remove(&labels);
+        self.fallback.remove(&labels);
+        self.paused.remove(&labels);
         self.reconcile_errors.remove(&labels);
         self.scale_changes.remove(&labels);
         self.push_subscriptions.remove(&labels);
@@ -248,9 +314,16 @@ impl RuntimeMetrics {
             };
             self.trigger_active.remove(&labels);
             self.trigger_failures.remove(&labels);
+            if let Some(keda) = &self.keda {
+                keda.forget_trigger(&labels);
+            }
+        }
+        if let Some(keda) = &self.keda {
+            keda.forget_object(key);
         }
         for labels in metrics {
             self.trigger_metric_value.remove(labels);
+            self.trigger_metric_target.remove(labels);
         }
     }
 }

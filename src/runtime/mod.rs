@@ -60,6 +60,7 @@ pub mod conflict;
 mod evaluate;
 mod http;
 mod jobs;
+mod keda_metrics;
 mod mailbox;
 mod metrics;
 mod object;
@@ -79,6 +80,7 @@ pub use jobs::{
     InMemoryJobs, JobCounts, JobSink, JobSupervisor, JobTarget, ManagedJob, REASON_JOBS_CREATED,
     REASON_JOBS_FAILED, REASON_JOBS_RETIRED, REASON_JOBS_UNREADABLE,
 };
+pub use keda_metrics::{KedaMetrics, MetricNames};
 pub use metrics::{MetricLabels, ObjectLabels, RpcLabels, RuntimeMetrics, TriggerLabels};
 pub use object::{ManagedObject, RuntimeConfig};
 pub use pool::{DEFAULT_RESOLVE_INTERVAL, PoolConfig, ScalerConnection, ScalerPool};

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::ObjectKey;
+use super::keda_metrics::KedaTrigger;
 use super::metrics::{FloatGauge, MetricLabels, RuntimeMetrics, TriggerLabels};
 use super::pool::{RpcMethod, ScalerConnection, ScalerPool};
 use super::push::{PushBackoff, PushTask, TriggerActivity};
@@ -49,7 +50,10 @@ pub(crate) struct TriggerPoller {
     failures_gauge: Gauge,
     value_gauges: Vec<ValueGauge>,
     value_family: Family<MetricLabels, FloatGauge>,
+    target_family: Family<MetricLabels, FloatGauge>,
     labels: TriggerLabels,
+    /// The same series under KEDA's names, when exported.
+    keda: Option<KedaTrigger>,
 }
 
 /// A failed poll, classified by gRPC code, with a message safe to show.
@@ -101,6 +105,8 @@ impl TriggerPoller {
             failures_gauge: metrics.trigger_failures.get_or_create_owned(&labels),
             value_gauges: Vec::new(),
             value_family: metrics.trigger_metric_value.clone(),
+            target_family: metrics.trigger_metric_target.clone(),
+            keda: metrics.keda_trigger(&labels, trigger.input.trigger_index),
             labels,
             trigger: Arc::new(trigger),
             connection,
@@ -115,6 +121,14 @@ impl TriggerPoller {
             consecutive_failures: 0,
             pushed_active: false,
         }
+    }
+
+    /// Marks the trigger as one of a ScaledJob (in KEDA-named series).
+    pub(crate) fn for_scaled_job(mut self) -> Self {
+        if let Some(keda) = &mut self.keda {
+            keda.for_scaled_job();
+        }
+        self
     }
 
     /// Starts the push subscription unless push is off or there is no connection.
@@ -166,6 +180,13 @@ impl TriggerPoller {
                 self.active_gauge.set(i64::from(reading.active));
                 self.failures_gauge.set(0);
                 self.record_values(&reading);
+                if let Some(keda) = &self.keda {
+                    let values = self.value_gauges.iter();
+                    keda.record_success(
+                        reading.active,
+                        values.map(|known| (known.labels.metric.as_str(), known.gauge.get())),
+                    );
+                }
                 self.last_reading = Some(reading);
                 self.last_error = None;
                 self.consecutive_failures = 0;
@@ -180,6 +201,10 @@ impl TriggerPoller {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 self.failures_gauge
                     .set(i64::from(self.consecutive_failures));
+                if let Some(keda) = &self.keda {
+                    let metrics = self.value_gauges.iter();
+                    keda.record_failure(metrics.map(|known| known.labels.metric.as_str()));
+                }
                 self.last_error = Some(failure);
                 false
             }
@@ -244,6 +269,7 @@ impl TriggerPoller {
                 .find(|known| known.metric == value.metric_name)
             {
                 known.gauge.set(value.value);
+                known.target.set(value.target);
                 continue;
             }
             let label = if self.value_gauges.len() < MAX_METRICS_PER_TRIGGER {
@@ -254,10 +280,13 @@ impl TriggerPoller {
             let labels = self.metric_labels_for(label);
             let gauge = self.value_family.get_or_create_owned(&labels);
             gauge.set(value.value);
+            let target = self.target_family.get_or_create_owned(&labels);
+            target.set(value.target);
             self.value_gauges.push(ValueGauge {
                 metric: value.metric_name.clone(),
                 labels,
                 gauge,
+                target,
             });
         }
     }
@@ -308,6 +337,7 @@ struct ValueGauge {
     metric: String,
     labels: MetricLabels,
     gauge: FloatGauge,
+    target: FloatGauge,
 }
 
 impl Drop for TriggerPoller {

@@ -68,6 +68,7 @@ pub(crate) struct ScaleLoop {
     target_failing: bool,
     desired_gauge: Gauge,
     current_gauge: Gauge,
+    fallback_gauge: Gauge,
     reconcile_errors: Counter,
     scale_changes: Counter,
 }
@@ -90,6 +91,7 @@ impl ScaleLoop {
             evaluator,
             desired_gauge: metrics.desired_replicas.get_or_create_owned(&labels),
             current_gauge: metrics.current_replicas.get_or_create_owned(&labels),
+            fallback_gauge: metrics.fallback.get_or_create_owned(&labels),
             reconcile_errors: metrics.reconcile_errors.get_or_create_owned(&labels),
             scale_changes: metrics.scale_changes.get_or_create_owned(&labels),
             published: object.last_status.take(),
@@ -133,10 +135,11 @@ impl ScaleLoop {
                 }
                 () = tokio::time::sleep_until(due.into()) => {
                     let started = Instant::now();
-                    self.shared
-                        .metrics
-                        .scale_loop_lag
-                        .observe(started.saturating_duration_since(due).as_secs_f64());
+                    self.shared.metrics.record_loop(
+                        &self.object.key,
+                        started.saturating_duration_since(due).as_secs_f64(),
+                        self.object.pause.is_paused(),
+                    );
                     // Boxed: the poll's state lives only while it runs, instead of making
                     // every idle loop's task as large as a poll in progress (thousands of
                     // loops wait for each one that polls).
@@ -314,6 +317,7 @@ impl ScaleLoop {
             .commit(&evaluation, applied == evaluation.desired, now);
         self.desired_gauge.set(i64::from(evaluation.desired));
         self.current_gauge.set(i64::from(applied));
+        self.fallback_gauge.set(i64::from(evaluation.fallback));
         let status = self
             .evaluator
             .status(&evaluation, applied, self.object.generation, now);

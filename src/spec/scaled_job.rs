@@ -36,6 +36,16 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicaCount"),
     printcolumn(name = "Running", type_ = "integer", json_path = ".status.runningJobs"),
     printcolumn(
+        name = "Triggers",
+        type_ = "string",
+        json_path = ".spec.triggers[*].type"
+    ),
+    printcolumn(
+        name = "Authentications",
+        type_ = "string",
+        json_path = ".spec.triggers[*].authenticationRef.name"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -44,6 +54,11 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
         name = "Active",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Active\")].status"
+    ),
+    printcolumn(
+        name = "Paused",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Paused\")].status"
     ),
     printcolumn(
         name = "Age",

@@ -46,6 +46,16 @@ pub const DEFAULT_MAX_REPLICAS: u32 = 100;
         json_path = ".status.currentReplicas"
     ),
     printcolumn(
+        name = "Triggers",
+        type_ = "string",
+        json_path = ".spec.triggers[*].type"
+    ),
+    printcolumn(
+        name = "Authentications",
+        type_ = "string",
+        json_path = ".spec.triggers[*].authenticationRef.name"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -54,6 +64,16 @@ pub const DEFAULT_MAX_REPLICAS: u32 = 100;
         name = "Active",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Active\")].status"
+    ),
+    printcolumn(
+        name = "Fallback",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Fallback\")].status"
+    ),
+    printcolumn(
+        name = "Paused",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Paused\")].status"
     ),
     printcolumn(
         name = "Age",
