@@ -49,6 +49,20 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
             number(trigger.activation)
         );
     }
+    if let Some(modifiers) = &spec.modifiers {
+        let formula = modifiers
+            .formula
+            .as_ref()
+            .map(|formula| formula.source().to_owned())
+            .unwrap_or_else(|error| format!("(invalid: {error})"));
+        let _ = writeln!(
+            text,
+            "formula {formula}: target {} ({:?}), active above {}; it replaces the triggers' own targets",
+            number(modifiers.target),
+            modifiers.metric_type,
+            number(modifiers.activation_target)
+        );
+    }
     if let Some(consumption) = &simulation.consumption {
         let _ = writeln!(
             text,
