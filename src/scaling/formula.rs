@@ -50,7 +50,7 @@ pub enum FormulaError {
     #[error("{0} are not supported in formulas")]
     Unsupported(&'static str),
     /// The text does not parse.
-    #[error("does not parse: {0}")]
+    #[error("does not parse {0}")]
     Syntax(String),
     /// Evaluation failed (a type error, an unknown function, a failed trigger without `??`).
     #[error("cannot be evaluated: {0}")]
@@ -80,7 +80,7 @@ impl Formula {
     pub fn compile(source: &str) -> Result<Formula, FormulaError> {
         guard(source)?;
         let program = expr::compile(source)
-            .map_err(|error| FormulaError::Syntax(one_line(&error.to_string())))?;
+            .map_err(|error| FormulaError::Syntax(parse_error(&error.to_string())))?;
         // expr-lang keeps its syntax tree private; its derived Debug form is the only view of
         // it. The names a formula uses are its `Ident("...")` nodes (function names are
         // fields of `Func`, not identifiers). The tests pin this form, so an upgrade that
@@ -195,16 +195,21 @@ fn nesting(text: &str) -> usize {
     deepest
 }
 
-/// An error message on one line. The parser's errors draw the position over several lines
-/// and repeat the formula; only `line:column` and what was expected there are kept.
+/// A message on one line.
 fn one_line(text: &str) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A parse error on one line. The parser draws the position over several lines and repeats
+/// the formula; only `line:column` and what was expected there are kept.
+fn parse_error(text: &str) -> String {
+    let flat = one_line(text);
     let position = flat
         .strip_prefix("--> ")
         .and_then(|rest| rest.split_whitespace().next());
     match (position, flat.rsplit_once(" = ")) {
         (Some(position), Some((_, expected))) => format!("at {position}: {expected}"),
-        _ => flat,
+        _ => format!(": {flat}"),
     }
 }
 

@@ -168,13 +168,19 @@ fn evaluate(
             in_flight: None,
         }),
         Err(problem) => {
-            let missing = names(triggers, |trigger| {
-                trigger.outcome.is_err() && formula.names().contains(&trigger.name)
-            });
-            Err(error(if missing.is_empty() {
-                problem.to_string()
-            } else {
-                format!("{problem} (no value from {missing}; `{missing} ?? N` would supply one)")
+            let missing: Vec<&str> = triggers
+                .iter()
+                .filter(|trigger| {
+                    trigger.outcome.is_err() && formula.names().contains(&trigger.name)
+                })
+                .map(|trigger| trigger.name.as_str())
+                .collect();
+            Err(error(match missing.first() {
+                None => problem.to_string(),
+                Some(first) => format!(
+                    "{problem} (no value from {}; `{first} ?? N` would supply one)",
+                    missing.join(", ")
+                ),
             }))
         }
     }

@@ -40,6 +40,14 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
         simulation.initial_replicas
     );
     for trigger in &simulation.triggers {
+        if spec.modifiers.is_some() {
+            let _ = writeln!(
+                text,
+                "trigger {}: its value feeds the formula",
+                trigger.name
+            );
+            continue;
+        }
         let _ = writeln!(
             text,
             "trigger {}: target {} ({:?}), active above {}",
@@ -57,7 +65,7 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
             .unwrap_or_else(|error| format!("(invalid: {error})"));
         let _ = writeln!(
             text,
-            "formula {formula}: target {} ({:?}), active above {}; it replaces the triggers' own targets",
+            "formula {formula}: target {} ({:?}), active above {}",
             number(modifiers.target),
             modifiers.metric_type,
             number(modifiers.activation_target)

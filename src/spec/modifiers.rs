@@ -122,3 +122,146 @@ pub(crate) fn validate_modifiers(spec: &ScaledObjectSpec) -> Vec<ValidationProbl
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{ScaledObject, ValidationProblem};
+
+    fn object(advanced: &str, fallback: &str, triggers: &str) -> ScaledObject {
+        let yaml = format!(
+            "apiVersion: ebb.dev/v1alpha1\nkind: ScaledObject\nmetadata: {{name: o}}\nspec:\n  \
+             scaleTargetRef: {{name: w}}\n{fallback}  advanced:\n    scalingModifiers: {advanced}\n  \
+             triggers:\n{triggers}"
+        );
+        serde_norway::from_str(&yaml).expect("valid YAML")
+    }
+
+    const TWO: &str = "    - {name: a, scaler: {address: '127.0.0.1:1'}}\n    - {name: b, scaler: {address: '127.0.0.1:1'}}\n";
+
+    fn problems(object: &ScaledObject) -> Vec<String> {
+        object
+            .validate()
+            .iter()
+            .map(ValidationProblem::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_good_formula_passes_with_a_number_or_a_string_target() {
+        for advanced in [
+            "{formula: 'a + b', target: 5}",
+            "{formula: 'a + (b ?? 0)', target: '2.5', activationTarget: '1', metricType: Value}",
+        ] {
+            assert_eq!(
+                problems(&object(advanced, "", TWO)),
+                Vec::<String>::new(),
+                "{advanced}"
+            );
+        }
+        let fallback =
+            "  fallback: {failureThreshold: 3, replicas: 2, behavior: scalingModifiers}\n";
+        let object = object("{formula: 'a + (b ?? 0)', target: 5}", fallback, TWO);
+        assert_eq!(problems(&object), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let unnamed = "    - {name: a, scaler: {address: '127.0.0.1:1'}}\n    - {scaler: {address: '127.0.0.1:1'}}\n";
+        let reserved = "    - {name: a, scaler: {address: '127.0.0.1:1'}}\n    - {name: formula, scaler: {address: '127.0.0.1:1'}}\n";
+        for (advanced, fallback, triggers, expected) in [
+            (
+                "{formula: 'a +', target: 5}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.formula: does not parse at 1:4",
+            ),
+            (
+                "{formula: 'a + c', target: 5}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.formula: names \"c\", which is no trigger's name (triggers: a, b)",
+            ),
+            (
+                "{formula: 'a % 2', target: 5}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.formula: with every trigger at 1, cannot be evaluated: Invalid operands for operator %",
+            ),
+            (
+                "{formula: 'a > b', target: 5}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.formula: with every trigger at 1, the result is a bool, not a number",
+            ),
+            (
+                "{target: 5}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.formula: required when scalingModifiers is set",
+            ),
+            (
+                "{formula: 'a + b'}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.target: required",
+            ),
+            (
+                "{formula: 'a + b', target: 'five'}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.target: must be a number above 0, got \"five\"",
+            ),
+            (
+                "{formula: 'a + b', target: -1}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.target: must be a number above 0, got \"-1\"",
+            ),
+            (
+                "{formula: 'a + b', target: 5, activationTarget: '-2'}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.activationTarget: must be a number of at least 0",
+            ),
+            (
+                "{formula: 'a', target: 5}",
+                "",
+                unnamed,
+                "spec.triggers[1].name: every trigger needs a name",
+            ),
+            (
+                "{formula: 'a', target: 5}",
+                "",
+                reserved,
+                "spec.triggers[1].name: \"formula\" is the composite metric's name",
+            ),
+            (
+                "{formula: '\"x\"', target: 5}",
+                "",
+                TWO,
+                "spec.advanced.scalingModifiers.formula: strings are not supported in formulas",
+            ),
+            (
+                "null",
+                "  fallback: {failureThreshold: 3, replicas: 2, behavior: scalingModifiers}\n",
+                TWO,
+                "spec.fallback.behavior: behavior scalingModifiers needs advanced.scalingModifiers.formula",
+            ),
+        ] {
+            let found = problems(&object(advanced, fallback, triggers));
+            assert!(
+                found.iter().any(|problem| problem.starts_with(expected)),
+                "{advanced}: expected {expected:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_metric_type_is_refused_when_read() {
+        let yaml = "apiVersion: ebb.dev/v1alpha1\nkind: ScaledObject\nmetadata: {name: o}\nspec:\n  scaleTargetRef: {name: w}\n  advanced: {scalingModifiers: {formula: a, target: 5, metricType: Utilization}}\n  triggers: []\n";
+        let error = serde_norway::from_str::<ScaledObject>(yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("Utilization"), "{error}");
+    }
+}
