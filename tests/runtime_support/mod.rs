@@ -315,6 +315,7 @@ pub fn spec(triggers: &[&str], min: u32, max: u32, polling_seconds: u32) -> Scal
                     scale_down: Some(immediate),
                 }),
             }),
+            ..ebb::spec::AdvancedConfig::default()
         }),
         triggers: triggers
             .iter()
