@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use super::activation::{self, Cooldown, seconds};
 use super::behavior::{self, Limit};
 use super::fallback::{self, TriggerReport};
+use super::modifiers;
 use super::readings::Reading;
 use super::report::{self, ConditionReport};
 use super::spec::EngineSpec;
@@ -27,6 +28,9 @@ pub struct Decision {
     pub conditions: Vec<ConditionReport>,
     /// Every trigger's outcome at this poll.
     pub triggers: Vec<TriggerReport>,
+    /// With `advanced.scalingModifiers`: the formula's composite metric, which drove the
+    /// decision instead of the triggers (named [`modifiers::FORMULA_NAME`]).
+    pub formula: Option<TriggerReport>,
 }
 
 impl Decision {
@@ -56,7 +60,16 @@ pub fn decide(
     state.created_at.get_or_insert(now);
     state.original_replicas.get_or_insert(current);
     let triggers = fallback::evaluate(spec, readings, &mut state.failures, current);
-    let active = triggers.iter().any(|trigger| trigger.active);
+    // With a formula the decision sees the composite instead of each trigger's own count.
+    let (combined, formula) = match &spec.modifiers {
+        Some(modifiers) => {
+            let (combined, formula) = modifiers::combine(spec, modifiers, &triggers, current);
+            (Some(combined), Some(formula))
+        }
+        None => (None, None),
+    };
+    let deciding: &[TriggerReport] = combined.as_deref().unwrap_or(&triggers);
+    let active = deciding.iter().any(|trigger| trigger.active);
     if active {
         state.last_active = Some(now);
     }
@@ -76,7 +89,7 @@ pub fn decide(
             active_message: String::new(),
         }
     } else {
-        core(spec, &mut state, current, &triggers, active, now)
+        core(spec, &mut state, current, deciding, active, now)
     };
     if !spec.pause.is_paused() {
         if spec.pause.paused_scale_in && verdict.desired < current {
@@ -113,7 +126,7 @@ pub fn decide(
             .longest_period()
             .max(behavior.scale_down.longest_period()),
     );
-    let conditions = report::conditions(spec, &triggers, active, &verdict);
+    let conditions = report::conditions(spec, deciding, active, &verdict);
     Decision {
         current_replicas: current,
         desired_replicas: verdict.desired,
@@ -122,6 +135,7 @@ pub fn decide(
         active,
         conditions,
         triggers,
+        formula,
     }
 }
 

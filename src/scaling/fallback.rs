@@ -35,6 +35,8 @@ pub fn fallback_replicas(fallback: &FallbackSpec, current: u32) -> u32 {
         FallbackBehavior::CurrentReplicas => current,
         FallbackBehavior::CurrentReplicasIfHigher => current.max(fallback.replicas),
         FallbackBehavior::CurrentReplicasIfLower => current.min(fallback.replicas),
+        // Used when the formula cannot be evaluated without the failed trigger.
+        FallbackBehavior::ScalingModifiers => fallback.replicas,
     }
 }
 
@@ -148,6 +150,12 @@ impl TriggerReport {
                 ),
             },
             Err(error) => match (&spec.fallback, self.in_fallback) {
+                // A formula that goes on without this trigger (fallback.behavior
+                // scalingModifiers) asks for the replicas instead of it.
+                (Some(fallback), true) if self.recommendation.is_none() => format!(
+                    "fallback for {} ({} failures > threshold {}): the formula goes on without it",
+                    self.name, self.failures, fallback.failure_threshold
+                ),
                 (Some(fallback), true) => format!(
                     "fallback for {} ({} failures > threshold {}): {} replicas",
                     self.name,

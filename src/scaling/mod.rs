@@ -39,8 +39,10 @@ mod activation;
 mod behavior;
 mod decide;
 mod fallback;
+mod formula;
 mod hpa;
 mod job;
+mod modifiers;
 mod readings;
 mod report;
 mod spec;
@@ -53,10 +55,12 @@ pub use activation::{Cooldown, cooldown};
 pub use behavior::Limit;
 pub use decide::{Decision, decide};
 pub use fallback::{TriggerReport, fallback_replicas};
+pub use formula::{Formula, FormulaError, MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH};
 pub use hpa::{MetricRecommendation, TOLERANCE, recommend};
 pub use job::{
     Combine, JobDecision, JobLimits, JobReading, JobStrategy, RunningJobs, decide_jobs, max_scale,
 };
+pub use modifiers::{FORMULA_NAME, ModifiersSpec, scaling_modifiers};
 pub use readings::{Measurement, MetricType, Reading, ReadingError, ReadingErrorKind};
 pub use report::ConditionReport;
 pub use spec::{Behavior, EngineSpec, FallbackSpec, Policy, Rules};

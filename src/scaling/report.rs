@@ -194,7 +194,12 @@ impl Decision {
         for condition in self.status_conditions(now) {
             status.set_condition(condition);
         }
-        status.triggers = self.triggers.iter().map(TriggerReport::to_status).collect();
+        status.triggers = self
+            .triggers
+            .iter()
+            .chain(&self.formula)
+            .map(TriggerReport::to_status)
+            .collect();
         if let Some(last_active) = self.state.last_active {
             status.last_active_time = to_time(last_active);
         }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::modifiers::ModifiersSpec;
+
 use crate::spec::{
     FallbackBehavior, HpaBehavior, PauseState, PolicyType, ScaledObject, ScaledObjectSpec,
     ScalingRules, SelectPolicy, ValidationProblem,
@@ -30,6 +32,9 @@ pub struct EngineSpec {
     pub pause: PauseState,
     /// Trigger names in order. Empty: whatever readings are passed.
     pub triggers: Vec<String>,
+    /// `advanced.scalingModifiers`: a formula whose result replaces the per-trigger
+    /// combination.
+    pub modifiers: Option<ModifiersSpec>,
 }
 
 /// Fallback settings.
@@ -203,6 +208,7 @@ impl Default for EngineSpec {
             behavior: Behavior::default(),
             pause: PauseState::default(),
             triggers: Vec::new(),
+            modifiers: None,
         }
     }
 }
@@ -240,6 +246,7 @@ impl EngineSpec {
                 .enumerate()
                 .map(|(index, trigger)| trigger.effective_name(index))
                 .collect(),
+            modifiers: ModifiersSpec::from_spec(spec),
         }
     }
 

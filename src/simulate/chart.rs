@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use super::model::{Outcome, Simulation};
+use crate::scaling::FORMULA_NAME;
 
 /// Why the chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,7 @@ pub struct ChartData {
 /// Draws `ebb simulate`'s chart and returns the SVG text.
 pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<String, ChartError> {
     let samples = &outcome.samples;
+    let modifiers = simulation.spec.modifiers.as_ref();
     let data = ChartData {
         span: samples.last().map(|sample| sample.time).unwrap_or(1).max(1),
         time_caption: "seconds".to_owned(),
@@ -93,9 +95,26 @@ pub fn draw(simulation: &Simulation, outcome: &Outcome, title: &str) -> Result<S
                     .iter()
                     .map(|sample| (sample.time, sample.values[index]))
                     .collect(),
-                target: Some(trigger.target),
-                activation: Some(trigger.activation),
+                // With a formula the triggers' own targets play no part.
+                target: Some(trigger.target).filter(|_| modifiers.is_none()),
+                activation: Some(trigger.activation).filter(|_| modifiers.is_none()),
             })
+            .chain(modifiers.map(|modifiers| {
+                MetricLine {
+                    name: FORMULA_NAME.to_owned(),
+                    label: modifiers
+                        .formula
+                        .as_ref()
+                        .map_or(FORMULA_NAME, |formula| formula.source())
+                        .to_owned(),
+                    points: samples
+                        .iter()
+                        .map(|sample| (sample.time, sample.composite))
+                        .collect(),
+                    target: Some(modifiers.target),
+                    activation: Some(modifiers.activation_target),
+                }
+            }))
             .collect(),
         replicas: samples
             .iter()

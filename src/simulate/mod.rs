@@ -89,6 +89,8 @@ TARGETS:
   Each trigger's target comes from --target NAME=N, else from its metadata `value`,
   `targetValue` or `queueLength`; activation from --activation NAME=N, else metadata
   `activationValue`, `activationTargetValue` or `activationQueueLength`, else 0.
+  With advanced.scalingModifiers the formula's result is compared with its own target and
+  activationTarget (the triggers' targets may be left out), and the chart draws it as a line.
 
 EXAMPLE:
   ebb simulate -f examples/simulate/burst.yaml --series examples/simulate/burst.csv \\
@@ -172,10 +174,13 @@ fn overrides(flags: &[String], flag: &str) -> Result<Vec<(String, f64)>, Simulat
         .collect()
 }
 
-/// Each trigger's name, target, activation and metric type, from the flags or its metadata.
+/// Each trigger's name, target, activation and metric type, from the flags or its metadata;
+/// `default_target` for a trigger with neither (with a formula, whose target is the one that
+/// counts).
 fn trigger_models(
     triggers: &[crate::spec::Trigger],
     args: &SimulateArgs,
+    default_target: Option<f64>,
 ) -> Result<Vec<TriggerModel>, SimulateError> {
     let targets = overrides(&args.targets, "target")?;
     let activations = overrides(&args.activations, "activation")?;
@@ -202,7 +207,7 @@ fn trigger_models(
         };
         let target = match flag(&targets) {
             Some(target) => target,
-            None => from_metadata(&TARGET_KEYS)?.ok_or_else(|| {
+            None => from_metadata(&TARGET_KEYS)?.or(default_target).ok_or_else(|| {
                 SimulateError::Settings(format!(
                     "trigger {name:?} has no target: pass --target {name}=N or set metadata.value"
                 ))
@@ -235,7 +240,9 @@ pub fn settings(
 ) -> Result<Simulation, SimulateError> {
     let spec = EngineSpec::from_scaled_object(object)
         .map_err(|problem| SimulateError::Settings(problem.to_string()))?;
-    let triggers = trigger_models(&object.spec.triggers, args)?;
+    // A trigger's own target plays no part under a formula; the engine only needs one above 0.
+    let default_target = spec.modifiers.is_some().then_some(1.0);
+    let triggers = trigger_models(&object.spec.triggers, args, default_target)?;
     let poll = args.poll.unwrap_or(spec.polling_interval);
     if poll.as_secs() == 0 {
         return Err(SimulateError::Settings(
@@ -335,7 +342,7 @@ fn run_jobs(document: &load::Document, args: &SimulateArgs) -> Result<(), Simula
         return Err(SimulateError::Settings(problem.to_string()));
     }
     let series = read_series(&args.series)?;
-    let triggers: Vec<(String, f64)> = trigger_models(&job.spec.triggers, args)?
+    let triggers: Vec<(String, f64)> = trigger_models(&job.spec.triggers, args, None)?
         .into_iter()
         .map(|model| (model.name, model.target))
         .collect();

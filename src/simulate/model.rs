@@ -57,6 +57,9 @@ pub struct Sample {
     pub ready: u32,
     /// The value each trigger reports; `None` while its scaler fails.
     pub values: Vec<Option<f64>>,
+    /// With `advanced.scalingModifiers`: the formula's result at the last decision; `None`
+    /// without a formula or while it cannot be evaluated.
+    pub composite: Option<f64>,
 }
 
 /// One decision of the engine.
@@ -143,6 +146,7 @@ pub fn simulate(simulation: &Simulation, series: &Series) -> Result<Outcome, Mod
     let mut state = EngineState::created(instant(0));
     let mut samples = Vec::new();
     let mut polls = Vec::new();
+    let mut composite = None;
     for second in 0..=simulation.duration.as_secs() {
         let row = series.row_at(second as f64);
         let ready = ready_at.iter().filter(|at| **at <= second).count() as u32;
@@ -204,6 +208,11 @@ pub fn simulate(simulation: &Simulation, series: &Series) -> Result<Outcome, Mod
             }
             ready_at.truncate(desired);
             replicas = decision.desired_replicas;
+            composite = decision
+                .formula
+                .as_ref()
+                .and_then(|formula| formula.outcome.as_ref().ok())
+                .map(Measurement::clean_value);
             state = decision.state;
         }
         samples.push(Sample {
@@ -211,6 +220,7 @@ pub fn simulate(simulation: &Simulation, series: &Series) -> Result<Outcome, Mod
             replicas,
             ready: ready_at.iter().filter(|at| **at <= second).count() as u32,
             values,
+            composite,
         });
     }
     Ok(Outcome { samples, polls })

@@ -179,3 +179,43 @@ fn targets_come_from_flags_then_metadata_and_are_required() {
     args.targets = vec!["q7".to_owned()];
     assert!(settings(&object, &args, 10.0).is_err());
 }
+
+#[test]
+fn a_formula_combines_the_series_and_drives_the_replicas() {
+    let args = args("formula.yaml", "formula.csv", None);
+    let (simulation, outcome) = replay_example(&args);
+    // The triggers have no target of their own: the formula's counts.
+    assert_eq!(simulation.triggers[0].target, 1.0);
+    let composite = |second: usize| outcome.samples[second].composite;
+    assert_eq!(composite(0), Some(0.0));
+    // 0:30 bulk 40 + priority 5 × 2 = 50 → 5 replicas (4 first: the scale-up policy);
+    // 1:00 80 + 10 × 2 = 100 → 10.
+    assert_eq!(composite(35), Some(50.0));
+    assert_eq!(outcome.samples[55].replicas, 5);
+    assert_eq!(composite(65), Some(100.0));
+    assert_eq!(outcome.samples[75].replicas, 10);
+    // From 2:00 priority fails: held for two polls, then the formula goes on with it as 0.
+    assert_eq!(outcome.samples[125].replicas, 10);
+    let in_fallback = outcome
+        .polls
+        .iter()
+        .find(|poll| poll.time >= 120 && poll.time < 180 && poll.to < 10)
+        .expect("the formula goes on without the failed trigger");
+    assert!(
+        in_fallback.reason.contains("formula 60/10 per replica"),
+        "{}",
+        in_fallback.reason
+    );
+    let changes: Vec<String> = outcome.changes().map(|poll| poll.reason.clone()).collect();
+    assert!(changes[0].starts_with("activated 0→"), "{changes:?}");
+    let timeline = render(&simulation, &outcome, false);
+    assert!(
+        timeline.contains("formula bulk + (priority ?? 0) * 2: target 10 (AverageValue)"),
+        "{timeline}"
+    );
+    let svg = draw(&simulation, &outcome, "formula").unwrap();
+    assert!(
+        svg.contains("bulk + (priority ?? 0) * 2"),
+        "the composite line is drawn"
+    );
+}

@@ -40,6 +40,14 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
         simulation.initial_replicas
     );
     for trigger in &simulation.triggers {
+        if spec.modifiers.is_some() {
+            let _ = writeln!(
+                text,
+                "trigger {}: its value feeds the formula",
+                trigger.name
+            );
+            continue;
+        }
         let _ = writeln!(
             text,
             "trigger {}: target {} ({:?}), active above {}",
@@ -47,6 +55,20 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
             number(trigger.target),
             trigger.metric_type,
             number(trigger.activation)
+        );
+    }
+    if let Some(modifiers) = &spec.modifiers {
+        let formula = modifiers
+            .formula
+            .as_ref()
+            .map(|formula| formula.source().to_owned())
+            .unwrap_or_else(|error| format!("(invalid: {error})"));
+        let _ = writeln!(
+            text,
+            "formula {formula}: target {} ({:?}), active above {}",
+            number(modifiers.target),
+            modifiers.metric_type,
+            number(modifiers.activation_target)
         );
     }
     if let Some(consumption) = &simulation.consumption {

@@ -14,6 +14,7 @@
 mod auth;
 mod behavior;
 pub mod load;
+mod modifiers;
 mod names;
 mod pause;
 mod scaled_job;
@@ -34,8 +35,8 @@ pub use scaled_job::{
     ScaledJob, ScaledJobSpec, ScaledJobStatus, ScalingStrategy, StrategyName,
 };
 pub use scaled_object::{
-    AdvancedConfig, Fallback, FallbackBehavior, HorizontalPodAutoscalerConfig, ScaleTargetRef,
-    ScaledObject, ScaledObjectSpec, scaled_object_field_names,
+    AdvancedConfig, Fallback, FallbackBehavior, HorizontalPodAutoscalerConfig, NumberText,
+    ScaleTargetRef, ScaledObject, ScaledObjectSpec, ScalingModifiers, scaled_object_field_names,
 };
 pub use status::{
     Condition, ConditionStatus, ConditionType, ScaledObjectStatus, TriggerHealth, TriggerStatus,

@@ -114,7 +114,8 @@ pub struct ScaledObjectSpec {
     /// Scaling behavior (HPA v2 style).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advanced: Option<AdvancedConfig>,
-    /// The event sources; several are combined by taking the largest replica count.
+    /// The event sources; several are combined by taking the largest replica count, or by
+    /// `advanced.scalingModifiers.formula`.
     #[serde(default)]
     pub triggers: Vec<Trigger>,
 }
@@ -174,6 +175,10 @@ pub enum FallbackBehavior {
     CurrentReplicasIfHigher,
     /// The smaller of the current count and `fallback.replicas`.
     CurrentReplicasIfLower,
+    /// With `advanced.scalingModifiers`: the formula goes on without the failed trigger (its
+    /// value is null, so `??` supplies a replacement); `fallback.replicas` only when the
+    /// formula cannot be evaluated without it.
+    ScalingModifiers,
 }
 
 /// Advanced settings.
@@ -188,6 +193,9 @@ pub struct AdvancedConfig {
     /// Unset or false: the target keeps its last count (KEDA's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_to_original_replica_count: Option<bool>,
+    /// One formula combining the named triggers into the metric that drives scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_modifiers: Option<ScalingModifiers>,
 }
 
 /// The part of KEDA's HPA config ebb honours.
@@ -197,6 +205,70 @@ pub struct HorizontalPodAutoscalerConfig {
     /// Scale-up and scale-down rules (autoscaling/v2 `behavior`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<HpaBehavior>,
+}
+
+/// KEDA's `advanced.scalingModifiers`: a formula over the triggers' values (each trigger by its
+/// `name`) whose result replaces the per-trigger combination.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingModifiers {
+    /// An expr-lang expression, e.g. `a + b` or `max(a, b ?? 0)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula: Option<String>,
+    /// The formula's target per replica (AverageValue) or overall (Value); above 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "number_text_schema")]
+    pub target: Option<NumberText>,
+    /// Active while the formula's result is above this (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "number_text_schema")]
+    pub activation_target: Option<NumberText>,
+    /// How the result is compared to `target` (default `AverageValue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_type: Option<super::trigger::MetricType>,
+}
+
+/// A number as KEDA writes it (a string such as `"5"`) or as a plain YAML number; kept as
+/// written and read with [`NumberText::value`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct NumberText(pub String);
+
+impl<'de> Deserialize<'de> for NumberText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Whole(i64),
+            Number(f64),
+        }
+        Ok(NumberText(match Written::deserialize(deserializer)? {
+            Written::Text(text) => text,
+            Written::Whole(number) => number.to_string(),
+            Written::Number(number) => number.to_string(),
+        }))
+    }
+}
+
+impl NumberText {
+    /// The number, when the text holds a finite one.
+    pub fn value(&self) -> Option<f64> {
+        self.0
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|value| value.is_finite())
+    }
+}
+
+/// Integers or strings: the shape a structural CRD schema can say ("2.5" is written quoted).
+fn number_text_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A number, written as a string (\"2.5\", as KEDA does) or an integer.",
+        "nullable": true,
+        "x-kubernetes-int-or-string": true
+    })
 }
 
 impl ScaledObjectSpec {

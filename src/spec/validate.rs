@@ -138,6 +138,7 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
         );
     }
     problems.extend(validate_triggers(&spec.triggers));
+    problems.extend(super::modifiers::validate_modifiers(spec));
     problems
 }
 
