@@ -36,6 +36,7 @@ async fn run() -> Result<()> {
         Command::Controller(args) => ebb::kubernetes::run(args).await?,
         Command::Crd(args) => ebb::kubernetes::write_crds(args)?,
         Command::Simulate(args) => ebb::simulate::run(args)?,
+        Command::Status(args) => ebb::status_cli::run(args).await?,
         Command::Scaler(command) => {
             let passed = ebb::client::run_scaler_command(command).await?;
             if !passed {

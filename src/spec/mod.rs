@@ -38,7 +38,8 @@ pub use scaled_object::{
     ScaledObject, ScaledObjectSpec, scaled_object_field_names,
 };
 pub use status::{
-    Condition, ConditionStatus, ConditionType, ScaledObjectStatus, TriggerHealth, TriggerStatus,
+    Condition, ConditionStatus, ConditionType, ReplicasSource, ScaledObjectStatus, TriggerHealth,
+    TriggerStatus,
     from_time, to_time,
 };
 pub use trigger::{

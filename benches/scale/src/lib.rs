@@ -11,6 +11,7 @@
 //! Goals are printed with PASS/FAIL beside them; a miss is a finding, not an error.
 //! See `docs/benchmarks.md` for the figures and how to run it.
 
+mod api_load;
 mod child;
 mod cli;
 mod error;
