@@ -106,7 +106,7 @@ async fn steady_object_with_changing_readings_makes_no_write_and_no_scale_read()
     server.create(scaled_object("web", scaler.address)).unwrap();
 
     // 1 → 3 replicas (target 1 per replica), written with its status.
-    eventually(Duration::from_secs(30), "3 replicas and their status", || {
+    eventually(Duration::from_secs(60), "3 replicas and their status", || {
         let status = status_of(&server, "web");
         (server.deployment_replicas(NS, "web") == Some(3) && status["desiredReplicas"] == 3)
             .then_some(())
@@ -141,12 +141,13 @@ async fn steady_object_with_changing_readings_makes_no_write_and_no_scale_read()
     // A replica change is written at once: the next poll scales and writes the status.
     server.clear_requests();
     let before = values.measures("web");
-    values.set("web", 6.0);
-    eventually(Duration::from_secs(30), "6 replicas in status", || {
-        (status_of(&server, "web")["desiredReplicas"] == 6).then_some(())
+    // 3 → 4 stays within the scale-up policy (the first scale-up is less than 15 s ago).
+    values.set("web", 4.0);
+    eventually(Duration::from_secs(60), "4 replicas in status", || {
+        (status_of(&server, "web")["desiredReplicas"] == 4).then_some(())
     })
     .await;
-    assert_eq!(server.deployment_replicas(NS, "web"), Some(6));
+    assert_eq!(server.deployment_replicas(NS, "web"), Some(4));
     let polls_taken = values.measures("web") - before;
     assert!(
         polls_taken <= 2,
@@ -190,7 +191,7 @@ async fn a_forbidden_watch_falls_back_to_reading_scale_and_says_so() {
     args.leader_elect = false;
     let controller = InProcessController::start(server.client(), args).await;
     server.create(scaled_object("web", scaler.address)).unwrap();
-    let status = eventually(Duration::from_secs(30), "replicasReadFrom in status", || {
+    let status = eventually(Duration::from_secs(60), "replicasReadFrom in status", || {
         let status = status_of(&server, "web");
         (status["replicasReadFrom"] == "ScaleSubresource").then_some(status)
     })
@@ -221,11 +222,16 @@ async fn another_writer_is_detected_not_overwritten() {
     args.leader_elect = false;
     let controller = InProcessController::start(server.client(), args).await;
     server.create(scaled_object("web", scaler.address)).unwrap();
-    eventually(Duration::from_secs(30), "4 replicas after the conflict", || {
-        (server.deployment_replicas(NS, "web") == Some(4)).then_some(())
+    // The log entry is added when the answer is sent, after the store changed: wait for it.
+    let requests = eventually(Duration::from_secs(60), "a write after the conflict", || {
+        let requests = server.requests();
+        requests
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with("/scale") && r.status == 200)
+            .then_some(requests)
     })
     .await;
-    let requests = server.requests();
+    assert_eq!(server.deployment_replicas(NS, "web"), Some(4));
     let conflicted = requests
         .iter()
         .position(|r| r.method == "PATCH" && r.path.ends_with("/scale") && r.status == 409)
@@ -236,7 +242,7 @@ async fn another_writer_is_detected_not_overwritten() {
     let rewrite = rest
         .iter()
         .position(|r| r.method == "PATCH" && r.path.ends_with("/scale"))
-        .expect("a later write");
+        .unwrap_or_else(|| panic!("no write after the conflict: {:?}", describe(&requests)));
     assert!(reread < rewrite, "{:?}", describe(&requests));
     controller.stop().await;
 }

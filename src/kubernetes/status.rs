@@ -58,6 +58,18 @@ pub struct KubeStatusSink {
     inner: Arc<Inner>,
 }
 
+/// Says in `status` whether the target's count is read from `/scale` on every poll.
+fn mark_replicas_source(status: &mut serde_json::Map<String, Value>, direct: bool) {
+    if direct {
+        status.insert(
+            "replicasReadFrom".into(),
+            json!(ReplicasSource::ScaleSubresource),
+        );
+    } else {
+        status.remove("replicasReadFrom");
+    }
+}
+
 /// The JSON merge patch turning `old` status into `new`: top-level fields that disappear are
 /// set to null; lists are replaced whole, as merge patch does.
 pub fn status_patch(old: Option<&Value>, new: &Value) -> Value {
@@ -174,13 +186,8 @@ impl KubeStatusSink {
         if self.inner.policy.readings_off() {
             strip_values(&mut value);
         }
-        if self.inner.direct.contains(key)
-            && let Some(object) = value.as_object_mut()
-        {
-            object.insert(
-                "replicasReadFrom".into(),
-                json!(ReplicasSource::ScaleSubresource),
-            );
+        if let Some(object) = value.as_object_mut() {
+            mark_replicas_source(object, self.inner.direct.contains(key));
         }
         let state = self.lock();
         // A write still waiting is replaced by the newer status whatever it holds.
@@ -294,8 +301,21 @@ async fn status_writer(inner: std::sync::Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        let remarked = strong.direct.take_changed();
         let batch: Vec<(ObjectKey, Value)> = {
             let mut state = strong.state.lock().unwrap_or_else(|p| p.into_inner());
+            for key in remarked {
+                let direct = strong.direct.contains(&key);
+                let base = state
+                    .pending
+                    .get(&key)
+                    .or_else(|| state.stored.get(&key))
+                    .cloned();
+                if let Some(Value::Object(mut status)) = base {
+                    mark_replicas_source(&mut status, direct);
+                    state.pending.insert(key, Value::Object(status));
+                }
+            }
             let batch: Vec<(ObjectKey, Value)> = state.pending.drain().collect();
             state.writing = batch.len();
             batch

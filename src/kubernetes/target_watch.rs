@@ -24,27 +24,42 @@ use crate::runtime::ObjectKey;
 /// ScaledObjects whose target's replica count is read from `/scale` on every poll. Shared by
 /// the targets (which add and remove themselves) and the status sink (which reports it).
 #[derive(Clone, Debug, Default)]
-pub struct DirectReads(Arc<Mutex<HashSet<ObjectKey>>>);
+pub struct DirectReads(Arc<Mutex<DirectState>>);
+
+#[derive(Debug, Default)]
+struct DirectState {
+    keys: HashSet<ObjectKey>,
+    /// Keys whose mark changed since [`DirectReads::take_changed`]: their status must say so
+    /// even when the loop publishes nothing new.
+    changed: Vec<ObjectKey>,
+}
 
 impl DirectReads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DirectState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Marks `key` as read directly (`true`) or from a watch (`false`).
     pub fn set(&self, key: &ObjectKey, direct: bool) {
-        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if direct {
-            if !keys.contains(key) {
-                keys.insert(key.clone());
-            }
+        let mut state = self.lock();
+        let changed = if direct {
+            !state.keys.contains(key) && state.keys.insert(key.clone())
         } else {
-            keys.remove(key);
+            state.keys.remove(key)
+        };
+        if changed {
+            state.changed.push(key.clone());
         }
     }
 
     /// Whether `key`'s target is read directly.
     pub fn contains(&self, key: &ObjectKey) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(key)
+        self.lock().keys.contains(key)
+    }
+
+    /// The keys whose mark changed since the last call.
+    pub fn take_changed(&self) -> Vec<ObjectKey> {
+        std::mem::take(&mut self.lock().changed)
     }
 }
 
@@ -191,7 +206,10 @@ impl KindWatch {
 
     fn apply(&self, event: watcher::Event<DynamicObject>, replicas_path: &str) {
         let mut state = self.lock();
-        state.unwatchable = None;
+        // `Init` comes before the list is even asked for: only objects prove the watch works.
+        if !matches!(event, watcher::Event::Init) {
+            state.unwatchable = None;
+        }
         let entry_of = |object: &DynamicObject| {
             let replicas = object
                 .data
@@ -398,8 +416,12 @@ mod tests {
         let key = ObjectKey::new("ns", "so");
         assert!(!direct.contains(&key));
         direct.set(&key, true);
+        direct.set(&key, true);
         assert!(direct.contains(&key));
+        assert_eq!(direct.take_changed(), vec![key.clone()]);
         direct.set(&key, false);
         assert!(!direct.contains(&key));
+        assert_eq!(direct.take_changed(), vec![key]);
+        assert!(direct.take_changed().is_empty());
     }
 }
