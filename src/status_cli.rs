@@ -57,8 +57,9 @@ pub enum StatusCliError {
 pub async fn fetch(addr: &str, timeout: Duration) -> Result<serde_json::Value, StatusCliError> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request =
-            format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "GET /status HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -84,9 +85,14 @@ pub async fn fetch(addr: &str, timeout: Duration) -> Result<serde_json::Value, S
         .ok_or_else(|| bad("no HTTP answer".into()))?;
     let status_line = head.lines().next().unwrap_or_default();
     if status_line.split(' ').nth(1) != Some("200") {
-        return Err(bad(crate::spec::terminal_safe(status_line, true).into_owned()));
+        return Err(bad(
+            crate::spec::terminal_safe(status_line, true).into_owned()
+        ));
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Err(bad("a chunked body, which this client does not read".into()));
     }
     serde_json::from_str(body).map_err(|error| bad(format!("no status JSON: {error}")))
@@ -134,7 +140,13 @@ mod tests {
         }]});
         let table = super::table(&status, 200);
         let line = table.lines().nth(1).unwrap();
-        for part in ["shop/orders", "queue 12/5", "yes", "2 → 3", "Scaled: scaled from 2 to 3"] {
+        for part in [
+            "shop/orders",
+            "queue 12/5",
+            "yes",
+            "2 → 3",
+            "Scaled: scaled from 2 to 3",
+        ] {
             assert!(line.contains(part), "{part:?} missing in {line:?}");
         }
     }

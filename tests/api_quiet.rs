@@ -106,11 +106,15 @@ async fn steady_object_with_changing_readings_makes_no_write_and_no_scale_read()
     server.create(scaled_object("web", scaler.address)).unwrap();
 
     // 1 → 3 replicas (target 1 per replica), written with its status.
-    eventually(Duration::from_secs(60), "3 replicas and their status", || {
-        let status = status_of(&server, "web");
-        (server.deployment_replicas(NS, "web") == Some(3) && status["desiredReplicas"] == 3)
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "3 replicas and their status",
+        || {
+            let status = status_of(&server, "web");
+            (server.deployment_replicas(NS, "web") == Some(3) && status["desiredReplicas"] == 3)
+                .then_some(())
+        },
+    )
     .await;
     // Let the first poll's write settle, then watch a steady stretch.
     polls(&values, "web", 2).await;
@@ -129,8 +133,11 @@ async fn steady_object_with_changing_readings_makes_no_write_and_no_scale_read()
         "writes within one readings interval: {:?}",
         describe(&writes)
     );
-    let scale_reads: Vec<RecordedRequest> =
-        requests.iter().filter(|r| is_scale_read(r)).cloned().collect();
+    let scale_reads: Vec<RecordedRequest> = requests
+        .iter()
+        .filter(|r| is_scale_read(r))
+        .cloned()
+        .collect();
     assert!(
         scale_reads.is_empty(),
         "GET /scale while the Deployment watch is up: {:?}",
@@ -191,15 +198,23 @@ async fn a_forbidden_watch_falls_back_to_reading_scale_and_says_so() {
     args.leader_elect = false;
     let controller = InProcessController::start(server.client(), args).await;
     server.create(scaled_object("web", scaler.address)).unwrap();
-    let status = eventually(Duration::from_secs(60), "replicasReadFrom in status", || {
-        let status = status_of(&server, "web");
-        (status["replicasReadFrom"] == "ScaleSubresource").then_some(status)
-    })
+    let status = eventually(
+        Duration::from_secs(60),
+        "replicasReadFrom in status",
+        || {
+            let status = status_of(&server, "web");
+            (status["replicasReadFrom"] == "ScaleSubresource").then_some(status)
+        },
+    )
     .await;
     assert_eq!(status["desiredReplicas"], 2, "{status}");
     server.clear_requests();
     polls(&values, "web", 3).await;
-    let reads = server.requests().iter().filter(|r| is_scale_read(r)).count();
+    let reads = server
+        .requests()
+        .iter()
+        .filter(|r| is_scale_read(r))
+        .count();
     assert!(reads >= 2, "expected a GET /scale per poll, saw {reads}");
     controller.stop().await;
 }
@@ -223,13 +238,17 @@ async fn another_writer_is_detected_not_overwritten() {
     let controller = InProcessController::start(server.client(), args).await;
     server.create(scaled_object("web", scaler.address)).unwrap();
     // The log entry is added when the answer is sent, after the store changed: wait for it.
-    let requests = eventually(Duration::from_secs(60), "a write after the conflict", || {
-        let requests = server.requests();
-        requests
-            .iter()
-            .any(|r| r.method == "PATCH" && r.path.ends_with("/scale") && r.status == 200)
-            .then_some(requests)
-    })
+    let requests = eventually(
+        Duration::from_secs(60),
+        "a write after the conflict",
+        || {
+            let requests = server.requests();
+            requests
+                .iter()
+                .any(|r| r.method == "PATCH" && r.path.ends_with("/scale") && r.status == 200)
+                .then_some(requests)
+        },
+    )
     .await;
     assert_eq!(server.deployment_replicas(NS, "web"), Some(4));
     let conflicted = requests
@@ -238,7 +257,10 @@ async fn another_writer_is_detected_not_overwritten() {
         .expect("the injected conflict");
     // After the conflict the count is read again before the next write.
     let rest = &requests[conflicted + 1..];
-    let reread = rest.iter().position(is_scale_read).expect("a read after the conflict");
+    let reread = rest
+        .iter()
+        .position(is_scale_read)
+        .expect("a read after the conflict");
     let rewrite = rest
         .iter()
         .position(|r| r.method == "PATCH" && r.path.ends_with("/scale"))

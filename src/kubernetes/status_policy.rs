@@ -50,7 +50,10 @@ pub fn without_readings(status: &Value) -> Value {
     let mut status = status.clone();
     if let Some(object) = status.as_object_mut() {
         object.remove("lastActiveTime");
-        for (list, fields) in [("triggers", TRIGGER_READINGS), ("conditions", CONDITION_READINGS)] {
+        for (list, fields) in [
+            ("triggers", TRIGGER_READINGS),
+            ("conditions", CONDITION_READINGS),
+        ] {
             if let Some(Value::Array(items)) = object.get_mut(list) {
                 for item in items.iter_mut().filter_map(Value::as_object_mut) {
                     for field in fields {
@@ -164,14 +167,32 @@ mod tests {
         moved["conditions"][0]["message"] = json!("q 20/5");
         let p = policy(5);
         // Within the interval: not written, however far the value moved.
-        assert!(!should_write(Some(&stored), &moved, Some(start), start + Duration::from_secs(299), &p));
+        assert!(!should_write(
+            Some(&stored),
+            &moved,
+            Some(start),
+            start + Duration::from_secs(299),
+            &p
+        ));
         // Due, and moved beyond the tolerance: written.
-        assert!(should_write(Some(&stored), &moved, Some(start), start + Duration::from_secs(300), &p));
+        assert!(should_write(
+            Some(&stored),
+            &moved,
+            Some(start),
+            start + Duration::from_secs(300),
+            &p
+        ));
         // Due, but within the tolerance (10 -> 10.5) and only the time moved: not written.
         let mut jitter = stored.clone();
         jitter["triggers"][0]["lastValue"] = json!(10.5);
         jitter["lastActiveTime"] = json!("2026-01-01T01:00:00Z");
-        assert!(!should_write(Some(&stored), &jitter, Some(start), start + Duration::from_secs(3600), &p));
+        assert!(!should_write(
+            Some(&stored),
+            &jitter,
+            Some(start),
+            start + Duration::from_secs(3600),
+            &p
+        ));
         // Never written before (a fresh controller): due at once.
         assert!(should_write(Some(&stored), &moved, None, start, &p));
     }
@@ -191,7 +212,10 @@ mod tests {
         ] {
             let mut new = stored.clone();
             *new.pointer_mut(change.0).unwrap() = change.1.clone();
-            assert!(should_write(Some(&stored), &new, recent, start, &p), "{change:?}");
+            assert!(
+                should_write(Some(&stored), &new, recent, start, &p),
+                "{change:?}"
+            );
         }
         let mut fallback = stored.clone();
         fallback["conditions"]
@@ -200,7 +224,13 @@ mod tests {
             .push(json!({"type": "Fallback", "status": "True", "reason": "FallbackActive"}));
         assert!(should_write(Some(&stored), &fallback, recent, start, &p));
         assert!(should_write(None, &stored, recent, start, &p));
-        assert!(!should_write(Some(&stored), &stored.clone(), None, start, &p));
+        assert!(!should_write(
+            Some(&stored),
+            &stored.clone(),
+            None,
+            start,
+            &p
+        ));
     }
 
     #[test]
@@ -212,7 +242,13 @@ mod tests {
         let mut more = stored.clone();
         more["triggers"][0]["numberOfFailures"] = json!(2);
         more["triggers"][0]["message"] = json!("still failing");
-        assert!(!should_write(Some(&stored), &more, Some(start), start, &policy(5)));
+        assert!(!should_write(
+            Some(&stored),
+            &more,
+            Some(start),
+            start,
+            &policy(5)
+        ));
     }
 
     #[test]
@@ -223,7 +259,13 @@ mod tests {
         moved["triggers"][0]["lastValue"] = json!(1000.0);
         let off = policy(0);
         assert!(off.readings_off());
-        assert!(!should_write(Some(&stored), &moved, None, start + Duration::from_secs(86_400), &off));
+        assert!(!should_write(
+            Some(&stored),
+            &moved,
+            None,
+            start + Duration::from_secs(86_400),
+            &off
+        ));
         let mut stripped = moved.clone();
         strip_values(&mut stripped);
         assert!(stripped["triggers"][0].get("lastValue").is_none());
@@ -239,7 +281,10 @@ mod tests {
         new["triggers"][0]["lastValue"] = json!(0.01);
         assert!(readings_moved(&old, &new, 0.1));
         let mut more = old.clone();
-        more["triggers"].as_array_mut().unwrap().push(json!({"name": "r"}));
+        more["triggers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "r"}));
         assert!(readings_moved(&old, &more, 0.1));
         assert!(!readings_moved(&old, &old, 0.1));
     }

@@ -273,7 +273,10 @@ impl KindWatch {
             if state.unwatchable.is_none() {
                 tracing::warn!(kind = %self.description, %error, "cannot list or watch the target kind; reading /scale on every poll instead");
             }
-            state.unwatchable = Some(format!("listing or watching {} is forbidden", self.description));
+            state.unwatchable = Some(format!(
+                "listing or watching {} is forbidden",
+                self.description
+            ));
         } else {
             tracing::warn!(kind = %self.description, %error, "target watch failed; retrying");
         }
@@ -349,7 +352,12 @@ async fn replicas_path(client: &kube::Client, resource: &ApiResource) -> Result<
         .find(|version| version.name == resource.version)
         .and_then(|version| version.subresources.as_ref())
         .and_then(|subresources| subresources.scale.as_ref())
-        .map(|scale| scale.spec_replicas_path.trim_start_matches('.').replace('.', "/"))
+        .map(|scale| {
+            scale
+                .spec_replicas_path
+                .trim_start_matches('.')
+                .replace('.', "/")
+        })
         .map(|path| format!("/{path}"))
         .ok_or_else(|| format!("CustomResourceDefinition {name} has no scale subresource"))
 }
@@ -400,13 +408,51 @@ mod tests {
     #[test]
     fn older_versions_never_replace_newer_ones() {
         let mut objects = HashMap::new();
-        insert(&mut objects, "ns", "a", Entry { replicas: 3, version: 10 });
-        insert(&mut objects, "ns", "a", Entry { replicas: 1, version: 9 });
-        assert_eq!(objects["ns"]["a"], Entry { replicas: 3, version: 10 });
-        insert(&mut objects, "ns", "a", Entry { replicas: 5, version: 11 });
+        insert(
+            &mut objects,
+            "ns",
+            "a",
+            Entry {
+                replicas: 3,
+                version: 10,
+            },
+        );
+        insert(
+            &mut objects,
+            "ns",
+            "a",
+            Entry {
+                replicas: 1,
+                version: 9,
+            },
+        );
+        assert_eq!(
+            objects["ns"]["a"],
+            Entry {
+                replicas: 3,
+                version: 10
+            }
+        );
+        insert(
+            &mut objects,
+            "ns",
+            "a",
+            Entry {
+                replicas: 5,
+                version: 11,
+            },
+        );
         assert_eq!(objects["ns"]["a"].replicas, 5);
         // Versions that are not numbers cannot be ordered: the latest wins.
-        insert(&mut objects, "ns", "a", Entry { replicas: 2, version: 0 });
+        insert(
+            &mut objects,
+            "ns",
+            "a",
+            Entry {
+                replicas: 2,
+                version: 0,
+            },
+        );
         assert_eq!(objects["ns"]["a"].replicas, 2);
     }
 

@@ -176,9 +176,12 @@ fn object_line(object: &ObjectView, groups: &[NamedGroup]) -> ObjectLine {
     // Without the process group (the controller's objects), the status's counts.
     let from_status = || {
         let status = object.status.as_ref();
-        let count =
-            |get: fn(&ScaledObjectStatus) -> Option<u32>| status.and_then(get).unwrap_or(0);
-        (count(|s| s.current_replicas), count(|s| s.desired_replicas), 0)
+        let count = |get: fn(&ScaledObjectStatus) -> Option<u32>| status.and_then(get).unwrap_or(0);
+        (
+            count(|s| s.current_replicas),
+            count(|s| s.desired_replicas),
+            0,
+        )
     };
     let (running, desired, stopping) = group.map_or_else(from_status, |group| {
         (

@@ -39,8 +39,7 @@ pub use scaled_object::{
 };
 pub use status::{
     Condition, ConditionStatus, ConditionType, ReplicasSource, ScaledObjectStatus, TriggerHealth,
-    TriggerStatus,
-    from_time, to_time,
+    TriggerStatus, from_time, to_time,
 };
 pub use trigger::{
     AuthenticationKind, AuthenticationRef, EndpointError, MetricType, PemSource, ScalerEndpoint,

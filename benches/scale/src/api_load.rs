@@ -63,6 +63,9 @@ pub struct ApiFigures {
     pub cases: Vec<ApiCase>,
     /// Requests per hour that name no object (watches, lists, discovery), by kind.
     pub shared_per_hour: BTreeMap<String, f64>,
+    /// Heap bytes per Deployment held by a target watch like the controller's (computed
+    /// from its tables' capacities and the names' lengths).
+    pub watch_bytes_per_target: f64,
 }
 
 /// Sizes and timing of the part.
@@ -260,7 +263,10 @@ pub async fn run_api(
     let deadline = Instant::now() + limit;
     while !all_ready() {
         if Instant::now() >= deadline {
-            return Err(BenchError::timeout("every API-load object to be Ready", limit));
+            return Err(BenchError::timeout(
+                "every API-load object to be Ready",
+                limit,
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -297,6 +303,15 @@ pub async fn run_api(
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
     let (cases, shared_per_hour) = tally(&requests, n, window_seconds);
+    // The memory of a target watch: one like the controller's, over the same Deployments.
+    let watches = ebb::kubernetes::target_watch::TargetWatches::new(server.client(), None);
+    let resource = kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
+    let watch = watches.watch(&resource);
+    crate::objects::wait_until("the measuring watch to list", limit, || {
+        watch.len() >= 3 * n
+    })
+    .await?;
+    let watch_bytes_per_target = watch.heap_bytes() as f64 / watch.len().max(1) as f64;
     Ok(ApiFigures {
         objects_per_case: n,
         polling_seconds: polling,
@@ -305,6 +320,7 @@ pub async fn run_api(
         window_seconds,
         cases,
         shared_per_hour,
+        watch_bytes_per_target,
     })
 }
 
@@ -331,13 +347,21 @@ mod tests {
                 "/apis/ebb.dev/v1alpha1/namespaces/bench/scaledobjects/scaling-3/status",
                 None,
             ),
-            recorded("PATCH", "/apis/apps/v1/namespaces/bench/deployments/scaling-3/scale", None),
+            recorded(
+                "PATCH",
+                "/apis/apps/v1/namespaces/bench/deployments/scaling-3/scale",
+                None,
+            ),
             recorded(
                 "POST",
                 "/apis/events.k8s.io/v1/namespaces/bench/events",
                 Some(json!({"regarding": {"name": "scaling-3"}})),
             ),
-            recorded("GET", "/apis/apps/v1/namespaces/bench/deployments/readings-1/scale", None),
+            recorded(
+                "GET",
+                "/apis/apps/v1/namespaces/bench/deployments/readings-1/scale",
+                None,
+            ),
             recorded("GET", "/apis/apps/v1/deployments", None),
         ];
         // 2 objects per case over half an hour: each request is 1 per object per hour.
@@ -349,5 +373,81 @@ mod tests {
         assert_eq!(cases[1].per_object_per_hour["GET deployments/scale"], 1.0);
         assert_eq!(cases[0].total_per_object_per_hour, 0.0);
         assert_eq!(shared["LIST deployments"], 2.0);
+    }
+}
+
+impl ApiFigures {
+    /// Issue 17's goals: idle and readings-only objects cost at most 2 requests per object per
+    /// hour; scaling objects write only for their scale changes.
+    pub fn goals(&self) -> Vec<crate::Goal> {
+        let mut goals = Vec::new();
+        for case in &self.cases {
+            let name = format!(
+                "API load, {} objects {} @{}s: requests/object/hour",
+                self.objects_per_case, case.name, self.polling_seconds
+            );
+            if case.name == "scaling" {
+                goals.push(crate::Goal {
+                    name: format!(
+                        "API load, {} objects scaling: writes per scale change",
+                        self.objects_per_case
+                    ),
+                    goal: "<= 3".into(),
+                    measured: format!(
+                        "{:.2} ({} scale changes, {:.1} writes/object/hour)",
+                        case.writes_per_scale_change,
+                        case.scale_changes,
+                        case.writes_per_object_per_hour
+                    ),
+                    pass: case.scale_changes > 0 && case.writes_per_scale_change <= 3.0,
+                });
+            } else {
+                goals.push(crate::Goal {
+                    name,
+                    goal: "<= 2".into(),
+                    measured: format!("{:.2}", case.total_per_object_per_hour),
+                    pass: case.total_per_object_per_hour <= 2.0,
+                });
+            }
+        }
+        goals
+    }
+
+    /// The per-hour table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\n[4] API load: {} objects per case @{}s, status readings interval {} s, a tenth of `scaling` flips every {} s, {:.0} s window",
+            self.objects_per_case,
+            self.polling_seconds,
+            self.readings_interval_seconds,
+            self.scale_every_seconds,
+            self.window_seconds
+        );
+        for case in &self.cases {
+            let _ = writeln!(
+                out,
+                "    {:<9} {:>8.2} requests/object/hour ({:.2} writes; {} scale changes)",
+                case.name,
+                case.total_per_object_per_hour,
+                case.writes_per_object_per_hour,
+                case.scale_changes
+            );
+            for (kind, rate) in &case.per_object_per_hour {
+                let _ = writeln!(out, "      {rate:>10.2}  {kind}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "    target watch memory: {:.0} bytes per target (heap)",
+            self.watch_bytes_per_target
+        );
+        let _ = writeln!(out, "    shared (no object named), requests/hour:");
+        for (kind, rate) in &self.shared_per_hour {
+            let _ = writeln!(out, "      {rate:>10.1}  {kind}");
+        }
+        out
     }
 }

@@ -56,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
                 polling_seconds: args.polling_interval.max(1),
                 warmup: Duration::from_secs(args.warmup),
                 window: Duration::from_secs(args.seconds),
+                dashboard: args.dashboard,
             })
             .await
         }
