@@ -85,12 +85,17 @@ pub enum Lookup {
     Unwatchable,
 }
 
+/// namespace → name → entry.
+type Objects = HashMap<Box<str>, HashMap<Box<str>, Entry>>;
+/// The watches by `(apiVersion, kind)`.
+type Kinds = Arc<Mutex<HashMap<(String, String), Arc<KindWatch>>>>;
+
 #[derive(Default)]
 struct KindState {
     /// namespace → name → entry.
-    objects: HashMap<Box<str>, HashMap<Box<str>, Entry>>,
+    objects: Objects,
     /// The list in progress after a (re)start of the watch.
-    building: Option<HashMap<Box<str>, HashMap<Box<str>, Entry>>>,
+    building: Option<Objects>,
     synced: bool,
     /// Why no watch is possible, when it is not.
     unwatchable: Option<String>,
@@ -110,12 +115,7 @@ fn version_number(version: Option<&str>) -> u64 {
     version.and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-fn insert(
-    objects: &mut HashMap<Box<str>, HashMap<Box<str>, Entry>>,
-    namespace: &str,
-    name: &str,
-    entry: Entry,
-) {
+fn insert(objects: &mut Objects, namespace: &str, name: &str, entry: Entry) {
     let names = match objects.get_mut(namespace) {
         Some(names) => names,
         None => objects.entry(namespace.into()).or_default(),
@@ -288,7 +288,7 @@ impl KindWatch {
 pub struct TargetWatches {
     client: kube::Client,
     namespace: Option<String>,
-    kinds: Arc<Mutex<HashMap<(String, String), Arc<KindWatch>>>>,
+    kinds: Kinds,
 }
 
 impl TargetWatches {
