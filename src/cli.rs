@@ -26,6 +26,9 @@ pub enum Command {
     Controller(crate::kubernetes::ControllerArgs),
     /// Write the CustomResourceDefinitions as YAML.
     Crd(crate::kubernetes::CrdArgs),
+    /// Show every object's live values, activity, replicas and last reason, read from a
+    /// running controller's or `ebb run`'s own status endpoint.
+    Status(crate::status_cli::StatusArgs),
     /// Replay a metric series through the scaling engine and show what it would do.
     Simulate(crate::simulate::SimulateArgs),
     /// Tools for scaler authors: inspect a scaler, or check it against the protocol.

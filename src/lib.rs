@@ -33,3 +33,5 @@ pub mod scaling;
 pub mod simulate;
 #[cfg(feature = "controller")]
 pub mod spec;
+#[cfg(feature = "controller")]
+pub mod status_cli;

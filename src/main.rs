@@ -41,6 +41,7 @@ async fn run() -> Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Status(args) => ebb::status_cli::run(args).await?,
         Command::Scaler(command) => {
             let passed = ebb::client::run_scaler_command(command).await?;
             if !passed {

@@ -105,6 +105,22 @@ fn smoke_mode_writes_a_well_formed_result() {
     let (p50, p99) = (number(push, "/p50_ms"), number(push, "/p99_ms"));
     assert!(p50 > 0.0 && p99 >= p50);
 
+    // Part 4: the API load of 3 × 30 objects, charged per object per hour.
+    let api = &report["api"];
+    assert_eq!(number(api, "/objects_per_case"), 30.0);
+    let cases: Vec<&str> = api["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|case| case["name"].as_str())
+        .collect();
+    assert_eq!(cases, ["idle", "readings", "scaling"]);
+    for case in api["cases"].as_array().unwrap() {
+        let total = number(case, "/total_per_object_per_hour");
+        assert!(total.is_finite() && total >= 0.0, "{case:#}");
+    }
+    assert!(number(api, "/watch_bytes_per_target") > 0.0, "{api:#}");
+
     // Goals: judged, each with its verdict.
     let goals = report["goals"].as_array().unwrap();
     assert!(goals.len() >= 9, "{goals:#?}");

@@ -50,6 +50,10 @@ pub struct ControllerSettings {
     pub registry: Arc<crate::runtime::prepare::ScalerRegistry>,
     /// Where the dashboard's history is recorded; `None` (the default) records nothing.
     pub history: Option<crate::dashboard::History>,
+    /// When readings alone are written to status.
+    pub readings: super::status_policy::ReadingsPolicy,
+    /// Every object's latest status and event, served as `/status` (for `ebb status`).
+    pub live: crate::runtime::LiveStatus,
 }
 
 /// Reason of Ready=False for an object that cannot be decoded.
@@ -173,19 +177,22 @@ pub async fn lead(
     readiness: Readiness,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let sink = KubeStatusSink::start(
+    let sink = KubeStatusSink::start_with(
         client.clone(),
         settings.identity.clone(),
         settings.status_concurrency,
+        settings.readings,
+        super::target_watch::DirectReads::default(),
     );
-    let mut loop_sink: Arc<dyn crate::runtime::StatusSink> = Arc::new(sink.clone());
+    let mut loop_sink: Arc<dyn crate::runtime::StatusSink> =
+        Arc::new(settings.live.wrap(Arc::new(sink.clone())));
     if let Some(history) = settings.history.clone() {
         loop_sink = Arc::new(crate::dashboard::HistorySink::new(loop_sink, history));
     }
     let supervisor = Supervisor::new(pool.clone(), loop_sink, RuntimeConfig::default());
     let preparer = Preparer {
         client: client.clone(),
-        targets: TargetResolver::new(client.clone()),
+        targets: TargetResolver::in_namespace(client.clone(), settings.watch_namespace.clone()),
         controller_namespace: settings.controller_namespace.clone(),
         registry: settings.registry.clone(),
         info: PoolInfo::new(pool.clone(), settings.info_timeout),
@@ -548,11 +555,12 @@ impl Controller {
         let target = match self.target_handles.get(&key) {
             Some((known, handle)) if *known == identity => handle.clone(),
             _ => {
-                let handle: Arc<dyn ScaleTarget> = Arc::new(self.preparer.targets.target(
-                    &ready.resource,
-                    &key.namespace,
-                    &target_ref.name,
-                ));
+                let handle: Arc<dyn ScaleTarget> = Arc::new(
+                    self.preparer
+                        .targets
+                        .target(&ready.resource, &key.namespace, &target_ref.name)
+                        .owned_by(key.clone(), self.sink.direct_reads()),
+                );
                 self.target_handles
                     .insert(key.clone(), (identity, handle.clone()));
                 handle

@@ -10,7 +10,8 @@
 //! - [`resolve`] + [`lookup`]: the cluster's lookups for the shared preparation step
 //!   ([`crate::runtime::prepare`]): Secrets, ConfigMaps, authentication objects, target env;
 //! - [`target`]: any kind with a `/scale` subresource;
-//! - [`status`]: coalesced status patches and Events;
+//! - [`status`] + [`status_policy`]: status patches only on changes that matter, and Events;
+//! - [`target_watch`]: one lean watch per target kind, so reading replicas costs no request;
 //! - [`leader`]: Lease-based leader election;
 //! - [`crd`]: `ebb crd`.
 
@@ -26,7 +27,9 @@ pub mod resolve;
 #[cfg(test)]
 mod resolve_tests;
 pub mod status;
+pub mod status_policy;
 pub mod target;
+pub mod target_watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -135,6 +138,12 @@ pub struct ControllerArgs {
     /// for the same series, so KEDA dashboards and alerts keep working (see docs/metrics.md).
     #[arg(long, env = "EBB_METRICS_NAMES", value_enum, default_value_t = crate::runtime::MetricNames::Ebb)]
     pub metrics_names: crate::runtime::MetricNames,
+    /// How often a status whose only change is readings (trigger values, work in flight) may
+    /// be written, and then only when a value moved beyond the 10 % tolerance. Conditions,
+    /// replica counts and trigger health are written within one poll whatever this says.
+    /// `0` keeps readings out of status (see `/metrics`, the status JSON or `ebb status`).
+    #[arg(long, env = "EBB_STATUS_READINGS_INTERVAL", default_value = "5m", value_parser = crate::process::parse_duration)]
+    pub status_readings_interval: Duration,
 }
 
 impl Default for ControllerArgs {
@@ -157,6 +166,7 @@ impl Default for ControllerArgs {
             scaler_registry: None,
             dashboard: false,
             metrics_names: crate::runtime::MetricNames::Ebb,
+            status_readings_interval: status_policy::DEFAULT_READINGS_INTERVAL,
         }
     }
 }
@@ -185,6 +195,11 @@ impl ControllerArgs {
             info_timeout: self.info_timeout,
             status_concurrency: self.status_concurrency,
             history: self.dashboard.then(crate::dashboard::History::new),
+            readings: status_policy::ReadingsPolicy {
+                interval: self.status_readings_interval,
+                ..status_policy::ReadingsPolicy::default()
+            },
+            live: crate::runtime::LiveStatus::new(),
         })
     }
 }
@@ -226,13 +241,21 @@ pub async fn run_with_client(
     let readiness = Readiness::new();
     let pool = ScalerPool::new(PoolConfig::default(), metrics);
     let settings = args.settings()?;
+    let live = settings.live.clone();
+    let status = axum::Router::new().route(
+        "/status",
+        axum::routing::get(move || {
+            let live = live.clone();
+            async move { axum::Json(live.snapshot()) }
+        }),
+    );
     let extra = match &settings.history {
-        Some(history) => crate::dashboard::routes(
+        Some(history) => status.merge(crate::dashboard::routes(
             history.clone(),
             Arc::new(|| serde_json::Value::Null),
             registry.clone(),
-        ),
-        None => axum::Router::new(),
+        )),
+        None => status,
     };
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

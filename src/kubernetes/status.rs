@@ -17,9 +17,11 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
+use super::status_policy::{ReadingsPolicy, should_write, strip_values};
 use super::target::FIELD_MANAGER;
+use super::target_watch::DirectReads;
 use crate::runtime::{EventKind, ObjectEvent, ObjectKey, StatusSink};
-use crate::spec::{ScaledObject, ScaledObjectStatus};
+use crate::spec::{ReplicasSource, ScaledObject, ScaledObjectStatus};
 
 /// `reportingController` of ebb's Events.
 pub const REPORTING_CONTROLLER: &str = "ebb.dev/controller";
@@ -32,37 +34,11 @@ struct State {
     pending: HashMap<ObjectKey, Value>,
     /// UIDs for event references.
     uids: HashMap<ObjectKey, String>,
-    /// When a status was last queued for writing, per object.
+    /// When a status was last queued for writing (or first seen), per object: readings alone
+    /// wait a whole readings interval from here.
     queued_at: HashMap<ObjectKey, Instant>,
     /// Statuses taken from `pending` whose write has not finished.
     writing: usize,
-}
-
-/// How long a status whose only changes are readings (values, lastActiveTime, condition
-/// messages) may wait before it is written. Without it an active object would patch its status
-/// on every poll: 10,000 writes per second at 10,000 objects polled each second. Changes of
-/// health, conditions' status or reason, or replica counts are written at once.
-pub const READINGS_REFRESH: Duration = Duration::from_secs(30);
-
-/// `status` without the fields that move on every poll of an active object.
-fn without_readings(status: &Value) -> Value {
-    let mut status = status.clone();
-    if let Some(object) = status.as_object_mut() {
-        object.remove("lastActiveTime");
-        for (list, fields) in [
-            ("triggers", &["lastValue", "inFlight", "message"][..]),
-            ("conditions", &["message", "lastTransitionTime"][..]),
-        ] {
-            if let Some(Value::Array(items)) = object.get_mut(list) {
-                for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                    for field in fields {
-                        item.remove(*field);
-                    }
-                }
-            }
-        }
-    }
-    status
 }
 
 struct Inner {
@@ -72,12 +48,26 @@ struct Inner {
     events: mpsc::UnboundedSender<(ObjectKey, ObjectEvent)>,
     instance: String,
     concurrency: usize,
+    policy: ReadingsPolicy,
+    direct: DirectReads,
 }
 
 /// The Kubernetes [`StatusSink`]. Cheap to clone.
 #[derive(Clone)]
 pub struct KubeStatusSink {
     inner: Arc<Inner>,
+}
+
+/// Says in `status` whether the target's count is read from `/scale` on every poll.
+fn mark_replicas_source(status: &mut serde_json::Map<String, Value>, direct: bool) {
+    if direct {
+        status.insert(
+            "replicasReadFrom".into(),
+            json!(ReplicasSource::ScaleSubresource),
+        );
+    } else {
+        status.remove("replicasReadFrom");
+    }
 }
 
 /// The JSON merge patch turning `old` status into `new`: top-level fields that disappear are
@@ -95,8 +85,27 @@ pub fn status_patch(old: Option<&Value>, new: &Value) -> Value {
 }
 
 impl KubeStatusSink {
-    /// Starts the writer tasks; they stop when every clone of the sink is dropped.
+    /// Starts the writer tasks with the default [`ReadingsPolicy`]; they stop when every clone
+    /// of the sink is dropped.
     pub fn start(client: kube::Client, instance: String, concurrency: usize) -> Self {
+        Self::start_with(
+            client,
+            instance,
+            concurrency,
+            ReadingsPolicy::default(),
+            DirectReads::default(),
+        )
+    }
+
+    /// Starts the writer tasks: readings follow `policy`, and objects in `direct` (targets
+    /// read from `/scale` on every poll) say so in their status.
+    pub fn start_with(
+        client: kube::Client,
+        instance: String,
+        concurrency: usize,
+        policy: ReadingsPolicy,
+        direct: DirectReads,
+    ) -> Self {
         let (events, receiver) = mpsc::unbounded_channel();
         let sink = Self {
             inner: Arc::new(Inner {
@@ -106,6 +115,8 @@ impl KubeStatusSink {
                 events,
                 instance,
                 concurrency: concurrency.max(1),
+                policy,
+                direct,
             }),
         };
         tokio::spawn(status_writer(Arc::downgrade(&sink.inner)));
@@ -157,31 +168,40 @@ impl KubeStatusSink {
         if let Some(uid) = uid {
             state.uids.insert(key.clone(), uid.clone());
         }
+        // A restarted controller waits a readings interval too, so that it does not rewrite
+        // every object's readings at once.
+        state
+            .queued_at
+            .entry(key.clone())
+            .or_insert_with(Instant::now);
         state.stored.insert(key, status);
     }
 
-    /// Queues `status` for writing unless the server already has it; returns whether it was
-    /// queued.
+    /// Queues `status` for writing when [`should_write`] says it is worth a write; returns
+    /// whether it was queued.
     pub fn publish(&self, key: &ObjectKey, status: &ScaledObjectStatus) -> bool {
-        let Ok(value) = serde_json::to_value(status) else {
+        let Ok(mut value) = serde_json::to_value(status) else {
             return false;
         };
-        let mut state = self.lock();
-        let Some(stored) = state.stored.get(key) else {
-            return self.queue(state, key, value);
-        };
-        if *stored == value {
-            state.pending.remove(key);
-            return false;
+        if self.inner.policy.readings_off() {
+            strip_values(&mut value);
         }
-        let recently_written = state
-            .queued_at
-            .get(key)
-            .is_some_and(|at| at.elapsed() < READINGS_REFRESH);
-        if recently_written
-            && !state.pending.contains_key(key)
-            && without_readings(stored) == without_readings(&value)
-        {
+        if let Some(object) = value.as_object_mut() {
+            mark_replicas_source(object, self.inner.direct.contains(key));
+        }
+        let state = self.lock();
+        // A write still waiting is replaced by the newer status whatever it holds.
+        if state.pending.contains_key(key) {
+            return self.queue(state, key, value);
+        }
+        let write = should_write(
+            state.stored.get(key),
+            &value,
+            state.queued_at.get(key).copied(),
+            Instant::now(),
+            &self.inner.policy,
+        );
+        if !write {
             return false;
         }
         self.queue(state, key, value)
@@ -205,8 +225,15 @@ impl KubeStatusSink {
         let _ = self.inner.events.send((key.clone(), event));
     }
 
+    /// The set of objects whose target is read from `/scale` on every poll, for their
+    /// targets to mark themselves in.
+    pub fn direct_reads(&self) -> DirectReads {
+        self.inner.direct.clone()
+    }
+
     /// Forgets an object (deleted).
     pub fn forget(&self, key: &ObjectKey) {
+        self.inner.direct.set(key, false);
         let mut state = self.lock();
         state.stored.remove(key);
         state.pending.remove(key);
@@ -274,8 +301,21 @@ async fn status_writer(inner: std::sync::Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        let remarked = strong.direct.take_changed();
         let batch: Vec<(ObjectKey, Value)> = {
             let mut state = strong.state.lock().unwrap_or_else(|p| p.into_inner());
+            for key in remarked {
+                let direct = strong.direct.contains(&key);
+                let base = state
+                    .pending
+                    .get(&key)
+                    .or_else(|| state.stored.get(&key))
+                    .cloned();
+                if let Some(Value::Object(mut status)) = base {
+                    mark_replicas_source(&mut status, direct);
+                    state.pending.insert(key, Value::Object(status));
+                }
+            }
             let batch: Vec<(ObjectKey, Value)> = state.pending.drain().collect();
             state.writing = batch.len();
             batch
@@ -415,33 +455,6 @@ mod tests {
         assert_eq!(
             status_patch(Some(&old), &new),
             json!({"status": {"desiredReplicas": 0, "lastActiveTime": null}})
-        );
-    }
-
-    #[test]
-    fn readings_are_masked_but_health_and_counts_are_not() {
-        let before = json!({
-            "lastActiveTime": "2026-01-01T00:00:00Z",
-            "desiredReplicas": 3,
-            "triggers": [{"name": "q", "health": "Happy", "lastValue": 10.0, "inFlight": 1}],
-            "conditions": [{"type": "Active", "status": "True", "reason": "Active", "message": "q 10/5"}]
-        });
-        let mut readings_moved = before.clone();
-        readings_moved["lastActiveTime"] = json!("2026-01-01T00:00:01Z");
-        readings_moved["triggers"][0]["lastValue"] = json!(12.0);
-        readings_moved["conditions"][0]["message"] = json!("q 12/5");
-        assert_eq!(without_readings(&before), without_readings(&readings_moved));
-        let mut health_moved = before.clone();
-        health_moved["triggers"][0]["health"] = json!("Failing");
-        assert_ne!(without_readings(&before), without_readings(&health_moved));
-        let mut replicas_moved = before.clone();
-        replicas_moved["desiredReplicas"] = json!(4);
-        assert_ne!(without_readings(&before), without_readings(&replicas_moved));
-        let mut activity_moved = before;
-        activity_moved["conditions"][0]["status"] = json!("False");
-        assert_ne!(
-            without_readings(&readings_moved),
-            without_readings(&activity_moved)
         );
     }
 }

@@ -1,16 +1,18 @@
-//! Scale targets in the cluster: any apiVersion/kind with a `/scale` subresource, read and
-//! written through that subresource with the dynamic API, as the HPA does.
+//! Scale targets in the cluster: any apiVersion/kind with a `/scale` subresource. The count is
+//! read from the kind's shared watch ([`super::target_watch`]) and written through `/scale`
+//! with the resourceVersion it was read at, so a change by another writer is detected (409)
+//! and read again rather than overwritten.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::json;
 
-use crate::runtime::{ScaleTarget, TargetError};
+use super::target_watch::{DirectReads, KindWatch, Lookup, TargetWatches};
+use crate::runtime::{ObjectKey, ScaleTarget, TargetError};
 
 /// The field manager ebb writes with.
 pub const FIELD_MANAGER: &str = "ebb";
@@ -49,16 +51,29 @@ pub struct TargetResolver {
     /// Held while discovering, so objects prepared concurrently do not all ask the API
     /// server about the same kind at once: one asks, the others find the answer cached.
     discovering: Arc<tokio::sync::Mutex<()>>,
+    /// One watch per target kind, started by the first target of that kind.
+    watches: TargetWatches,
 }
 
 impl TargetResolver {
-    /// A resolver using `client`.
+    /// A resolver using `client`, whose target watches cover every namespace.
     pub fn new(client: kube::Client) -> Self {
+        Self::in_namespace(client, None)
+    }
+
+    /// A resolver whose target watches cover `namespace` only (all when `None`).
+    pub fn in_namespace(client: kube::Client, namespace: Option<String>) -> Self {
         Self {
+            watches: TargetWatches::new(client.clone(), namespace),
             client,
             cache: Arc::default(),
             discovering: Arc::default(),
         }
+    }
+
+    /// The target watches started so far.
+    pub fn watches(&self) -> &TargetWatches {
+        &self.watches
     }
 
     /// The resource of `kind` in `api_version`, checked to have a namespaced `/scale`.
@@ -115,30 +130,28 @@ impl TargetResolver {
         Ok(resource)
     }
 
-    /// A handle on one target object.
+    /// A handle on one target object, read from its kind's watch.
     pub fn target(&self, resource: &ApiResource, namespace: &str, name: &str) -> KubeScaleTarget {
         KubeScaleTarget {
             api: Api::namespaced_with(self.client.clone(), namespace, resource),
+            namespace: namespace.to_owned(),
             name: name.to_owned(),
             description: format!("{} {namespace}/{name}", resource.kind),
-            known: Mutex::new(None),
+            watch: self.watches.watch(resource),
+            owner: None,
         }
     }
 }
 
-/// How long a replica count read or written is trusted before the next GET. ebb is the only
-/// writer of the count, so reading `/scale` on every poll (10,000 GETs per second at 10,000
-/// objects polled each second) buys nothing; a change made by someone else is still seen
-/// within this period.
-pub const REPLICAS_REFRESH: Duration = Duration::from_secs(15);
-
 /// One workload, scaled through its `/scale` subresource.
 pub struct KubeScaleTarget {
     api: Api<DynamicObject>,
+    namespace: String,
     name: String,
     description: String,
-    /// The count last read or written, and when.
-    known: Mutex<Option<(u32, Instant)>>,
+    watch: Arc<KindWatch>,
+    /// The ScaledObject, marked in the set while its count is read from `/scale` each poll.
+    owner: Option<(ObjectKey, DirectReads)>,
 }
 
 fn target_error(description: &str, error: kube::Error) -> TargetError {
@@ -154,48 +167,106 @@ fn target_error(description: &str, error: kube::Error) -> TargetError {
 }
 
 impl KubeScaleTarget {
-    fn remembered(&self) -> Option<u32> {
-        let known = *self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known
-            .filter(|(_, at)| at.elapsed() < REPLICAS_REFRESH)
-            .map(|(replicas, _)| replicas)
+    /// Reports through `direct` whether `owner`'s count is read from `/scale` on every poll.
+    pub fn owned_by(mut self, owner: ObjectKey, direct: DirectReads) -> Self {
+        self.owner = Some((owner, direct));
+        self
     }
 
-    fn remember(&self, replicas: Option<u32>) {
-        *self.known.lock().unwrap_or_else(|p| p.into_inner()) =
-            replicas.map(|replicas| (replicas, Instant::now()));
+    fn mark_direct(&self, direct: bool) {
+        if let Some((owner, set)) = &self.owner {
+            set.set(owner, direct);
+        }
+    }
+
+    /// `GET …/scale`, remembered in the watch so the write that follows carries its version.
+    async fn read_scale(&self) -> Result<u32, TargetError> {
+        let scale = self
+            .api
+            .get_scale(&self.name)
+            .await
+            .map_err(|e| target_error(&self.description, e))?;
+        let replicas = scale.spec.and_then(|spec| spec.replicas).unwrap_or(0);
+        let replicas = u32::try_from(replicas).unwrap_or(0);
+        self.watch.record(
+            &self.namespace,
+            &self.name,
+            replicas,
+            scale.metadata.resource_version.as_deref(),
+        );
+        Ok(replicas)
     }
 }
 
 impl ScaleTarget for KubeScaleTarget {
     fn current_replicas(&self) -> BoxFuture<'_, Result<u32, TargetError>> {
         Box::pin(async move {
-            if let Some(replicas) = self.remembered() {
-                return Ok(replicas);
+            match self.watch.lookup(&self.namespace, &self.name) {
+                Lookup::Known(entry) => {
+                    self.mark_direct(false);
+                    Ok(entry.replicas)
+                }
+                // Not listed yet, or created after the list and its event not here yet: one
+                // read answers (404 if it really is missing).
+                Lookup::Pending | Lookup::Missing => self.read_scale().await,
+                Lookup::Unwatchable => {
+                    self.mark_direct(true);
+                    self.read_scale().await
+                }
             }
-            let scale = self.api.get_scale(&self.name).await.map_err(|e| {
-                self.remember(None);
-                target_error(&self.description, e)
-            })?;
-            let replicas = scale.spec.and_then(|spec| spec.replicas).unwrap_or(0);
-            let replicas = u32::try_from(replicas).unwrap_or(0);
-            self.remember(Some(replicas));
-            Ok(replicas)
         })
     }
 
     fn set_replicas(&self, replicas: u32) -> BoxFuture<'_, Result<(), TargetError>> {
         Box::pin(async move {
-            let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+            let version = match self.watch.lookup(&self.namespace, &self.name) {
+                Lookup::Known(entry) if entry.version != 0 => Some(entry.version.to_string()),
+                _ => None,
+            };
+            // With the version the count was read at, the write fails (409) if someone else
+            // changed the target since, instead of silently overwriting their change.
+            let patch = match &version {
+                Some(version) => json!({
+                    "metadata": {"resourceVersion": version},
+                    "spec": {"replicas": replicas},
+                }),
+                None => json!({"spec": {"replicas": replicas}}),
+            };
             let params = PatchParams {
                 field_manager: Some(FIELD_MANAGER.to_owned()),
                 ..PatchParams::default()
             };
-            let written = self.api.patch_scale(&self.name, &params, &patch).await;
-            // After a failed write the count is unknown: read it again next time.
-            self.remember(written.is_ok().then_some(replicas));
-            written.map_err(|e| target_error(&self.description, e))?;
-            Ok(())
+            match self
+                .api
+                .patch_scale(&self.name, &params, &Patch::Merge(&patch))
+                .await
+            {
+                Ok(scale) => {
+                    let written = scale
+                        .spec
+                        .and_then(|spec| spec.replicas)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(replicas);
+                    self.watch.record(
+                        &self.namespace,
+                        &self.name,
+                        written,
+                        scale.metadata.resource_version.as_deref(),
+                    );
+                    Ok(())
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    let conflicts = self.watch.count_conflict();
+                    let now = self.read_scale().await;
+                    tracing::warn!(target = %self.description, wanted = replicas, now = ?now, conflicts, "another writer changed the target first; read it again instead of overwriting");
+                    Err(TargetError::Failed(format!(
+                        "{}: changed since its count was read (409 Conflict); \
+                         its count was read again and the next poll decides on it",
+                        self.description
+                    )))
+                }
+                Err(error) => Err(target_error(&self.description, error)),
+            }
         })
     }
 }

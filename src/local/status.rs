@@ -30,9 +30,9 @@ pub struct Snapshot {
     pub scaled_jobs: Vec<JobView>,
 }
 
-/// One scaled object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One scaled object. Deserialize too: `ebb status` reads it back from `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ObjectView {
     /// Its name.
     pub name: String,
@@ -196,15 +196,23 @@ pub fn format_value(value: f64) -> String {
 
 fn object_line(object: &ObjectView, groups: &[NamedGroup]) -> ObjectLine {
     let group = groups.iter().find(|group| group.name == object.target);
-    let (running, desired, stopping) = group
-        .map(|group| {
-            (
-                group.status.running,
-                group.status.desired,
-                group.status.stopping,
-            )
-        })
-        .unwrap_or_default();
+    // Without the process group (the controller's objects), the status's counts.
+    let from_status = || {
+        let status = object.status.as_ref();
+        let count = |get: fn(&ScaledObjectStatus) -> Option<u32>| status.and_then(get).unwrap_or(0);
+        (
+            count(|s| s.current_replicas),
+            count(|s| s.desired_replicas),
+            0,
+        )
+    };
+    let (running, desired, stopping) = group.map_or_else(from_status, |group| {
+        (
+            group.status.running,
+            group.status.desired,
+            group.status.stopping,
+        )
+    });
     let mut replicas = format!("{running} → {desired}");
     if stopping > 0 {
         let _ = write!(replicas, " ({stopping} stopping)");

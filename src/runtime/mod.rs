@@ -86,7 +86,7 @@ pub use object::{ManagedObject, RuntimeConfig};
 pub use pool::{DEFAULT_RESOLVE_INTERVAL, PoolConfig, ScalerConnection, ScalerPool};
 pub use push::PushBackoff;
 pub use sink::{
-    EventKind, MemorySink, ObjectEvent, REASON_SCALE_FAILED, REASON_SCALED,
+    EventKind, LiveObject, LiveStatus, MemorySink, ObjectEvent, REASON_SCALE_FAILED, REASON_SCALED,
     REASON_TARGET_UNREADABLE, REASON_TRIGGER_FAILING, REASON_TRIGGER_INVALID,
     REASON_TRIGGER_RECOVERED, StatusSink,
 };

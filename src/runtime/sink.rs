@@ -161,3 +161,111 @@ impl StatusSink for MemorySink {
         Box::pin(std::future::ready(()))
     }
 }
+
+/// One object as the live status JSON shows it (`/status` of the controller, read by
+/// `ebb status`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveObject {
+    /// `namespace/name`.
+    pub name: String,
+    /// The status the loop last published (written to the API server or not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ScaledObjectStatus>,
+    /// The last event, `Reason: message`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
+}
+
+/// A sink in front of another that keeps every object's latest status and last event in
+/// memory, so the live values stay available when status writes to the API server are rare
+/// (readings are written at most every `--status-readings-interval`). Clones share the data.
+#[derive(Clone, Default)]
+pub struct LiveStatus {
+    objects: Arc<Mutex<HashMap<ObjectKey, LiveObject>>>,
+    next: Option<Arc<dyn StatusSink>>,
+}
+
+impl std::fmt::Debug for LiveStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveStatus").finish_non_exhaustive()
+    }
+}
+
+impl LiveStatus {
+    /// An empty live status that forwards nowhere; [`LiveStatus::wrap`] puts it in front of
+    /// the sink that writes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same data, kept in front of `next`.
+    pub fn wrap(&self, next: Arc<dyn StatusSink>) -> Self {
+        Self {
+            objects: self.objects.clone(),
+            next: Some(next),
+        }
+    }
+
+    fn update(&self, key: &ObjectKey, change: impl FnOnce(&mut LiveObject)) {
+        let mut objects = self
+            .objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let view = objects.entry(key.clone()).or_insert_with(|| LiveObject {
+            name: key.to_string(),
+            ..LiveObject::default()
+        });
+        change(view);
+    }
+
+    /// Every object, sorted by name: `{"objects": [...]}`, the shape `ebb run` serves.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let mut objects: Vec<LiveObject> = self
+            .objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        serde_json::json!({ "objects": objects })
+    }
+}
+
+impl StatusSink for LiveStatus {
+    fn publish_status<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        status: &'a ScaledObjectStatus,
+    ) -> BoxFuture<'a, ()> {
+        self.update(key, |view| match view.status.as_mut() {
+            Some(existing) => existing.clone_from(status),
+            None => view.status = Some(status.clone()),
+        });
+        match &self.next {
+            Some(next) => next.publish_status(key, status),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn record_event<'a>(&'a self, key: &'a ObjectKey, event: &'a ObjectEvent) -> BoxFuture<'a, ()> {
+        let text = format!("{}: {}", event.reason, event.message);
+        self.update(key, |view| view.last_reason = Some(text));
+        match &self.next {
+            Some(next) => next.record_event(key, event),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn object_removed<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, ()> {
+        self.objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+        match &self.next {
+            Some(next) => next.object_removed(key),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+}

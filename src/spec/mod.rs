@@ -39,8 +39,8 @@ pub use scaled_object::{
     ScaleTargetRef, ScaledObject, ScaledObjectSpec, ScalingModifiers, scaled_object_field_names,
 };
 pub use status::{
-    Condition, ConditionStatus, ConditionType, ScaledObjectStatus, TriggerHealth, TriggerStatus,
-    from_time, to_time,
+    Condition, ConditionStatus, ConditionType, ReplicasSource, ScaledObjectStatus, TriggerHealth,
+    TriggerStatus, from_time, to_time,
 };
 pub use trigger::{
     AuthenticationKind, AuthenticationRef, EndpointError, MetricType, PemSource, ScalerEndpoint,

@@ -31,6 +31,20 @@ pub struct ScaledObjectStatus {
     /// The object generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Where ebb reads the target's replica count from when it is not a watch of the
+    /// target's kind. Absent: from the watch (no API request per poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_read_from: Option<ReplicasSource>,
+}
+
+/// How ebb learns a target's replica count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ReplicasSource {
+    /// A watch of the target's kind, shared by every object scaling that kind.
+    Watch,
+    /// A GET of the target's `/scale` on every poll, because listing or watching its kind is
+    /// not allowed (RBAC) or the kind's replica field is not known.
+    ScaleSubresource,
 }
 
 /// One condition, Kubernetes style.

@@ -25,6 +25,8 @@ pub enum Part {
     Ready,
     /// Push fan-out.
     Push,
+    /// The API server's load per object per hour (idle, readings changing, 10 % scaling).
+    Api,
 }
 
 /// What the benchmark run measures.
@@ -59,12 +61,28 @@ pub struct RunArgs {
     /// How often the scaler samples its source for push subscribers, milliseconds.
     #[arg(long, env = "EBB_BENCH_PUSH_INTERVAL_MS", default_value_t = 25)]
     pub push_interval_ms: u64,
+    /// Objects in each of the three populations of the API-load part.
+    #[arg(long, env = "EBB_BENCH_API_OBJECTS", default_value_t = 1000)]
+    pub api_objects: usize,
+    /// pollingInterval of the API-load objects, seconds.
+    #[arg(long, env = "EBB_BENCH_API_POLLING_INTERVAL", default_value_t = 10)]
+    pub api_polling_interval: u32,
+    /// Measured seconds of the API-load part.
+    #[arg(long, env = "EBB_BENCH_API_SECONDS", default_value_t = 300)]
+    pub api_seconds: u64,
+    /// Every this many seconds a tenth of the API-load `scaling` objects changes replicas.
+    #[arg(long, env = "EBB_BENCH_API_SCALE_EVERY", default_value_t = 60)]
+    pub api_scale_every: u64,
+    /// Run the steady-state controller with the dashboard's history recording (as
+    /// `--dashboard` on the controller), to compare its cost.
+    #[arg(long, env = "EBB_BENCH_DASHBOARD")]
+    pub dashboard: bool,
     /// Parts to run, comma-separated.
     #[arg(
         long,
         env = "EBB_BENCH_PARTS",
         value_delimiter = ',',
-        default_value = "steady,ready,push"
+        default_value = "steady,ready,push,api"
     )]
     pub parts: Vec<Part>,
     /// Where to write the JSON result.
@@ -84,6 +102,10 @@ impl RunArgs {
             warmup: 2,
             ready_objects: 100,
             push_objects: 100,
+            api_objects: 30,
+            api_polling_interval: 1,
+            api_seconds: 6,
+            api_scale_every: 2,
             ..self.clone()
         }
     }
@@ -129,6 +151,9 @@ pub struct ChildArgs {
     /// Measured seconds.
     #[arg(long, env = "EBB_BENCH_CHILD_SECONDS")]
     pub seconds: u64,
+    /// Record the dashboard's history (controller side only).
+    #[arg(long, env = "EBB_BENCH_CHILD_DASHBOARD")]
+    pub dashboard: bool,
 }
 
 impl ChildArgs {
@@ -147,5 +172,8 @@ impl ChildArgs {
             "--seconds".into(),
             self.seconds.to_string(),
         ]
+        .into_iter()
+        .chain(self.dashboard.then(|| "--dashboard".to_owned()))
+        .collect()
     }
 }

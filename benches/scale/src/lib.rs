@@ -11,6 +11,7 @@
 //! Goals are printed with PASS/FAIL beside them; a miss is a finding, not an error.
 //! See `docs/benchmarks.md` for the figures and how to run it.
 
+mod api_load;
 mod child;
 mod cli;
 mod error;
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
                 polling_seconds: args.polling_interval.max(1),
                 warmup: Duration::from_secs(args.warmup),
                 window: Duration::from_secs(args.seconds),
+                dashboard: args.dashboard,
             })
             .await
         }

@@ -54,12 +54,12 @@ pub struct ReadyFigures {
     pub client_side_throttling: bool,
 }
 
-fn deployment(name: &str) -> Value {
+pub(crate) fn deployment(name: &str, replicas: u32) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
-            "replicas": 1,
+            "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
@@ -86,7 +86,7 @@ fn scaled_object(name: &str, scaler: &str) -> Value {
     })
 }
 
-fn is_ready(object: &DynamicObject) -> bool {
+pub(crate) fn is_ready(object: &DynamicObject) -> bool {
     object
         .data
         .pointer("/status/conditions")
@@ -99,7 +99,7 @@ fn is_ready(object: &DynamicObject) -> bool {
 }
 
 /// `VERB resource[/subresource]` of a request, e.g. `PATCH scaledobjects/status`.
-fn request_kind(request: &RecordedRequest) -> String {
+pub(crate) fn request_kind(request: &RecordedRequest) -> String {
     let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
     let (resource, name, subresource) = match segments.iter().position(|s| *s == "namespaces") {
         Some(index) if segments.len() > index + 2 => (
@@ -146,7 +146,7 @@ fn is_benchmark_request(request: &RecordedRequest) -> bool {
         .is_some_and(|selector| selector.contains(LABEL))
 }
 
-async fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
+pub(crate) async fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
@@ -166,7 +166,7 @@ pub async fn run_ready(
     let server = FakeApiServer::start().await;
     for index in 0..count {
         server
-            .create(deployment(&format!("ready-{index}")))
+            .create(deployment(&format!("ready-{index}"), 1))
             .map_err(|error| BenchError::Api(format!("{error:?}")))?;
     }
     let args = ebb::kubernetes::ControllerArgs {

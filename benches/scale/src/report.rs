@@ -70,6 +70,9 @@ pub struct Report {
     pub create_ready: Option<ReadyFigures>,
     /// Part 3.
     pub push: Option<PushFigures>,
+    /// Part 4: the API server's load per object per hour.
+    #[serde(default)]
+    pub api: Option<crate::api_load::ApiFigures>,
     /// The goals, judged.
     pub goals: Vec<Goal>,
 }
@@ -176,6 +179,9 @@ impl Report {
                 push.written == push.objects && push.p99_ms < 1000.0,
             ));
         }
+        if let Some(api) = &self.api {
+            goals.extend(api.goals());
+        }
         self.goals = goals;
     }
 
@@ -273,6 +279,9 @@ impl Report {
                 push.max_ms,
                 push.push_interval_ms
             );
+        }
+        if let Some(api) = &self.api {
+            out.push_str(&api.table());
         }
         let _ = writeln!(out, "\ngoals:");
         let width = self.goals.iter().map(|g| g.name.len()).max().unwrap_or(0);

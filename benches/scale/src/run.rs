@@ -84,6 +84,7 @@ async fn steady(
         polling_interval: args.polling_interval,
         warmup: args.warmup,
         seconds: args.seconds,
+        dashboard: args.dashboard,
     };
     eprintln!(
         "[1] steady state, {objects} objects: controller side ({} s window)...",
@@ -94,7 +95,11 @@ async fn steady(
         "[1] steady state, {objects} objects: bare-tonic floor ({} s window)...",
         args.seconds
     );
-    let floor: Measured<FloorFigures> = measure(scaler, "floor", &child_args).await?;
+    let floor_args = ChildArgs {
+        dashboard: false,
+        ..child_args.clone()
+    };
+    let floor: Measured<FloorFigures> = measure(scaler, "floor", &floor_args).await?;
     let c = &controller.figures;
     let rpcs = controller.scaler_end.rpcs_since(&controller.scaler_start);
     let total: u64 = rpcs.values().sum();
@@ -168,6 +173,19 @@ pub async fn run(args: &RunArgs) -> Result<Report, BenchError> {
         report.push = Some(
             crate::push::run_push(&mut scaler, &address, args.push_objects, push_interval).await?,
         );
+    }
+    if args.parts.contains(&Part::Api) {
+        eprintln!(
+            "[4] API load, 3 x {} objects, {} s window...",
+            args.api_objects, args.api_seconds
+        );
+        let options = crate::api_load::ApiOptions {
+            objects: args.api_objects,
+            polling_seconds: args.api_polling_interval,
+            window: Duration::from_secs(args.api_seconds),
+            scale_every: Duration::from_secs(args.api_scale_every.max(1)),
+        };
+        report.api = Some(crate::api_load::run_api(&mut scaler, &address, &options).await?);
     }
     scaler.send("quit").await?;
     scaler.finish(Duration::from_secs(10)).await;

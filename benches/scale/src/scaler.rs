@@ -32,7 +32,14 @@ pub struct BenchConfig {
     /// The value while the group is off; 1 more while it is on.
     #[serde(default)]
     pub idle_value: f64,
+    /// How far the value wobbles around its level, up and down, from one answer to the next
+    /// (readings that change on every poll without changing the decision).
+    #[serde(default)]
+    pub jitter: f64,
 }
+
+/// Answers so far; drives the wobble of triggers with a `jitter`.
+static ANSWERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Which groups are on. Shared by every request.
 #[derive(Debug, Default)]
@@ -101,7 +108,12 @@ impl Scaler for BenchScaler {
 
     async fn measure(&self, trigger: &Trigger<BenchConfig>) -> Result<Measurement, ScalerError> {
         let on = self.groups.is_on(&trigger.config.group);
-        let value = trigger.config.idle_value + if on { 1.0 } else { 0.0 };
+        let mut value = trigger.config.idle_value + if on { 1.0 } else { 0.0 };
+        if trigger.config.jitter != 0.0 {
+            let step = ANSWERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 5;
+            // -1, -0.5, 0, 0.5, 1 times the jitter.
+            value += trigger.config.jitter * (step as f64 - 2.0) / 2.0;
+        }
         Ok(Measurement::single(METRIC, value))
     }
 

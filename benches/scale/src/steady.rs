@@ -30,6 +30,8 @@ pub struct SteadyOptions {
     pub warmup: Duration,
     /// Measured window.
     pub window: Duration,
+    /// Record the dashboard's history, as the controller does with `--dashboard`.
+    pub dashboard: bool,
 }
 
 /// The controller side's figures over the window.
@@ -103,11 +105,14 @@ pub async fn run_steady(options: SteadyOptions) -> Result<(), BenchError> {
     let metrics = RuntimeMetrics::unregistered();
     let pool = ScalerPool::new(PoolConfig::default(), metrics.clone());
     let sink = MemorySink::statuses_only();
-    let supervisor = Supervisor::new(
-        pool.clone(),
-        Arc::new(sink.clone()),
-        RuntimeConfig::default(),
-    );
+    let mut loop_sink: Arc<dyn ebb::runtime::StatusSink> = Arc::new(sink.clone());
+    if options.dashboard {
+        loop_sink = Arc::new(ebb::dashboard::HistorySink::new(
+            loop_sink,
+            ebb::dashboard::History::new(),
+        ));
+    }
+    let supervisor = Supervisor::new(pool.clone(), loop_sink, RuntimeConfig::default());
     let spec = Arc::new(objects::spec(options.polling_seconds));
     let mut targets = Vec::with_capacity(options.objects);
     for index in 0..options.objects {
