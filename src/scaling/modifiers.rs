@@ -166,6 +166,7 @@ fn evaluate(
             metric_type: modifiers.metric_type,
             active: value > modifiers.activation_target,
             in_flight: None,
+            activation: Some(modifiers.activation_target),
         }),
         Err(problem) => {
             let missing: Vec<&str> = triggers
