@@ -294,8 +294,8 @@ pub async fn run_api(
     }
     let window_seconds = started.elapsed().as_secs_f64();
     let requests = server.requests();
-    for group in 0..GROUPS {
-        if on[group] {
+    for (group, on) in on.iter().enumerate() {
+        if *on {
             scaler.send(&format!("off api-{group}")).await?;
             let _ = scaler.line(Duration::from_secs(10)).await?;
         }
@@ -322,58 +322,6 @@ pub async fn run_api(
         shared_per_hour,
         watch_bytes_per_target,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn recorded(method: &str, path: &str, body: Option<Value>) -> RecordedRequest {
-        RecordedRequest {
-            method: method.parse().unwrap(),
-            path: path.into(),
-            query: Default::default(),
-            content_type: None,
-            body,
-            status: 200,
-        }
-    }
-
-    #[test]
-    fn requests_are_charged_to_their_object_per_hour() {
-        let requests = vec![
-            recorded(
-                "PATCH",
-                "/apis/ebb.dev/v1alpha1/namespaces/bench/scaledobjects/scaling-3/status",
-                None,
-            ),
-            recorded(
-                "PATCH",
-                "/apis/apps/v1/namespaces/bench/deployments/scaling-3/scale",
-                None,
-            ),
-            recorded(
-                "POST",
-                "/apis/events.k8s.io/v1/namespaces/bench/events",
-                Some(json!({"regarding": {"name": "scaling-3"}})),
-            ),
-            recorded(
-                "GET",
-                "/apis/apps/v1/namespaces/bench/deployments/readings-1/scale",
-                None,
-            ),
-            recorded("GET", "/apis/apps/v1/deployments", None),
-        ];
-        // 2 objects per case over half an hour: each request is 1 per object per hour.
-        let (cases, shared) = tally(&requests, 2, 1800.0);
-        assert_eq!(cases[2].total_per_object_per_hour, 3.0);
-        assert_eq!(cases[2].writes_per_object_per_hour, 3.0);
-        assert_eq!(cases[2].scale_changes, 1);
-        assert_eq!(cases[2].writes_per_scale_change, 3.0);
-        assert_eq!(cases[1].per_object_per_hour["GET deployments/scale"], 1.0);
-        assert_eq!(cases[0].total_per_object_per_hour, 0.0);
-        assert_eq!(shared["LIST deployments"], 2.0);
-    }
 }
 
 impl ApiFigures {
@@ -449,5 +397,57 @@ impl ApiFigures {
             let _ = writeln!(out, "      {rate:>10.1}  {kind}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(method: &str, path: &str, body: Option<Value>) -> RecordedRequest {
+        RecordedRequest {
+            method: method.parse().unwrap(),
+            path: path.into(),
+            query: Default::default(),
+            content_type: None,
+            body,
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn requests_are_charged_to_their_object_per_hour() {
+        let requests = vec![
+            recorded(
+                "PATCH",
+                "/apis/ebb.dev/v1alpha1/namespaces/bench/scaledobjects/scaling-3/status",
+                None,
+            ),
+            recorded(
+                "PATCH",
+                "/apis/apps/v1/namespaces/bench/deployments/scaling-3/scale",
+                None,
+            ),
+            recorded(
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/bench/events",
+                Some(json!({"regarding": {"name": "scaling-3"}})),
+            ),
+            recorded(
+                "GET",
+                "/apis/apps/v1/namespaces/bench/deployments/readings-1/scale",
+                None,
+            ),
+            recorded("GET", "/apis/apps/v1/deployments", None),
+        ];
+        // 2 objects per case over half an hour: each request is 1 per object per hour.
+        let (cases, shared) = tally(&requests, 2, 1800.0);
+        assert_eq!(cases[2].total_per_object_per_hour, 3.0);
+        assert_eq!(cases[2].writes_per_object_per_hour, 3.0);
+        assert_eq!(cases[2].scale_changes, 1);
+        assert_eq!(cases[2].writes_per_scale_change, 3.0);
+        assert_eq!(cases[1].per_object_per_hour["GET deployments/scale"], 1.0);
+        assert_eq!(cases[0].total_per_object_per_hour, 0.0);
+        assert_eq!(shared["LIST deployments"], 2.0);
     }
 }

@@ -353,6 +353,7 @@ mod tests {
             config: BenchConfig {
                 group: "g".into(),
                 idle_value: 2.0,
+                jitter: 0.0,
             },
         };
         assert_eq!(
