@@ -111,7 +111,19 @@ mod tests {
             .collect();
         assert_eq!(
             columns,
-            ["Target", "Min", "Max", "Replicas", "Ready", "Active", "Age"]
+            [
+                "Target",
+                "Min",
+                "Max",
+                "Replicas",
+                "Triggers",
+                "Authentications",
+                "Ready",
+                "Active",
+                "Fallback",
+                "Paused",
+                "Age"
+            ]
         );
         assert_eq!(all[2].1.spec.scope, "Cluster");
         let job = &all[3].1;
@@ -125,7 +137,17 @@ mod tests {
             .collect();
         assert_eq!(
             job_columns,
-            ["Min", "Max", "Running", "Ready", "Active", "Age"]
+            [
+                "Min",
+                "Max",
+                "Running",
+                "Triggers",
+                "Authentications",
+                "Ready",
+                "Active",
+                "Paused",
+                "Age"
+            ]
         );
         assert_eq!(all[1].1.spec.scope, "Namespaced");
     }

@@ -296,7 +296,19 @@ fn crd_has_names_columns_and_status() {
         .collect();
     assert_eq!(
         columns,
-        vec!["Target", "Min", "Max", "Replicas", "Ready", "Active", "Age"]
+        vec![
+            "Target",
+            "Min",
+            "Max",
+            "Replicas",
+            "Triggers",
+            "Authentications",
+            "Ready",
+            "Active",
+            "Fallback",
+            "Paused",
+            "Age"
+        ]
     );
     // The schema must serialize (structural enums, no untagged surprises).
     serde_norway::to_string(&crd).unwrap();
