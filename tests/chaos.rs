@@ -64,11 +64,13 @@ fn poll(
 
 /// Waits until all `total` ids are processed and the group is back at zero replicas.
 fn drained(run: &EbbRun, monitor: &mut Monitor, processed: &Path, prefix: &str, total: u64) {
+    // Generous: after a broker outage a crash-looping worker may be in a restart back-off of
+    // up to 30 s before it consumes again.
     poll(
         run,
         monitor,
         "every message processed and the workers back to zero",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         |status| {
             accounting(processed, prefix, total).0.is_empty()
                 && count(&group(status)["desired"]) == 0

@@ -21,23 +21,42 @@ fn deployment(name: &str, replicas: i64) -> serde_json::Value {
             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
 }
 
+/// `GET …/scale` requests among `requests`.
+fn scale_reads(requests: &[fake_apiserver::RecordedRequest]) -> usize {
+    requests
+        .iter()
+        .filter(|request| request.method == "GET" && request.path.ends_with("/scale"))
+        .count()
+}
+
 #[tokio::test]
-async fn scale_target_reads_and_writes_the_scale_subresource() {
+async fn scale_target_reads_from_the_kind_watch_and_writes_the_scale_subresource() {
     let server = FakeApiServer::start().await;
     server.create(deployment("web", 2)).unwrap();
     let resolver = TargetResolver::new(server.client());
     let resource = resolver.resource("apps/v1", "Deployment").await.unwrap();
     let target = resolver.target(&resource, "ns", "web");
-    server.clear_requests();
+    // Before the kind's watch has listed, one read of the subresource answers.
     assert_eq!(target.current_replicas().await, Ok(2));
+    // Once it has, polls are answered from the watch: no request per poll.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        server.clear_requests();
+        assert_eq!(target.current_replicas().await, Ok(2));
+        if scale_reads(&server.requests()) == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watch never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.clear_requests();
     target.set_replicas(4).await.unwrap();
     let requests = server.requests();
-    assert_eq!(requests.len(), 2, "{requests:?}");
-    assert_eq!(
-        (requests[0].method.as_str(), requests[0].path.as_str()),
-        ("GET", "/apis/apps/v1/namespaces/ns/deployments/web/scale")
-    );
-    let write = &requests[1];
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let write = &requests[0];
     assert_eq!(
         (write.method.as_str(), write.path.as_str()),
         ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web/scale")
@@ -46,7 +65,10 @@ async fn scale_target_reads_and_writes_the_scale_subresource() {
         write.content_type.as_deref(),
         Some("application/merge-patch+json")
     );
-    assert_eq!(write.body, Some(json!({"spec": {"replicas": 4}})));
+    // The write carries the version the count was read at (optimistic concurrency).
+    let body = write.body.clone().expect("a patch body");
+    assert_eq!(body["spec"], json!({"replicas": 4}));
+    assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
     assert_eq!(
         write.query.get("fieldManager").map(String::as_str),
         Some("ebb")
@@ -55,11 +77,21 @@ async fn scale_target_reads_and_writes_the_scale_subresource() {
     // The count just written is remembered: the next poll's read makes no request.
     server.clear_requests();
     assert_eq!(target.current_replicas().await, Ok(4));
-    assert!(server.requests().is_empty(), "{:?}", server.requests());
-    // A fresh target (as after a restart) reads the subresource again.
+    assert_eq!(
+        scale_reads(&server.requests()),
+        0,
+        "{:?}",
+        server.requests()
+    );
+    // A second target on the same kind shares the watch: no read either.
     let again = resolver.target(&resource, "ns", "web");
     assert_eq!(again.current_replicas().await, Ok(4));
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(
+        scale_reads(&server.requests()),
+        0,
+        "{:?}",
+        server.requests()
+    );
     // A second resolution of the kind is answered from the cache: no discovery call.
     server.clear_requests();
     resolver.resource("apps/v1", "Deployment").await.unwrap();

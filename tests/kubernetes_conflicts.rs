@@ -149,7 +149,11 @@ async fn a_second_object_on_a_target_waits_for_the_first_and_takes_over_when_it_
         ("False", "TargetConflict")
     );
     assert!(message.contains("\"first\""), "names the owner: {message}");
-    assert_eq!(ready(&server, "first").map(|r| r.0), Some("True".into()));
+    // The owner's status may land just after its scale write.
+    eventually("first Ready=True", || {
+        ready(&server, "first").filter(|r| r.0 == "True")
+    })
+    .await;
     eventually("web labelled with its owner", || {
         (label(&server, "web").as_deref() == Some("first")).then_some(())
     })

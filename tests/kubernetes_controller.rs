@@ -486,15 +486,20 @@ async fn a_controller_restart_changes_no_replica_count() {
     // A value within the 10 % tolerance: the right answer stays 3.
     write_value(&value_file, 31.0);
     let second = Controller::start(&server, "replica-b").await;
-    eventually(
-        Duration::from_secs(30),
-        "the new controller polled (lastValue 31)",
-        || {
-            let object = scaled(&server, "worker");
-            (object.pointer("/status/triggers/0/lastValue") == Some(&json!(31.0))).then_some(())
-        },
-    )
-    .await;
+    // A reading within the tolerance is not written to the API server (issue 17): the new
+    // controller's own /status shows that it polled.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = http_get(second.telemetry, "/status").await;
+        if body.contains("\"lastValue\":31.0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new controller never polled (lastValue 31 on its /status): {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(server.deployment_replicas(NS, "worker"), Some(3));
     assert_eq!(
         scale_writes(&server, "worker"),

@@ -23,6 +23,8 @@ pub trait InfoSource: Send + Sync {
 
 /// How long a failed GetInfo keeps a scaler from being asked again.
 const INFO_FAILURE_MEMORY: Duration = Duration::from_secs(10);
+/// How long a connection opened for a check stays open for the loop that follows it.
+const KEEP_AFTER_CHECK: Duration = Duration::from_secs(30);
 
 /// [`InfoSource`] over the runtime's scaler pool: one GetInfo per connection (the pool caches
 /// it), and a scaler that just failed is not asked again for a while, so a dead scaler does
@@ -62,7 +64,19 @@ impl InfoSource for PoolInfo {
                 return None;
             }
             let connection = self.pool.connection(&trigger.channel).ok()?;
-            match connection.client().info(self.timeout).await {
+            let answer = connection.client().info(self.timeout).await;
+            if answer.is_ok() {
+                // The object's loop will poll over this connection once it starts, which can
+                // be a while (the controller starts nothing before its first lists are done).
+                // The pool closes a connection nobody holds, so hold it that long: otherwise
+                // every pause between checks costs a reconnect and a new protocol detection.
+                let keep = connection.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(KEEP_AFTER_CHECK).await;
+                    drop(keep);
+                });
+            }
+            match answer {
                 Ok(info) if info.protocol == Protocol::V1 => Some(info.clone()),
                 Ok(_) => None,
                 Err(error) => {

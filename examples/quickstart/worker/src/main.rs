@@ -65,9 +65,15 @@ async fn main() -> Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
 
-    let connection = Connection::connect(&args.amqp_url, ConnectionProperties::default())
-        .await
-        .context("connect to RabbitMQ")?;
+    // A broker that is still starting can accept the TCP connection and never finish the
+    // handshake: give up after a while, so the supervisor restarts the worker.
+    let connection = tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&args.amqp_url, ConnectionProperties::default()),
+    )
+    .await
+    .context("connect to RabbitMQ: no answer within 10 s")?
+    .context("connect to RabbitMQ")?;
     let channel = connection.create_channel().await?;
     channel
         .queue_declare(
