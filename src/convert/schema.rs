@@ -36,14 +36,6 @@ const EXPLAINED: &[(&str, &str)] = &[
     ("spec.azureKeyVault", SECRET_STORE),
     ("spec.awsSecretManager", SECRET_STORE),
     ("spec.gcpSecretManager", SECRET_STORE),
-    (
-        "spec.advanced.scalingModifiers",
-        "this ebb has no scalingModifiers: its triggers would be combined by taking the largest replica count instead of the formula",
-    ),
-    (
-        "spec.advanced.restoreToOriginalReplicaCount",
-        "this ebb does not restore the original replica count when the object is deleted; remove the field to accept that",
-    ),
 ];
 
 /// The OpenAPI schema of each of ebb's kinds, by kind.
