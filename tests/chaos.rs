@@ -55,8 +55,10 @@ fn poll(
         }
         assert!(
             Instant::now() < deadline,
-            "timed out after {within:?} waiting for: {what}; last status: {:?}",
-            run.status()
+            "timed out after {within:?} waiting for: {what}; last status: {:?}\n\
+             last lines of the ebb run log:\n{}",
+            run.status(),
+            run.log_tail(60)
         );
         std::thread::sleep(Duration::from_millis(100));
     }

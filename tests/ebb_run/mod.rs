@@ -17,6 +17,8 @@ pub struct EbbRun {
     pub child: Child,
     /// Port of its status server.
     pub status_port: u16,
+    /// Where its output (and its children's, prefixed) goes.
+    pub log: std::path::PathBuf,
 }
 
 impl EbbRun {
@@ -40,7 +42,11 @@ impl EbbRun {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        let run = Self { child, status_port };
+        let run = Self {
+            child,
+            status_port,
+            log: log.to_path_buf(),
+        };
         wait_for("ebb run ready", Duration::from_secs(60), || {
             run.status().is_some()
         });
@@ -50,6 +56,13 @@ impl EbbRun {
     /// Its `/status` JSON, when it answers.
     pub fn status(&self) -> Option<serde_json::Value> {
         http_get_json(self.status_port, "/status")
+    }
+
+    /// The last `lines` lines of its output, for a failure message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Sends SIGINT.

@@ -11,15 +11,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties, Event};
 use tokio::signal::unix::{SignalKind, signal};
+
+/// How long any one call to the broker may take before the worker gives up and exits.
+const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often an idle worker checks that its connection is still open.
+const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 
 /// Consume a RabbitMQ queue slowly, to show ebb scaling workers.
 #[derive(Debug, Parser)]
@@ -66,14 +72,83 @@ async fn main() -> Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
 
     // A broker that is still starting can accept the TCP connection and never finish the
-    // handshake: give up after a while, so the supervisor restarts the worker.
-    let connection = tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(&args.amqp_url, ConnectionProperties::default()),
-    )
+    // handshake, or never answer a declare: give up after a while, so the supervisor restarts
+    // the worker.
+    let (connection, channel) = tokio::time::timeout(BROKER_CALL_TIMEOUT, open(&args))
+        .await
+        .context("connect to RabbitMQ: no answer within 10 s")??;
+    if args.one_message {
+        return one_message(&args, &connection, &channel).await;
+    }
+    let mut deliveries = tokio::time::timeout(BROKER_CALL_TIMEOUT, async {
+        // One message at a time: the broker keeps the rest for other workers.
+        channel.basic_qos(1, BasicQosOptions::default()).await?;
+        channel
+            .basic_consume(
+                args.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    })
     .await
-    .context("connect to RabbitMQ: no answer within 10 s")?
-    .context("connect to RabbitMQ")?;
+    .context("consume: no answer from RabbitMQ within 10 s")??;
+    println!("worker {} consuming {}", std::process::id(), args.queue);
+
+    // lapin does not always end the consumer stream, or answer an ack, once the broker has
+    // dropped the connection (amqp-rs/lapin#409): a worker waiting on either would sit idle
+    // forever while its queue grows. Watch the connection itself, and bound every broker call,
+    // so a lost connection ends the process and the supervisor starts a fresh one.
+    let mut events = connection.events_listener();
+    let mut health_check = tokio::time::interval(CONNECTION_CHECK);
+    let mut processed = 0u64;
+    loop {
+        let delivery = tokio::select! {
+            biased;
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            Some(event) = events.next() => match event {
+                Event::Error(error) => bail!("connection to RabbitMQ lost: {error}"),
+                _ => continue,
+            },
+            _ = health_check.tick() => {
+                ensure!(connection.status().connected(), "connection to RabbitMQ lost");
+                continue;
+            },
+            next = deliveries.next() => match next {
+                Some(delivery) => delivery.context("receive")?,
+                None => break,
+            },
+        };
+        // Signals arriving now wait until this message is done.
+        tokio::time::sleep(args.work_time).await;
+        let id = message_id(&delivery);
+        if let Some(path) = &args.processed_file {
+            append_line(path, &id)?;
+        }
+        tokio::time::timeout(
+            BROKER_CALL_TIMEOUT,
+            delivery.ack(BasicAckOptions::default()),
+        )
+        .await
+        .context("ack: no answer from RabbitMQ within 10 s")??;
+        processed += 1;
+    }
+    // Closing returns any message received but not started to the queue.
+    let _ = connection.close(200, "worker stopping".into()).await;
+    println!(
+        "worker {} stopped after {processed} messages",
+        std::process::id()
+    );
+    Ok(())
+}
+
+/// Connects, opens a channel and declares the queue (durable).
+async fn open(args: &Args) -> Result<(Connection, lapin::Channel)> {
+    let connection = Connection::connect(&args.amqp_url, ConnectionProperties::default())
+        .await
+        .context("connect to RabbitMQ")?;
     let channel = connection.create_channel().await?;
     channel
         .queue_declare(
@@ -86,48 +161,7 @@ async fn main() -> Result<()> {
         )
         .await
         .with_context(|| format!("declare queue {}", args.queue))?;
-    if args.one_message {
-        return one_message(&args, &connection, &channel).await;
-    }
-    // One message at a time: the broker keeps the rest for other workers.
-    channel.basic_qos(1, BasicQosOptions::default()).await?;
-    let mut deliveries = channel
-        .basic_consume(
-            args.queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    println!("worker {} consuming {}", std::process::id(), args.queue);
-
-    let mut processed = 0u64;
-    loop {
-        let delivery = tokio::select! {
-            biased;
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
-            next = deliveries.next() => match next {
-                Some(delivery) => delivery.context("receive")?,
-                None => break,
-            },
-        };
-        // Signals arriving now wait until this message is done.
-        tokio::time::sleep(args.work_time).await;
-        let id = message_id(&delivery);
-        if let Some(path) = &args.processed_file {
-            append_line(path, &id)?;
-        }
-        delivery.ack(BasicAckOptions::default()).await?;
-        processed += 1;
-    }
-    // Closing returns any message received but not started to the queue.
-    let _ = connection.close(200, "worker stopping".into()).await;
-    println!(
-        "worker {} stopped after {processed} messages",
-        std::process::id()
-    );
-    Ok(())
+    Ok((connection, channel))
 }
 
 /// Job mode: `basic.get` (not a consumer, so the broker hands this process exactly one
@@ -136,10 +170,13 @@ async fn main() -> Result<()> {
 async fn one_message(args: &Args, connection: &Connection, channel: &lapin::Channel) -> Result<()> {
     let deadline = tokio::time::Instant::now() + args.wait_for_message;
     let message = loop {
-        let got = channel
-            .basic_get(args.queue.as_str().into(), BasicGetOptions::default())
-            .await
-            .context("basic.get")?;
+        let got = tokio::time::timeout(
+            BROKER_CALL_TIMEOUT,
+            channel.basic_get(args.queue.as_str().into(), BasicGetOptions::default()),
+        )
+        .await
+        .context("basic.get: no answer from RabbitMQ within 10 s")?
+        .context("basic.get")?;
         if let Some(message) = got {
             break Some(message);
         }
@@ -163,7 +200,12 @@ async fn one_message(args: &Args, connection: &Connection, channel: &lapin::Chan
     if let Some(path) = &args.processed_file {
         append_line(path, &id)?;
     }
-    delivery.ack(BasicAckOptions::default()).await?;
+    tokio::time::timeout(
+        BROKER_CALL_TIMEOUT,
+        delivery.ack(BasicAckOptions::default()),
+    )
+    .await
+    .context("ack: no answer from RabbitMQ within 10 s")??;
     println!("job {}: processed {id}", std::process::id());
     let _ = connection.close(200, "job done".into()).await;
     Ok(())
