@@ -8,6 +8,7 @@ use tonic::Code;
 use super::object::ManagedObject;
 use super::poller::{PollFailure, TriggerPoller};
 use crate::client::MetricsReading;
+use crate::scaling::replace;
 use crate::scaling::{
     Decision, EngineSpec, EngineState, Measurement, MetricType, Reading, ReadingError,
     ReadingErrorKind, decide,
@@ -106,18 +107,19 @@ impl Evaluator {
         }
     }
 
-    /// The status after `evaluation`, with `applied` replicas on the target.
+    /// The status after `evaluation`, with `applied` replicas on the target, and whether it
+    /// differs from the status before (the one last returned, or the host's at the start).
     pub(crate) fn status(
         &mut self,
         evaluation: &Evaluation,
         applied: u32,
         generation: i64,
         now: SystemTime,
-    ) -> &ScaledObjectStatus {
-        evaluation.decision.apply_to_status(&mut self.status, now);
-        self.status.current_replicas = Some(applied);
-        self.status.observed_generation = Some(generation);
-        &self.status
+    ) -> (&ScaledObjectStatus, bool) {
+        let mut changed = evaluation.decision.apply_to_status(&mut self.status, now);
+        changed |= replace(&mut self.status.current_replicas, Some(applied));
+        changed |= replace(&mut self.status.observed_generation, Some(generation));
+        (&self.status, changed)
     }
 }
 

@@ -459,9 +459,10 @@ fn build_pollers(
     triggers: Vec<ResolvedTrigger>,
     pool: &ScalerPool,
 ) -> Vec<TriggerPoller> {
+    let labels = super::metrics::ObjectLabels::from(key);
     triggers
         .into_iter()
-        .map(|trigger| TriggerPoller::new(key, trigger, pool, None).for_scaled_job())
+        .map(|trigger| TriggerPoller::new(&labels, trigger, pool, None).for_scaled_job())
         .collect()
 }
 

@@ -224,10 +224,10 @@ impl KedaTrigger {
 
     fn labels(&self, metric: &str) -> KedaScalerLabels {
         let labels = KedaScalerLabels {
-            namespace: self.owner.namespace.clone(),
+            namespace: self.owner.namespace.to_string(),
             metric: format!("s{}-{metric}", self.trigger_index),
-            scaledObject: self.owner.object.clone(),
-            scaler: self.owner.trigger.clone(),
+            scaledObject: self.owner.object.to_string(),
+            scaler: self.owner.trigger.to_string(),
             triggerIndex: self.trigger_index.to_string(),
             r#type: self.resource_type.to_owned(),
         };

@@ -11,25 +11,41 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::ObjectKey;
 use super::keda_metrics::{KedaMetrics, KedaTrigger, MetricNames};
 
+// Label values are shared `Arc<str>`s: an object's ten-odd series (and every copy of their
+// label sets the families and pollers keep) point at one allocation of its namespace and
+// name, which matters at 100,000 objects.
+
 /// Labels of per-object series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectLabels {
     /// Namespace of the object ("" outside Kubernetes).
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the object.
-    pub object: String,
+    pub object: Arc<str>,
 }
 
 impl From<&ObjectKey> for ObjectLabels {
     fn from(key: &ObjectKey) -> Self {
         Self {
-            namespace: key.namespace.clone(),
-            object: key.name.clone(),
+            namespace: Arc::from(key.namespace.as_str()),
+            object: Arc::from(key.name.as_str()),
+        }
+    }
+}
+
+impl ObjectLabels {
+    /// The labels of one of the object's triggers, sharing this object's label values.
+    pub fn trigger(&self, trigger: &str) -> TriggerLabels {
+        TriggerLabels {
+            namespace: self.namespace.clone(),
+            object: self.object.clone(),
+            trigger: Arc::from(trigger),
         }
     }
 }
@@ -38,24 +54,36 @@ impl From<&ObjectKey> for ObjectLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TriggerLabels {
     /// Namespace of the object.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the object.
-    pub object: String,
+    pub object: Arc<str>,
     /// Name of the trigger.
-    pub trigger: String,
+    pub trigger: Arc<str>,
+}
+
+impl TriggerLabels {
+    /// The labels of one metric of this trigger, sharing this trigger's label values.
+    pub fn metric(&self, metric: &str) -> MetricLabels {
+        MetricLabels {
+            namespace: self.namespace.clone(),
+            object: self.object.clone(),
+            trigger: self.trigger.clone(),
+            metric: Arc::from(metric),
+        }
+    }
 }
 
 /// Labels of per-metric series of a trigger.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MetricLabels {
     /// Namespace of the object.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the object.
-    pub object: String,
+    pub object: Arc<str>,
     /// Name of the trigger.
-    pub trigger: String,
+    pub trigger: Arc<str>,
     /// Metric name as the scaler reports it.
-    pub metric: String,
+    pub metric: Arc<str>,
 }
 
 /// Labels of scaler RPC series.
@@ -262,28 +290,28 @@ impl RuntimeMetrics {
     }
 
     /// Records one scheduled poll of a ScaledObject: how late it started, and whether the
-    /// object is paused.
-    pub(crate) fn record_loop(&self, key: &ObjectKey, lag_seconds: f64, paused: bool) {
+    /// object is paused (`paused_gauge`: the object's own handle on `paused`, kept by its loop
+    /// so a poll neither allocates labels nor looks the series up).
+    pub(crate) fn record_loop(
+        &self,
+        key: &ObjectKey,
+        paused_gauge: &Gauge,
+        lag_seconds: f64,
+        paused: bool,
+    ) {
         self.scale_loop_lag.observe(lag_seconds);
-        self.paused
-            .get_or_create(&ObjectLabels::from(key))
-            .set(i64::from(paused));
+        paused_gauge.set(i64::from(paused));
         if let Some(keda) = &self.keda {
             keda.record_loop(key, lag_seconds, paused);
         }
     }
 
-    /// Removes the series of one trigger of `key` (the trigger was removed from the object).
-    pub(crate) fn forget_trigger(&self, key: &ObjectKey, trigger: &str, metrics: &[MetricLabels]) {
-        let labels = TriggerLabels {
-            namespace: key.namespace.clone(),
-            object: key.name.clone(),
-            trigger: trigger.to_owned(),
-        };
-        self.trigger_active.remove(&labels);
-        self.trigger_failures.remove(&labels);
+    /// Removes the series of one trigger (the trigger was removed from the object).
+    pub(crate) fn forget_trigger(&self, labels: &TriggerLabels, metrics: &[MetricLabels]) {
+        self.trigger_active.remove(labels);
+        self.trigger_failures.remove(labels);
         if let Some(keda) = &self.keda {
-            keda.forget_trigger(&labels);
+            keda.forget_trigger(labels);
         }
         for labels in metrics {
             self.trigger_metric_value.remove(labels);
@@ -295,23 +323,19 @@ impl RuntimeMetrics {
     pub(crate) fn forget_object(
         &self,
         key: &ObjectKey,
+        labels: &ObjectLabels,
         triggers: &[String],
         metrics: &[MetricLabels],
     ) {
-        let labels = ObjectLabels::from(key);
-        self.desired_replicas.remove(&labels);
-        self.current_replicas.remove(&labels);
-        self.fallback.remove(&labels);
-        self.paused.remove(&labels);
-        self.reconcile_errors.remove(&labels);
-        self.scale_changes.remove(&labels);
-        self.push_subscriptions.remove(&labels);
+        self.desired_replicas.remove(labels);
+        self.current_replicas.remove(labels);
+        self.fallback.remove(labels);
+        self.paused.remove(labels);
+        self.reconcile_errors.remove(labels);
+        self.scale_changes.remove(labels);
+        self.push_subscriptions.remove(labels);
         for trigger in triggers {
-            let labels = TriggerLabels {
-                namespace: key.namespace.clone(),
-                object: key.name.clone(),
-                trigger: trigger.clone(),
-            };
+            let labels = labels.trigger(trigger);
             self.trigger_active.remove(&labels);
             self.trigger_failures.remove(&labels);
             if let Some(keda) = &self.keda {

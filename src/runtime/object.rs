@@ -59,7 +59,9 @@ pub struct RuntimeConfig {
     /// Reconnect pacing of push subscriptions.
     pub push_backoff: PushBackoff,
     /// A new loop's first poll is spread randomly over `min(pollingInterval, this)`, so
-    /// thousands of objects loaded at once do not poll in one burst.
+    /// thousands of objects loaded at once do not poll in one burst; the gap before its second
+    /// poll adds a random part of the rest of the interval, so their later polls spread over
+    /// the whole interval. Zero turns both off (exact schedules, for tests).
     pub first_poll_spread: Duration,
 }
 

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::ObjectKey;
 use super::keda_metrics::KedaTrigger;
-use super::metrics::{FloatGauge, MetricLabels, RuntimeMetrics, TriggerLabels};
+use super::metrics::{FloatGauge, MetricLabels, ObjectLabels, RuntimeMetrics, TriggerLabels};
 use super::pool::{RpcMethod, ScalerConnection, ScalerPool};
 use super::push::{PushBackoff, PushTask, TriggerActivity};
 use super::sink::{EventKind, ObjectEvent, REASON_TRIGGER_FAILING, REASON_TRIGGER_RECOVERED};
@@ -74,7 +74,7 @@ impl From<&ClientError> for PollFailure {
 
 impl TriggerPoller {
     pub(crate) fn new(
-        key: &ObjectKey,
+        object: &ObjectLabels,
         trigger: ResolvedTrigger,
         pool: &ScalerPool,
         previous_activity: Option<Arc<TriggerActivity>>,
@@ -95,11 +95,7 @@ impl TriggerPoller {
             });
         let encoded = EncodedRequest::v1(&trigger.input);
         let metrics = pool.metrics();
-        let labels = TriggerLabels {
-            namespace: key.namespace.clone(),
-            object: key.name.clone(),
-            trigger: trigger.name().to_owned(),
-        };
+        let labels = object.trigger(trigger.name());
         Self {
             active_gauge: metrics.trigger_active.get_or_create_owned(&labels),
             failures_gauge: metrics.trigger_failures.get_or_create_owned(&labels),
@@ -121,6 +117,14 @@ impl TriggerPoller {
             consecutive_failures: 0,
             pushed_active: false,
         }
+    }
+
+    /// The admission slots of this trigger's connection, when it has one.
+    pub(crate) fn poll_slots(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.connection
+            .as_ref()
+            .ok()
+            .map(|connection| connection.poll_slots())
     }
 
     /// Marks the trigger as one of a ScaledJob (in KEDA-named series).
@@ -184,7 +188,7 @@ impl TriggerPoller {
                     let values = self.value_gauges.iter();
                     keda.record_success(
                         reading.active,
-                        values.map(|known| (known.labels.metric.as_str(), known.gauge.get())),
+                        values.map(|known| (&*known.labels.metric, known.gauge.get())),
                     );
                 }
                 self.last_reading = Some(reading);
@@ -203,7 +207,7 @@ impl TriggerPoller {
                     .set(i64::from(self.consecutive_failures));
                 if let Some(keda) = &self.keda {
                     let metrics = self.value_gauges.iter();
-                    keda.record_failure(metrics.map(|known| known.labels.metric.as_str()));
+                    keda.record_failure(metrics.map(|known| &*known.labels.metric));
                 }
                 self.last_error = Some(failure);
                 false
@@ -277,26 +281,19 @@ impl TriggerPoller {
             } else {
                 "other".to_owned()
             };
-            let labels = self.metric_labels_for(label);
+            let labels = self.labels.metric(&label);
             let gauge = self.value_family.get_or_create_owned(&labels);
             gauge.set(value.value);
             let target = self.target_family.get_or_create_owned(&labels);
             target.set(value.target);
+            // Most triggers report one metric: grow one at a time, not to Vec's first four.
+            self.value_gauges.reserve_exact(1);
             self.value_gauges.push(ValueGauge {
                 metric: value.metric_name.clone(),
                 labels,
                 gauge,
                 target,
             });
-        }
-    }
-
-    fn metric_labels_for(&self, metric: String) -> MetricLabels {
-        MetricLabels {
-            namespace: self.labels.namespace.clone(),
-            object: self.labels.object.clone(),
-            trigger: self.labels.trigger.clone(),
-            metric,
         }
     }
 

@@ -33,6 +33,12 @@ pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 /// more than queueing them, and a burst of polls would otherwise time out together.
 const MAX_IN_FLIGHT_PER_CONNECTION: usize = 256;
 
+/// Polls admitted at once per connection. A poll waits for a slot before its request exists,
+/// so a burst (a restart with 100,000 objects) queues cheaply and without its deadline running,
+/// instead of holding a request, headers and a future per object until deadlines expire
+/// together. Above [`MAX_IN_FLIGHT_PER_CONNECTION`] so a balanced connection's pods stay busy.
+const MAX_POLLS_ADMITTED_PER_CONNECTION: usize = 1024;
+
 /// Settings of a [`ScalerPool`].
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -68,6 +74,7 @@ pub struct ScalerConnection {
     settings: ChannelSettings,
     client: ScalerClient,
     rpc: RpcRecorder,
+    poll_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl ScalerPool {
@@ -103,6 +110,9 @@ impl ScalerPool {
             settings: settings.clone(),
             client: ScalerClient::new(channel),
             rpc: RpcRecorder::new(&settings.address, &self.inner.metrics),
+            poll_slots: Arc::new(tokio::sync::Semaphore::new(
+                MAX_POLLS_ADMITTED_PER_CONNECTION,
+            )),
         });
         connections.insert(settings.clone(), Arc::downgrade(&connection));
         Ok(connection)
@@ -148,6 +158,11 @@ impl ScalerConnection {
 
     pub(crate) fn rpc(&self) -> &RpcRecorder {
         &self.rpc
+    }
+
+    /// Admission of polls on this connection (see `MAX_POLLS_ADMITTED_PER_CONNECTION`).
+    pub(crate) fn poll_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.poll_slots
     }
 }
 

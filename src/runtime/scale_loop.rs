@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::evaluate::Evaluator;
 use super::mailbox::Mailbox;
@@ -26,7 +26,6 @@ use super::sink::{
     EventKind, ObjectEvent, REASON_SCALE_FAILED, REASON_SCALED, REASON_TARGET_UNREADABLE,
     StatusSink,
 };
-use crate::spec::ScaledObjectStatus;
 
 /// What every loop shares.
 pub(crate) struct LoopShared {
@@ -58,14 +57,24 @@ enum Cause {
 pub(crate) struct ScaleLoop {
     object: ManagedObject,
     pollers: Vec<TriggerPoller>,
+    /// The distinct admission slots of the pollers' connections, in a fixed (address) order
+    /// so loops sharing several connections never wait on each other crosswise.
+    poll_slots: Arc<[Arc<Semaphore>]>,
+    /// The slots held by the poll in progress.
+    permits: Vec<OwnedSemaphorePermit>,
     evaluator: Evaluator,
     shared: Arc<LoopShared>,
     control: Arc<Mailbox>,
     wake: Arc<Notify>,
     /// Set by the first poll in which any trigger answered; until then nothing is scaled.
     polled_ok_once: bool,
-    published: Option<ScaledObjectStatus>,
+    /// Whether the host has the evaluator's status: it had one at the start, or this loop
+    /// published one. The evaluator's own copy is the comparison; no second copy is kept.
+    host_has_status: bool,
     target_failing: bool,
+    /// The object's label values, shared by every series of the object and its triggers.
+    labels: ObjectLabels,
+    paused_gauge: Gauge,
     desired_gauge: Gauge,
     current_gauge: Gauge,
     fallback_gauge: Gauge,
@@ -83,18 +92,22 @@ impl ScaleLoop {
         let metrics = &shared.metrics;
         let wake = Arc::new(Notify::new());
         let evaluator = Evaluator::new(&object);
-        // The pollers own the triggers and the last status becomes `published`: one copy
-        // of each per object, not one more kept in `object`.
+        // The pollers own the triggers and the evaluator the last status: one copy of each
+        // per object, not one more kept in `object`.
         let triggers = std::mem::take(&mut object.triggers);
-        let pollers = build_pollers(&object.key, triggers, &shared, &wake, &[]);
+        let pollers = build_pollers(&object.key, &labels, triggers, &shared, &wake, &[]);
         Self {
+            poll_slots: poll_slots(&pollers),
+            permits: Vec::new(),
             evaluator,
+            paused_gauge: metrics.paused.get_or_create_owned(&labels),
             desired_gauge: metrics.desired_replicas.get_or_create_owned(&labels),
             current_gauge: metrics.current_replicas.get_or_create_owned(&labels),
             fallback_gauge: metrics.fallback.get_or_create_owned(&labels),
             reconcile_errors: metrics.reconcile_errors.get_or_create_owned(&labels),
             scale_changes: metrics.scale_changes.get_or_create_owned(&labels),
-            published: object.last_status.take(),
+            labels,
+            host_has_status: object.last_status.take().is_some(),
             object,
             pollers,
             shared,
@@ -111,7 +124,13 @@ impl ScaleLoop {
     pub(crate) async fn run(mut self: Box<Self>) {
         self.shared.metrics.scaled_objects.inc();
         let mut interval = self.object.spec.polling_interval();
-        let mut due = Instant::now() + first_delay(interval, self.shared.config.first_poll_spread);
+        let spread = self.shared.config.first_poll_spread;
+        let mut due = Instant::now() + first_delay(interval, spread);
+        // The first poll comes soon (a new object gets Ready fast); the gap before the second
+        // also moves the loop's phase across the whole interval. Without it, objects loaded
+        // together keep polling in the same short burst every interval forever: at 100,000
+        // objects every 10 s, a 1 s burst asked the scaler for 100,000 answers per second.
+        let mut rephase = true;
         let wake = self.wake.clone();
         let control = self.control.clone();
         let removed = loop {
@@ -125,7 +144,8 @@ impl ScaleLoop {
                             let new_interval = self.object.spec.polling_interval();
                             if new_interval != interval {
                                 interval = new_interval;
-                                due = Instant::now();
+                                due = Instant::now() + first_delay(interval, spread);
+                                rephase = true;
                             }
                         }
                     }
@@ -134,9 +154,15 @@ impl ScaleLoop {
                     Box::pin(self.handle_push_edges()).await;
                 }
                 () = tokio::time::sleep_until(due.into()) => {
+                    // Admission first: the lag below includes any wait for a slot. Waiting is
+                    // boxed, like the poll: only a loop that has to wait pays for its state.
+                    if !self.try_admit() {
+                        Box::pin(self.admit()).await;
+                    }
                     let started = Instant::now();
                     self.shared.metrics.record_loop(
                         &self.object.key,
+                        &self.paused_gauge,
                         started.saturating_duration_since(due).as_secs_f64(),
                         self.object.pause.is_paused(),
                     );
@@ -144,7 +170,12 @@ impl ScaleLoop {
                     // every idle loop's task as large as a poll in progress (thousands of
                     // loops wait for each one that polls).
                     Box::pin(self.poll_and_reconcile(Cause::Poll)).await;
+                    self.permits.clear();
                     due += interval;
+                    if rephase {
+                        rephase = false;
+                        due += rephase_delay(interval, spread);
+                    }
                     let now = Instant::now();
                     if due <= now {
                         // Overran at least one whole interval: skip to the next slot in the
@@ -159,6 +190,31 @@ impl ScaleLoop {
         };
         control.close();
         Box::pin(self.finish(removed)).await;
+    }
+
+    /// Takes one slot on each connection when every one is free now, without waiting.
+    fn try_admit(&mut self) -> bool {
+        for slot in self.poll_slots.iter() {
+            match slot.clone().try_acquire_owned() {
+                Ok(permit) => self.permits.push(permit),
+                Err(_) => {
+                    self.permits.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Waits for one slot on each connection, in order. A closed semaphore (never closed
+    /// today) admits without a slot rather than stopping the loop.
+    async fn admit(&mut self) {
+        let slots = self.poll_slots.clone();
+        for slot in slots.iter() {
+            if let Ok(permit) = slot.clone().acquire_owned().await {
+                self.permits.push(permit);
+            }
+        }
     }
 
     /// Applies a new version of the object; true when something the loop runs changed.
@@ -199,12 +255,19 @@ impl ScaleLoop {
             for (name, metric_labels) in forgotten {
                 self.shared
                     .metrics
-                    .forget_trigger(&self.object.key, &name, &metric_labels);
+                    .forget_trigger(&self.labels.trigger(&name), &metric_labels);
             }
             drop(previous);
             let triggers = std::mem::take(&mut object.triggers);
-            self.pollers =
-                build_pollers(&object.key, triggers, &self.shared, &self.wake, &activities);
+            self.pollers = build_pollers(
+                &object.key,
+                &self.labels,
+                triggers,
+                &self.shared,
+                &self.wake,
+                &activities,
+            );
+            self.poll_slots = poll_slots(&self.pollers);
         }
         self.evaluator.update(&object);
         object.triggers.clear();
@@ -318,15 +381,12 @@ impl ScaleLoop {
         self.desired_gauge.set(i64::from(evaluation.desired));
         self.current_gauge.set(i64::from(applied));
         self.fallback_gauge.set(i64::from(evaluation.fallback));
-        let status = self
-            .evaluator
-            .status(&evaluation, applied, self.object.generation, now);
-        if self.published.as_ref() != Some(status) {
+        let (status, changed) =
+            self.evaluator
+                .status(&evaluation, applied, self.object.generation, now);
+        if changed || !self.host_has_status {
             self.shared.sink.publish_status(key, status).await;
-            match self.published.as_mut() {
-                Some(published) => published.clone_from(status),
-                None => self.published = Some(status.clone()),
-            }
+            self.host_has_status = true;
         }
     }
 
@@ -370,7 +430,7 @@ impl ScaleLoop {
         drop(self.pollers);
         self.shared
             .metrics
-            .forget_object(key, &triggers, &metric_labels);
+            .forget_object(key, &self.labels, &triggers, &metric_labels);
         if removed {
             self.shared.sink.object_removed(key).await;
         }
@@ -379,6 +439,7 @@ impl ScaleLoop {
 
 fn build_pollers(
     key: &super::ObjectKey,
+    labels: &ObjectLabels,
     triggers: Vec<super::ResolvedTrigger>,
     shared: &LoopShared,
     wake: &Arc<Notify>,
@@ -391,11 +452,22 @@ fn build_pollers(
                 .iter()
                 .find(|(name, _)| name == trigger.name())
                 .map(|(_, activity)| activity.clone());
-            let mut poller = TriggerPoller::new(key, trigger, &shared.pool, previous);
+            let mut poller = TriggerPoller::new(labels, trigger, &shared.pool, previous);
             poller.start_push(wake, shared.config.push_backoff, &shared.metrics, key);
             poller
         })
         .collect()
+}
+
+/// The distinct admission slots of `pollers`' connections, ordered by address.
+fn poll_slots(pollers: &[TriggerPoller]) -> Arc<[Arc<Semaphore>]> {
+    let mut slots: Vec<Arc<Semaphore>> = pollers
+        .iter()
+        .filter_map(|poller| poller.poll_slots().cloned())
+        .collect();
+    slots.sort_by_key(|slot| Arc::as_ptr(slot) as usize);
+    slots.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    slots.into()
 }
 
 /// A random delay before the first poll within `min(interval, spread)`.
@@ -405,6 +477,16 @@ fn first_delay(interval: Duration, spread: Duration) -> Duration {
         return Duration::ZERO;
     }
     window.mul_f64(rand::rng().random_range(0.0..1.0))
+}
+
+/// The extra gap before a loop's second poll: random over what the first poll's spread did
+/// not cover, so loops started together end up polling at phases across the whole interval.
+/// None when spreading is off (tests that want exact schedules) or already covered it.
+fn rephase_delay(interval: Duration, spread: Duration) -> Duration {
+    if spread.is_zero() || interval <= spread {
+        return Duration::ZERO;
+    }
+    (interval - spread).mul_f64(rand::rng().random_range(0.0..1.0))
 }
 
 #[cfg(test)]
@@ -448,9 +530,50 @@ mod tests {
         // poll's state are boxed, so the task itself holds little more than its timers
         // (before: 3.9 KiB, as large as a poll in progress plus the state twice).
         assert!(
-            future < 512,
+            future < 400,
             "the loop future is {future} bytes (state {state} bytes, boxed)"
         );
+    }
+
+    #[tokio::test]
+    async fn a_poll_takes_one_slot_per_connection_and_waits_when_none_is_free() {
+        let metrics = RuntimeMetrics::unregistered();
+        let shared = Arc::new(LoopShared {
+            pool: ScalerPool::new(PoolConfig::default(), metrics.clone()),
+            sink: Arc::new(MemorySink::new()),
+            metrics,
+            config: RuntimeConfig::default(),
+        });
+        let mut object = object();
+        let key = object.key.clone();
+        for (index, address) in [(1, "127.0.0.1:1"), (2, "127.0.0.1:2")] {
+            let mut trigger = ResolvedTrigger::new(&key, &format!("t{index}"), index, address);
+            trigger.push = PushMode::Never;
+            object.triggers.push(trigger);
+        }
+        let mut scale_loop = ScaleLoop::new(object, shared, Arc::default());
+        // Three triggers on two connections: two slots, one each.
+        assert_eq!(scale_loop.poll_slots.len(), 2);
+        assert!(scale_loop.try_admit());
+        assert_eq!(scale_loop.permits.len(), 2);
+        let held: Vec<usize> = scale_loop
+            .poll_slots
+            .iter()
+            .map(|slot| slot.available_permits())
+            .collect();
+        scale_loop.permits.clear();
+        // Every slot of one connection taken: the loop does not get in without waiting, and
+        // keeps nothing of the connection that was free.
+        let busy = scale_loop.poll_slots[1].clone();
+        let all = busy
+            .clone()
+            .try_acquire_many_owned(u32::try_from(busy.available_permits()).unwrap())
+            .unwrap();
+        assert!(!scale_loop.try_admit());
+        assert!(scale_loop.permits.is_empty());
+        assert_eq!(scale_loop.poll_slots[0].available_permits(), held[0] + 1);
+        drop(all);
+        assert!(scale_loop.try_admit());
     }
 
     #[test]
@@ -461,6 +584,28 @@ mod tests {
         }
         assert_eq!(
             first_delay(Duration::from_secs(1), Duration::ZERO),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn second_poll_moves_the_phase_across_the_rest_of_the_interval() {
+        let (interval, spread) = (Duration::from_secs(10), Duration::from_secs(1));
+        let delays: Vec<Duration> = (0..2000).map(|_| rephase_delay(interval, spread)).collect();
+        assert!(delays.iter().all(|delay| *delay < Duration::from_secs(9)));
+        // Spread, not clustered: each ninth of the range gets some loops.
+        for ninth in 0..9 {
+            let (low, high) = (Duration::from_secs(ninth), Duration::from_secs(ninth + 1));
+            let here = delays.iter().filter(|d| **d >= low && **d < high).count();
+            assert!(
+                here > 100,
+                "{here} of 2000 delays in [{ninth} s, {} s)",
+                ninth + 1
+            );
+        }
+        assert_eq!(rephase_delay(interval, Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            rephase_delay(Duration::from_secs(1), Duration::from_secs(1)),
             Duration::ZERO
         );
     }

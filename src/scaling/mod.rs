@@ -63,5 +63,6 @@ pub use job::{
 pub use modifiers::{FORMULA_NAME, ModifiersSpec, scaling_modifiers};
 pub use readings::{Measurement, MetricType, Reading, ReadingError, ReadingErrorKind};
 pub use report::ConditionReport;
+pub(crate) use report::replace;
 pub use spec::{Behavior, EngineSpec, FallbackSpec, Policy, Rules};
 pub use state::{EngineState, Recommendation, ScaleEvent};

@@ -189,25 +189,36 @@ impl Decision {
 
     /// Writes this decision into a status: conditions (keeping transition times of unchanged
     /// ones), per-trigger status, lastActiveTime, originalReplicaCount and replica counts.
-    /// `desiredReplicas` is the decision; `currentReplicas` the count it was made at.
-    pub fn apply_to_status(&self, status: &mut ScaledObjectStatus, now: SystemTime) {
+    /// `desiredReplicas` is the decision; `currentReplicas` the count it was made at. True
+    /// when the status changed, so a host publishes only then without keeping a second copy
+    /// to compare with.
+    pub fn apply_to_status(&self, status: &mut ScaledObjectStatus, now: SystemTime) -> bool {
+        let mut changed = false;
         for condition in self.status_conditions(now) {
-            status.set_condition(condition);
+            changed |= status.set_condition(condition);
         }
-        status.triggers = self
+        let triggers: Vec<_> = self
             .triggers
             .iter()
             .chain(&self.formula)
             .map(TriggerReport::to_status)
             .collect();
+        if status.triggers != triggers {
+            status.triggers = triggers;
+            changed = true;
+        }
         if let Some(last_active) = self.state.last_active {
-            status.last_active_time = to_time(last_active);
+            changed |= replace(&mut status.last_active_time, to_time(last_active));
         }
         if status.original_replica_count.is_none() {
-            status.original_replica_count = self.state.original_replicas;
+            changed |= replace(
+                &mut status.original_replica_count,
+                self.state.original_replicas,
+            );
         }
-        status.desired_replicas = Some(self.desired_replicas);
-        status.current_replicas = Some(self.current_replicas);
+        changed |= replace(&mut status.desired_replicas, Some(self.desired_replicas));
+        changed |= replace(&mut status.current_replicas, Some(self.current_replicas));
+        changed
     }
 
     /// The condition of this type.
@@ -216,4 +227,13 @@ impl Decision {
             .iter()
             .find(|condition| condition.condition_type == condition_type)
     }
+}
+
+/// Sets `field` to `value`; true when that changed it.
+pub(crate) fn replace<T: PartialEq>(field: &mut T, value: T) -> bool {
+    if *field == value {
+        return false;
+    }
+    *field = value;
+    true
 }

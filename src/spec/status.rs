@@ -171,8 +171,9 @@ impl ScaledObjectStatus {
     }
 
     /// Sets a condition, keeping its `lastTransitionTime` when the status did not change.
-    pub fn set_condition(&mut self, condition: Condition) {
-        put_condition(&mut self.conditions, condition);
+    /// True when the conditions changed.
+    pub fn set_condition(&mut self, condition: Condition) -> bool {
+        put_condition(&mut self.conditions, condition)
     }
 
     /// `lastActiveTime` as a `SystemTime`.
@@ -192,8 +193,8 @@ pub(crate) fn find_condition(
 }
 
 /// Sets a condition in `conditions`, keeping its `lastTransitionTime` when the status did not
-/// change; new types are added in type order.
-pub(crate) fn put_condition(conditions: &mut Vec<Condition>, mut condition: Condition) {
+/// change; new types are added in type order. True when anything changed.
+pub(crate) fn put_condition(conditions: &mut Vec<Condition>, mut condition: Condition) -> bool {
     match conditions
         .iter_mut()
         .find(|existing| existing.condition_type == condition.condition_type)
@@ -202,6 +203,9 @@ pub(crate) fn put_condition(conditions: &mut Vec<Condition>, mut condition: Cond
             if existing.status == condition.status {
                 condition.last_transition_time = existing.last_transition_time.clone();
             }
+            if *existing == condition {
+                return false;
+            }
             *existing = condition;
         }
         None => {
@@ -209,6 +213,7 @@ pub(crate) fn put_condition(conditions: &mut Vec<Condition>, mut condition: Cond
             conditions.sort_by_key(|condition| condition.condition_type);
         }
     }
+    true
 }
 
 /// Converts a `SystemTime` to a Kubernetes `Time` (None if out of range).

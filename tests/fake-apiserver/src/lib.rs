@@ -156,6 +156,17 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .with_state(shared)
 }
 
+/// The listener with Nagle's algorithm off on every accepted connection, as Go's net/http (the
+/// real API server's) does: otherwise a response written in two parts waits for the client's
+/// delayed ACK, tens of milliseconds per request.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        let _ = stream.set_nodelay(true);
+    })
+}
+
 /// Serves the fake API on `listener` until `shutdown` completes (the binary's entry point).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -165,10 +176,11 @@ pub async fn serve(
     let shared = Arc::new(Shared::new(options));
     let stopping = Arc::new(tokio::sync::Notify::new());
     let fired = stopping.clone();
-    let server = axum::serve(listener, router(shared)).with_graceful_shutdown(async move {
-        shutdown.await;
-        fired.notify_one();
-    });
+    let server =
+        axum::serve(without_nagle(listener), router(shared)).with_graceful_shutdown(async move {
+            shutdown.await;
+            fired.notify_one();
+        });
     // Open watches would hold a graceful shutdown for up to their timeout; a second is
     // enough for requests in flight.
     tokio::select! {
@@ -219,7 +231,7 @@ impl FakeApiServer {
         let shared = Arc::new(Shared::new(options));
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(without_nagle(listener), app).await;
         });
         Self {
             shared,
