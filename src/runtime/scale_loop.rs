@@ -513,15 +513,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_loop_stays_small() {
+    fn shared() -> Arc<LoopShared> {
         let metrics = RuntimeMetrics::unregistered();
-        let shared = Arc::new(LoopShared {
+        Arc::new(LoopShared {
             pool: ScalerPool::new(PoolConfig::default(), metrics.clone()),
             sink: Arc::new(MemorySink::new()),
             metrics,
             config: RuntimeConfig::default(),
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn a_loop_stays_small() {
+        let shared = shared();
         let scale_loop = Box::new(ScaleLoop::new(object(), shared, Arc::default()));
         let state = std::mem::size_of_val(&*scale_loop);
         let future = std::mem::size_of_val(&scale_loop.run());
@@ -537,13 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_poll_takes_one_slot_per_connection_and_waits_when_none_is_free() {
-        let metrics = RuntimeMetrics::unregistered();
-        let shared = Arc::new(LoopShared {
-            pool: ScalerPool::new(PoolConfig::default(), metrics.clone()),
-            sink: Arc::new(MemorySink::new()),
-            metrics,
-            config: RuntimeConfig::default(),
-        });
+        let shared = shared();
         let mut object = object();
         let key = object.key.clone();
         for (index, address) in [(1, "127.0.0.1:1"), (2, "127.0.0.1:2")] {
