@@ -412,6 +412,7 @@ mod tests {
             content_type: None,
             body,
             status: 200,
+            answered: std::time::Instant::now(),
         }
     }
 

@@ -39,6 +39,13 @@ pub struct ReadyFigures {
     pub p99_ms: f64,
     /// Create → Ready, slowest object, ms.
     pub max_ms: f64,
+    /// Create → the API server answering the controller's status write that says Ready=True,
+    /// p50, ms: the controller's part, without the watch that reports it back.
+    #[serde(default)]
+    pub written_p50_ms: f64,
+    /// The same, p99, ms.
+    #[serde(default)]
+    pub written_p99_ms: f64,
     /// API requests the controller made from the first create until all were Ready.
     pub api_requests: usize,
     /// The same, by verb and resource (`PATCH scaledobjects/status`...).
@@ -288,6 +295,21 @@ pub async fn run_ready(
         })
         .map(|latency| latency.as_secs_f64() * 1000.0)
         .collect();
+    let mut written_at: HashMap<&str, Instant> = HashMap::new();
+    for request in &requests {
+        if let Some(name) = ready_status_write(request) {
+            written_at.entry(name).or_insert(request.answered);
+        }
+    }
+    let mut written: Vec<f64> = created
+        .iter()
+        .filter_map(|(name, at)| {
+            written_at
+                .get(name.as_str())
+                .map(|written| written.saturating_duration_since(*at))
+        })
+        .map(|latency| latency.as_secs_f64() * 1000.0)
+        .collect();
     let last_ready = ready_at.values().max().copied().unwrap_or(first_create);
     let mut by_kind = BTreeMap::new();
     for request in &requests {
@@ -302,12 +324,37 @@ pub async fn run_ready(
         p50_ms: quantiles::exact(&mut latencies, 0.5).unwrap_or(0.0),
         p99_ms: quantiles::exact(&mut latencies, 0.99).unwrap_or(0.0),
         max_ms: quantiles::exact(&mut latencies, 1.0).unwrap_or(0.0),
+        written_p50_ms: quantiles::exact(&mut written, 0.5).unwrap_or(0.0),
+        written_p99_ms: quantiles::exact(&mut written, 0.99).unwrap_or(0.0),
         api_requests: requests.len(),
         api_requests_per_object: requests.len() as f64 / count.max(1) as f64,
         api_requests_by_kind: by_kind,
         steady_requests_per_second,
         client_side_throttling: false,
     })
+}
+
+/// The object whose status this request wrote with Ready=True, if it is such a write and
+/// the API server accepted it.
+fn ready_status_write(request: &RecordedRequest) -> Option<&str> {
+    let name = request
+        .path
+        .strip_suffix("/status")?
+        .rsplit_once("/scaledobjects/")?
+        .1;
+    let ready = request.method == "PATCH"
+        && request.status < 300
+        && request
+            .body
+            .as_ref()
+            .and_then(|body| body.pointer("/status/conditions"))
+            .and_then(Value::as_array)
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+    ready.then_some(name)
 }
 
 #[cfg(test)]
@@ -325,6 +372,7 @@ mod tests {
             content_type: None,
             body: None,
             status: 200,
+            answered: std::time::Instant::now(),
         }
     }
 

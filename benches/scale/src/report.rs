@@ -286,6 +286,11 @@ impl Report {
             );
             let _ = writeln!(
                 out,
+                "    Ready=True status write answered by the API server: p50 {:.0} ms, p99 {:.0} ms (the rest is the watch reporting it)",
+                ready.written_p50_ms, ready.written_p99_ms
+            );
+            let _ = writeln!(
+                out,
                 "    API requests by the controller: {} ({:.2} per object)",
                 ready.api_requests, ready.api_requests_per_object
             );

@@ -161,6 +161,7 @@ pub(crate) async fn handle(
             content_type,
             body: parsed_body,
             status: response.status().as_u16(),
+            answered: std::time::Instant::now(),
         });
     response
 }

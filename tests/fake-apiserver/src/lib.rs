@@ -58,6 +58,8 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// HTTP status of the answer.
     pub status: u16,
+    /// When the answer was ready (benchmarks time writes by it).
+    pub answered: std::time::Instant,
 }
 
 /// A failure to inject: the next `times` requests matching method and path suffix fail.
