@@ -59,7 +59,7 @@ pub(crate) struct ScaleLoop {
     pollers: Vec<TriggerPoller>,
     /// The distinct admission slots of the pollers' connections, in a fixed (address) order
     /// so loops sharing several connections never wait on each other crosswise.
-    poll_slots: Arc<[Arc<Semaphore>]>,
+    poll_slots: Box<[Arc<Semaphore>]>,
     /// The slots held by the poll in progress.
     permits: Vec<OwnedSemaphorePermit>,
     evaluator: Evaluator,
@@ -209,9 +209,9 @@ impl ScaleLoop {
     /// Waits for one slot on each connection, in order. A closed semaphore (never closed
     /// today) admits without a slot rather than stopping the loop.
     async fn admit(&mut self) {
-        let slots = self.poll_slots.clone();
-        for slot in slots.iter() {
-            if let Ok(permit) = slot.clone().acquire_owned().await {
+        for index in 0..self.poll_slots.len() {
+            let slot = self.poll_slots[index].clone();
+            if let Ok(permit) = slot.acquire_owned().await {
                 self.permits.push(permit);
             }
         }
@@ -460,7 +460,7 @@ fn build_pollers(
 }
 
 /// The distinct admission slots of `pollers`' connections, ordered by address.
-fn poll_slots(pollers: &[TriggerPoller]) -> Arc<[Arc<Semaphore>]> {
+fn poll_slots(pollers: &[TriggerPoller]) -> Box<[Arc<Semaphore>]> {
     let mut slots: Vec<Arc<Semaphore>> = pollers
         .iter()
         .filter_map(|poller| poller.poll_slots().cloned())

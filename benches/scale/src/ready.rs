@@ -361,6 +361,32 @@ fn ready_status_write(request: &RecordedRequest) -> Option<&str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_an_accepted_status_patch_saying_ready_true_counts_as_the_ready_write() {
+        let path = "/apis/ebb.dev/v1alpha1/namespaces/bench/scaledobjects/ready-7/status";
+        let with = |method: &str, path: &str, ready: &str, status: u16| {
+            let mut request = recorded(method, path, &[]);
+            request.body = Some(json!({"status": {"conditions": [
+                {"type": "Active", "status": "True"},
+                {"type": "Ready", "status": ready},
+            ]}}));
+            request.status = status;
+            request
+        };
+        assert_eq!(
+            ready_status_write(&with("PATCH", path, "True", 200)),
+            Some("ready-7")
+        );
+        assert_eq!(ready_status_write(&with("PATCH", path, "False", 200)), None);
+        assert_eq!(ready_status_write(&with("PATCH", path, "True", 409)), None);
+        assert_eq!(ready_status_write(&with("PUT", path, "True", 200)), None);
+        let not_status = path.trim_end_matches("/status");
+        assert_eq!(
+            ready_status_write(&with("PATCH", not_status, "True", 200)),
+            None
+        );
+    }
+
     fn recorded(method: &str, path: &str, query: &[(&str, &str)]) -> RecordedRequest {
         RecordedRequest {
             method: method.parse().unwrap(),
