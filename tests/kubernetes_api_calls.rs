@@ -146,12 +146,16 @@ fn scaled_object(name: &str) -> serde_json::Value {
         "spec": {"scaleTargetRef": {"name": "web"}, "triggers": []}})
 }
 
-fn status(desired: u32) -> ScaledObjectStatus {
-    ScaledObjectStatus {
+fn status(desired: u32) -> std::sync::Arc<ebb::runtime::SharedStatus> {
+    shared(ScaledObjectStatus {
         desired_replicas: Some(desired),
         current_replicas: Some(1),
         ..ScaledObjectStatus::default()
-    }
+    })
+}
+
+fn shared(status: ScaledObjectStatus) -> std::sync::Arc<ebb::runtime::SharedStatus> {
+    std::sync::Arc::new(ebb::runtime::SharedStatus::new(status))
 }
 
 fn status_patches(server: &FakeApiServer) -> Vec<fake_apiserver::RecordedRequest> {
@@ -213,10 +217,10 @@ async fn status_is_patched_only_when_it_changes() {
     fresh
         .publish_status(
             &key,
-            &ScaledObjectStatus {
+            &shared(ScaledObjectStatus {
                 desired_replicas: Some(0),
                 ..ScaledObjectStatus::default()
-            },
+            }),
         )
         .await;
     settle(&fresh).await;

@@ -6,7 +6,7 @@ mod runtime_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ebb::runtime::{InMemoryTarget, ObjectKey, ObjectLabels, PushMode};
+use ebb::runtime::{InMemoryTarget, ObjectKey, PushMode};
 use runtime_support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -14,11 +14,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const HOUR: u32 = 3600;
 
 fn subscriptions(harness: &Harness, key: &ObjectKey) -> u64 {
-    harness
-        .metrics
-        .push_subscriptions
-        .get_or_create(&ObjectLabels::from(key))
-        .get()
+    harness.metrics.push_subscriptions(key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

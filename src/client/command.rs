@@ -1,6 +1,5 @@
 //! The `ebb scaler` subcommands and the arguments they share.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -114,8 +113,8 @@ impl TargetArgs {
             name: self.name.clone(),
             trigger_name: self.trigger.clone(),
             trigger_index: 0,
-            metadata: self.metadata.iter().cloned().collect::<BTreeMap<_, _>>(),
-            secrets: self.secrets.iter().cloned().collect::<BTreeMap<_, _>>(),
+            metadata: self.metadata.iter().cloned().collect(),
+            secrets: self.secrets.iter().cloned().collect(),
         }
     }
 

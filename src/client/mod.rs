@@ -29,6 +29,7 @@ mod command;
 mod conformance;
 mod encoded;
 mod error;
+mod metadata;
 mod scaler_client;
 mod types;
 
@@ -36,6 +37,7 @@ pub use channel::{ChannelSettings, TlsSettings};
 pub use command::{ScalerCommand, TargetArgs, run_scaler_command};
 pub use encoded::EncodedRequest;
 pub use error::ClientError;
+pub use metadata::StringMap;
 pub use scaler_client::{ActivityStream, ScalerClient};
 pub use types::{
     Capabilities, MetadataField, MetricReading, MetricSpec, MetricsReading, Protocol, ScalerInfo,

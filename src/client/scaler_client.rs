@@ -267,17 +267,21 @@ impl ScalerClient {
                 reason: "no metric values".into(),
             });
         }
+        let mut values: Vec<MetricReading> = answer
+            .metric_values
+            .into_iter()
+            .map(|value| MetricReading {
+                metric_name: value.metric_name,
+                value: sanitize_value(value.value),
+                target: value.target,
+                activation_target: sanitize_value(value.activation_target),
+            })
+            .collect();
+        // The collect reuses the decoder's buffer, which grew to four entries for the one
+        // most scalers send; the loop keeps this reading until the next poll.
+        values.shrink_to_fit();
         Ok(MetricsReading {
-            values: answer
-                .metric_values
-                .into_iter()
-                .map(|value| MetricReading {
-                    metric_name: value.metric_name,
-                    value: sanitize_value(value.value),
-                    target: value.target,
-                    activation_target: sanitize_value(value.activation_target),
-                })
-                .collect(),
+            values,
             active: answer.active,
             in_flight: answer.in_flight.map(|in_flight| in_flight.count),
         })
@@ -417,7 +421,7 @@ pub(crate) fn keda_ref(trigger: &TriggerInput) -> keda::ScaledObjectRef {
     }
 }
 
-fn to_map(values: &std::collections::BTreeMap<String, String>) -> HashMap<String, String> {
+fn to_map(values: &super::StringMap) -> HashMap<String, String> {
     values
         .iter()
         .map(|(key, value)| (key.clone(), value.clone()))

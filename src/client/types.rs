@@ -1,8 +1,7 @@
 //! Protocol-neutral values: what a host needs to know about a scaler and a trigger, whether
 //! the scaler speaks ebb's `ebb.scaler.v1` or KEDA's `externalscaler`.
 
-use std::collections::BTreeMap;
-
+use super::StringMap;
 use crate::proto::v1;
 
 /// The protocol a scaler speaks.
@@ -141,10 +140,10 @@ pub struct TriggerInput {
     /// Position of the trigger in the object's list, from 0.
     pub trigger_index: u32,
     /// Plain trigger metadata.
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: StringMap,
     /// Resolved credentials. Sent apart over v1; merged into the metadata over KEDA's
     /// protocol (which has no other place for them), a secret winning over a plain key.
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: StringMap,
 }
 
 impl std::fmt::Debug for TriggerInput {

@@ -354,9 +354,9 @@ impl StatusSink for HistorySink {
     fn publish_status<'a>(
         &'a self,
         key: &'a ObjectKey,
-        status: &'a ScaledObjectStatus,
+        status: &'a Arc<crate::runtime::SharedStatus>,
     ) -> BoxFuture<'a, ()> {
-        self.history.record_status(key, status, SystemTime::now());
+        status.read(|status| self.history.record_status(key, status, SystemTime::now()));
         self.inner.publish_status(key, status)
     }
 

@@ -432,9 +432,9 @@ impl StatusSink for KubeStatusSink {
     fn publish_status<'a>(
         &'a self,
         key: &'a ObjectKey,
-        status: &'a ScaledObjectStatus,
+        status: &'a Arc<crate::runtime::SharedStatus>,
     ) -> BoxFuture<'a, ()> {
-        self.publish(key, status);
+        status.read(|status| self.publish(key, status));
         Box::pin(std::future::ready(()))
     }
 

@@ -154,9 +154,9 @@ impl StatusSink for StatusBoard {
     fn publish_status<'a>(
         &'a self,
         key: &'a ObjectKey,
-        status: &'a ScaledObjectStatus,
+        status: &'a Arc<crate::runtime::SharedStatus>,
     ) -> BoxFuture<'a, ()> {
-        self.update(key, |view| view.status = Some(status.clone()));
+        self.update(key, |view| view.status = Some(status.get()));
         Box::pin(std::future::ready(()))
     }
 

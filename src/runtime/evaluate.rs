@@ -1,19 +1,21 @@
 //! The loop's side of the engine: turning what the pollers know into engine readings,
 //! keeping the engine state between decisions, and writing the decision into status.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tonic::Code;
 
 use super::object::ManagedObject;
 use super::poller::{PollFailure, TriggerPoller};
+use super::sink::SharedStatus;
 use crate::client::MetricsReading;
 use crate::scaling::replace;
 use crate::scaling::{
     Decision, EngineSpec, EngineState, Measurement, MetricType, Reading, ReadingError,
     ReadingErrorKind, decide,
 };
-use crate::spec::{ConditionStatus, ConditionType, ScaledObjectStatus};
+use crate::spec::{ConditionStatus, ConditionType, PauseState, ScaledObjectSpec};
 
 /// Engine spec and state of one object.
 pub(crate) struct Evaluator {
@@ -21,7 +23,8 @@ pub(crate) struct Evaluator {
     state: EngineState,
     /// `metricType` of each trigger, by position.
     metric_types: Vec<MetricType>,
-    status: ScaledObjectStatus,
+    /// The last status, shared with the host once published: one copy per object, not two.
+    status: Arc<SharedStatus>,
     readings: Vec<Reading>,
 }
 
@@ -43,16 +46,18 @@ impl Evaluator {
         Self {
             spec: EngineSpec::from_spec(&object.spec, object.pause),
             state,
-            metric_types: metric_types(object),
-            status: object.last_status.clone().unwrap_or_default(),
+            metric_types: metric_types(&object.spec),
+            status: Arc::new(SharedStatus::new(
+                object.last_status.clone().unwrap_or_default(),
+            )),
             readings: Vec::with_capacity(object.triggers.len()),
         }
     }
 
     /// A new version of the object: new spec, same memory.
-    pub(crate) fn update(&mut self, object: &ManagedObject) {
-        self.spec = EngineSpec::from_spec(&object.spec, object.pause);
-        self.metric_types = metric_types(object);
+    pub(crate) fn update(&mut self, spec: &ScaledObjectSpec, pause: PauseState) {
+        self.spec = EngineSpec::from_spec(spec, pause);
+        self.metric_types = metric_types(spec);
     }
 
     /// Decides at `current` replicas. `fresh_poll` is false when re-evaluating the last
@@ -115,18 +120,19 @@ impl Evaluator {
         applied: u32,
         generation: i64,
         now: SystemTime,
-    ) -> (&ScaledObjectStatus, bool) {
-        let mut changed = evaluation.decision.apply_to_status(&mut self.status, now);
-        changed |= replace(&mut self.status.current_replicas, Some(applied));
-        changed |= replace(&mut self.status.observed_generation, Some(generation));
+    ) -> (&Arc<SharedStatus>, bool) {
+        let changed = self.status.update(|status| {
+            let mut changed = evaluation.decision.apply_to_status(status, now);
+            changed |= replace(&mut status.current_replicas, Some(applied));
+            changed |= replace(&mut status.observed_generation, Some(generation));
+            changed
+        });
         (&self.status, changed)
     }
 }
 
-fn metric_types(object: &ManagedObject) -> Vec<MetricType> {
-    object
-        .spec
-        .triggers
+fn metric_types(spec: &ScaledObjectSpec) -> Vec<MetricType> {
+    spec.triggers
         .iter()
         .map(|trigger| trigger.metric_type.unwrap_or_default())
         .collect()

@@ -204,6 +204,8 @@ impl JobSupervisor {
 struct JobLoop {
     job: ManagedJob,
     pollers: Vec<TriggerPoller>,
+    /// The job's trigger series, exported while the loop runs.
+    series: Arc<super::series::ObjectSeries>,
     pool: ScalerPool,
     sink: Arc<dyn JobSink>,
     status: ScaledJobStatus,
@@ -214,11 +216,16 @@ struct JobLoop {
 impl JobLoop {
     fn new(mut job: ManagedJob, pool: ScalerPool, sink: Arc<dyn JobSink>) -> Self {
         let triggers = std::mem::take(&mut job.triggers);
-        let pollers = build_pollers(&job.key, triggers, &pool);
+        let series = pool
+            .metrics()
+            .objects
+            .scaled_job(super::metrics::ObjectLabels::from(&job.key));
+        let pollers = build_pollers(&series, triggers, &pool);
         let status = job.last_status.take().unwrap_or_default();
         Self {
             job,
             pollers,
+            series,
             pool,
             sink,
             published: Some(status.clone()),
@@ -261,7 +268,7 @@ impl JobLoop {
             .iter()
             .eq(self.pollers.iter().map(|poller| &*poller.trigger));
         if !same {
-            self.pollers = build_pollers(&job.key, triggers, &self.pool);
+            self.pollers = build_pollers(&self.series, triggers, &self.pool);
         }
         job.last_status = None;
         self.job = job;
@@ -455,15 +462,22 @@ impl JobLoop {
 }
 
 fn build_pollers(
-    key: &ObjectKey,
+    series: &super::series::ObjectSeries,
     triggers: Vec<ResolvedTrigger>,
     pool: &ScalerPool,
 ) -> Vec<TriggerPoller> {
-    let labels = super::metrics::ObjectLabels::from(key);
-    triggers
+    let pollers: Vec<TriggerPoller> = triggers
         .into_iter()
-        .map(|trigger| TriggerPoller::new(&labels, trigger, pool, None).for_scaled_job())
-        .collect()
+        .map(|trigger| TriggerPoller::new(series, trigger, pool, None).for_scaled_job())
+        .collect();
+    series.set_triggers(pollers.iter().map(|poller| poller.series.clone()));
+    pollers
+}
+
+impl Drop for JobLoop {
+    fn drop(&mut self) {
+        self.pool.metrics().objects.remove(&self.series);
+    }
 }
 
 /// A job target held in memory, for tests: jobs move between states only when the test

@@ -1,9 +1,10 @@
 //! The runtime's Prometheus metrics, registered once in the host's single registry.
 //!
 //! Label sets are bounded: per-object and per-trigger series are removed when the object's
-//! loop stops, and RPC series are keyed by scaler address, method and status code only. Hot
-//! paths keep cloned metric handles (they share their atomics with the registry), so a poll
-//! takes no registry lock.
+//! loop stops, and RPC series are keyed by scaler address, method and status code only.
+//! Per-object series live in the loops' own [`ObjectSeries`] and are read at scrape time
+//! (see [`super::series`]), so a poll takes no registry lock and an object costs one
+//! allocation of numbers, not a family entry per series.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +17,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::ObjectKey;
 use super::keda_metrics::{KedaMetrics, KedaTrigger, MetricNames};
+use super::series::{ObjectSeries, SeriesIndex};
 
 // Label values are shared `Arc<str>`s: an object's ten-odd series (and every copy of their
 // label sets the families and pollers keep) point at one allocation of its namespace and
@@ -114,30 +116,13 @@ pub type FloatGauge = Gauge<f64, AtomicU64>;
 /// Every metric the runtime records. Cheap to clone: all handles are shared.
 #[derive(Clone, Debug)]
 pub struct RuntimeMetrics {
-    /// Last value of each trigger metric.
-    pub trigger_metric_value: Family<MetricLabels, FloatGauge>,
-    /// Last target per replica of each trigger metric.
-    pub trigger_metric_target: Family<MetricLabels, FloatGauge>,
-    /// 1 when a trigger is active, 0 otherwise.
-    pub trigger_active: Family<TriggerLabels, Gauge>,
-    /// Consecutive failed polls of a trigger.
-    pub trigger_failures: Family<TriggerLabels, Gauge>,
+    /// Per-object and per-trigger series (replicas, trigger activity, metric values),
+    /// exported at scrape time from the loops' own numbers.
+    pub(crate) objects: SeriesIndex,
     /// Scaler RPC latency by address, method and code.
     pub scaler_rpc_duration: Family<RpcLabels, Histogram, RpcHistogram>,
     /// Failed scaler RPCs by address, method and code.
     pub scaler_errors: Family<RpcLabels, Counter>,
-    /// Replicas the engine wants per object.
-    pub desired_replicas: Family<ObjectLabels, Gauge>,
-    /// Replicas the target has per object.
-    pub current_replicas: Family<ObjectLabels, Gauge>,
-    /// 1 while fallback decides an object's replicas, 0 otherwise.
-    pub fallback: Family<ObjectLabels, Gauge>,
-    /// 1 while an object is paused by annotation, 0 otherwise.
-    pub paused: Family<ObjectLabels, Gauge>,
-    /// Failures reading or writing scale targets, per object.
-    pub reconcile_errors: Family<ObjectLabels, Counter>,
-    /// Replica changes applied, per object.
-    pub scale_changes: Family<ObjectLabels, Counter>,
     /// How late polls start compared with their schedule.
     pub scale_loop_lag: Histogram,
     /// Polls skipped because the previous one overran a whole interval.
@@ -146,8 +131,6 @@ pub struct RuntimeMetrics {
     pub trigger_polls: Counter,
     /// Scale loops running.
     pub scaled_objects: Gauge,
-    /// Push stream (re)subscriptions, per scaler address.
-    pub push_subscriptions: Family<ObjectLabels, Counter>,
     /// The same series under KEDA's names (`--metrics-names keda`), when asked for.
     pub keda: Option<KedaMetrics>,
 }
@@ -166,26 +149,7 @@ impl RuntimeMetrics {
             metrics.keda = Some(KedaMetrics::register(registry));
         }
         let r = registry.sub_registry_with_prefix("ebb");
-        r.register(
-            "trigger_metric_value",
-            "Last value read for each metric of a trigger",
-            metrics.trigger_metric_value.clone(),
-        );
-        r.register(
-            "trigger_metric_target",
-            "Target per replica reported for each metric of a trigger",
-            metrics.trigger_metric_target.clone(),
-        );
-        r.register(
-            "trigger_active",
-            "Whether a trigger is active (1) or not (0)",
-            metrics.trigger_active.clone(),
-        );
-        r.register(
-            "trigger_consecutive_failures",
-            "Failed polls of a trigger since its last success",
-            metrics.trigger_failures.clone(),
-        );
+        r.register_collector(Box::new(metrics.objects.clone()));
         r.register(
             "scaler_rpc_duration_seconds",
             "Latency of scaler RPCs by address, method and status code",
@@ -195,36 +159,6 @@ impl RuntimeMetrics {
             "scaler_errors",
             "Failed scaler RPCs by address, method and status code",
             metrics.scaler_errors.clone(),
-        );
-        r.register(
-            "desired_replicas",
-            "Replicas the scaling engine wants",
-            metrics.desired_replicas.clone(),
-        );
-        r.register(
-            "current_replicas",
-            "Replicas the scale target has",
-            metrics.current_replicas.clone(),
-        );
-        r.register(
-            "fallback",
-            "Whether fallback decides the object's replicas (1) or not (0)",
-            metrics.fallback.clone(),
-        );
-        r.register(
-            "paused",
-            "Whether the object is paused by annotation (1) or not (0)",
-            metrics.paused.clone(),
-        );
-        r.register(
-            "reconcile_errors",
-            "Failures reading or writing a scale target",
-            metrics.reconcile_errors.clone(),
-        );
-        r.register(
-            "scale_changes",
-            "Replica changes applied to a scale target",
-            metrics.scale_changes.clone(),
         );
         r.register(
             "scale_loop_lag_seconds",
@@ -246,36 +180,32 @@ impl RuntimeMetrics {
             "Scale loops running",
             metrics.scaled_objects.clone(),
         );
-        r.register(
-            "push_subscriptions",
-            "StreamIsActive subscriptions opened (first and re-subscriptions) per object",
-            metrics.push_subscriptions.clone(),
-        );
         metrics
     }
 
     /// Metrics that are recorded but not exported (tests, or a host without `/metrics`).
     pub fn unregistered() -> Self {
         Self {
-            trigger_metric_value: Family::default(),
-            trigger_metric_target: Family::default(),
-            trigger_active: Family::default(),
-            trigger_failures: Family::default(),
+            objects: SeriesIndex::default(),
             scaler_rpc_duration: Family::new_with_constructor(RpcHistogram),
             scaler_errors: Family::default(),
-            desired_replicas: Family::default(),
-            current_replicas: Family::default(),
-            fallback: Family::default(),
-            paused: Family::default(),
-            reconcile_errors: Family::default(),
-            scale_changes: Family::default(),
             scale_loop_lag: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             skipped_polls: Counter::default(),
             trigger_polls: Counter::default(),
             scaled_objects: Gauge::default(),
-            push_subscriptions: Family::default(),
             keda: None,
         }
+    }
+
+    /// How many running objects opened at least one push (StreamIsActive) subscription.
+    pub fn objects_subscribed_to_push(&self) -> usize {
+        self.objects.subscribed_objects()
+    }
+
+    /// Push (StreamIsActive) subscriptions opened by the running object `key`, first and
+    /// re-subscriptions (`ebb_push_subscriptions_total`).
+    pub fn push_subscriptions(&self, key: &ObjectKey) -> u64 {
+        self.objects.push_subscriptions(key)
     }
 
     /// The KEDA-named series of one trigger, when KEDA's names are exported.
@@ -290,64 +220,37 @@ impl RuntimeMetrics {
     }
 
     /// Records one scheduled poll of a ScaledObject: how late it started, and whether the
-    /// object is paused (`paused_gauge`: the object's own handle on `paused`, kept by its loop
-    /// so a poll neither allocates labels nor looks the series up).
+    /// object is paused.
     pub(crate) fn record_loop(
         &self,
         key: &ObjectKey,
-        paused_gauge: &Gauge,
+        series: &ObjectSeries,
         lag_seconds: f64,
         paused: bool,
     ) {
         self.scale_loop_lag.observe(lag_seconds);
-        paused_gauge.set(i64::from(paused));
+        series.set_paused(paused);
         if let Some(keda) = &self.keda {
             keda.record_loop(key, lag_seconds, paused);
         }
     }
 
-    /// Removes the series of one trigger (the trigger was removed from the object).
-    pub(crate) fn forget_trigger(&self, labels: &TriggerLabels, metrics: &[MetricLabels]) {
-        self.trigger_active.remove(labels);
-        self.trigger_failures.remove(labels);
+    /// Removes the KEDA-named series of one trigger (the trigger was removed from the
+    /// object; the ebb-named ones go with [`ObjectSeries::set_triggers`]).
+    pub(crate) fn forget_trigger(&self, labels: &TriggerLabels) {
         if let Some(keda) = &self.keda {
             keda.forget_trigger(labels);
-        }
-        for labels in metrics {
-            self.trigger_metric_value.remove(labels);
-            self.trigger_metric_target.remove(labels);
         }
     }
 
     /// Removes every per-object series of `key` (its loop stopped).
-    pub(crate) fn forget_object(
-        &self,
-        key: &ObjectKey,
-        labels: &ObjectLabels,
-        triggers: &[String],
-        metrics: &[MetricLabels],
-    ) {
-        self.desired_replicas.remove(labels);
-        self.current_replicas.remove(labels);
-        self.fallback.remove(labels);
-        self.paused.remove(labels);
-        self.reconcile_errors.remove(labels);
-        self.scale_changes.remove(labels);
-        self.push_subscriptions.remove(labels);
-        for trigger in triggers {
-            let labels = labels.trigger(trigger);
-            self.trigger_active.remove(&labels);
-            self.trigger_failures.remove(&labels);
-            if let Some(keda) = &self.keda {
-                keda.forget_trigger(&labels);
-            }
-        }
+    pub(crate) fn forget_object(&self, key: &ObjectKey, series: &ObjectSeries) {
+        self.objects.remove(series);
         if let Some(keda) = &self.keda {
+            for trigger in series.trigger_labels() {
+                keda.forget_trigger(&trigger);
+            }
             keda.forget_object(key);
-        }
-        for labels in metrics {
-            self.trigger_metric_value.remove(labels);
-            self.trigger_metric_target.remove(labels);
         }
     }
 }

@@ -69,6 +69,7 @@ mod pool;
 pub mod prepare;
 mod push;
 mod scale_loop;
+mod series;
 mod sink;
 mod supervisor;
 mod target;
@@ -88,7 +89,7 @@ pub use push::PushBackoff;
 pub use sink::{
     EventKind, LiveObject, LiveStatus, MemorySink, ObjectEvent, REASON_SCALE_FAILED, REASON_SCALED,
     REASON_TARGET_UNREADABLE, REASON_TRIGGER_FAILING, REASON_TRIGGER_INVALID,
-    REASON_TRIGGER_RECOVERED, StatusSink,
+    REASON_TRIGGER_RECOVERED, SharedStatus, StatusSink,
 };
 pub use supervisor::Supervisor;
 pub use target::{InMemoryTarget, ScaleTarget, TargetError};

@@ -93,8 +93,8 @@ impl ResolvedTrigger {
                 name: key.name.clone(),
                 trigger_name: trigger_name.to_owned(),
                 trigger_index,
-                metadata,
-                secrets,
+                metadata: metadata.into(),
+                secrets: secrets.into(),
             },
             channel: ChannelSettings {
                 tls,

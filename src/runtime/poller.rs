@@ -8,17 +8,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::ObjectKey;
 use super::keda_metrics::KedaTrigger;
-use super::metrics::{FloatGauge, MetricLabels, ObjectLabels, RuntimeMetrics, TriggerLabels};
 use super::pool::{RpcMethod, ScalerConnection, ScalerPool};
 use super::push::{PushBackoff, PushTask, TriggerActivity};
+use super::series::{ObjectSeries, TriggerSeries};
 use super::sink::{EventKind, ObjectEvent, REASON_TRIGGER_FAILING, REASON_TRIGGER_RECOVERED};
 use super::trigger::{PushMode, ResolvedTrigger};
 use crate::client::{
@@ -46,14 +44,12 @@ pub(crate) struct TriggerPoller {
     pub(crate) consecutive_failures: u32,
     /// A pushed activation not yet confirmed or denied by a poll.
     pub(crate) pushed_active: bool,
-    active_gauge: Gauge,
-    failures_gauge: Gauge,
-    value_gauges: Vec<ValueGauge>,
-    value_family: Family<MetricLabels, FloatGauge>,
-    target_family: Family<MetricLabels, FloatGauge>,
-    labels: TriggerLabels,
+    /// The trigger's exported numbers.
+    pub(crate) series: Arc<TriggerSeries>,
     /// The same series under KEDA's names, when exported.
-    keda: Option<KedaTrigger>,
+    /// Boxed: most installations do not export KEDA's names, and the poller is kept per
+    /// trigger.
+    keda: Option<Box<KedaTrigger>>,
 }
 
 /// A failed poll, classified by gRPC code, with a message safe to show.
@@ -74,7 +70,7 @@ impl From<&ClientError> for PollFailure {
 
 impl TriggerPoller {
     pub(crate) fn new(
-        object: &ObjectLabels,
+        object: &ObjectSeries,
         trigger: ResolvedTrigger,
         pool: &ScalerPool,
         previous_activity: Option<Arc<TriggerActivity>>,
@@ -95,15 +91,12 @@ impl TriggerPoller {
             });
         let encoded = EncodedRequest::v1(&trigger.input);
         let metrics = pool.metrics();
-        let labels = object.trigger(trigger.name());
+        let series = object.trigger(trigger.name());
         Self {
-            active_gauge: metrics.trigger_active.get_or_create_owned(&labels),
-            failures_gauge: metrics.trigger_failures.get_or_create_owned(&labels),
-            value_gauges: Vec::new(),
-            value_family: metrics.trigger_metric_value.clone(),
-            target_family: metrics.trigger_metric_target.clone(),
-            keda: metrics.keda_trigger(&labels, trigger.input.trigger_index),
-            labels,
+            keda: metrics
+                .keda_trigger(series.labels(), trigger.input.trigger_index)
+                .map(Box::new),
+            series,
             trigger: Arc::new(trigger),
             connection,
             client,
@@ -140,8 +133,8 @@ impl TriggerPoller {
         &mut self,
         wake: &Arc<Notify>,
         backoff: PushBackoff,
-        metrics: &RuntimeMetrics,
         object: &ObjectKey,
+        series: &Arc<ObjectSeries>,
     ) {
         if self.trigger.push == PushMode::Never {
             return;
@@ -149,6 +142,7 @@ impl TriggerPoller {
         let (Ok(connection), Some(client)) = (&self.connection, &self.client) else {
             return;
         };
+        series.start_pushing();
         let task = PushTask {
             trigger: self.trigger.clone(),
             client: client.clone(),
@@ -156,9 +150,7 @@ impl TriggerPoller {
             activity: self.activity.clone(),
             wake: wake.clone(),
             backoff,
-            subscriptions: metrics
-                .push_subscriptions
-                .get_or_create_owned(&object.into()),
+            subscriptions: series.clone(),
             object: object.to_string(),
         };
         self.push_task = Some(tokio::spawn(task.run()));
@@ -181,14 +173,18 @@ impl TriggerPoller {
                 }
                 self.activity.set_polled(reading.active);
                 self.pushed_active = false;
-                self.active_gauge.set(i64::from(reading.active));
-                self.failures_gauge.set(0);
-                self.record_values(&reading);
+                self.series.set_polled(reading.active);
+                self.series.record_values(
+                    reading
+                        .values
+                        .iter()
+                        .map(|value| (value.metric_name.as_str(), value.value, value.target)),
+                );
                 if let Some(keda) = &self.keda {
-                    let values = self.value_gauges.iter();
+                    let values = self.series.values();
                     keda.record_success(
                         reading.active,
-                        values.map(|known| (&*known.labels.metric, known.gauge.get())),
+                        values.iter().map(|(metric, value)| (&**metric, *value)),
                     );
                 }
                 self.last_reading = Some(reading);
@@ -203,11 +199,10 @@ impl TriggerPoller {
                     tracing::debug!(object = %object, trigger = self.trigger.name(), address, code = ?failure.code, error = %failure.message, "trigger poll failed again");
                 }
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.failures_gauge
-                    .set(i64::from(self.consecutive_failures));
+                self.series.set_failures(self.consecutive_failures);
                 if let Some(keda) = &self.keda {
-                    let metrics = self.value_gauges.iter();
-                    keda.record_failure(metrics.map(|known| &*known.labels.metric));
+                    let values = self.series.values();
+                    keda.record_failure(values.iter().map(|(metric, _)| &**metric));
                 }
                 self.last_error = Some(failure);
                 false
@@ -262,41 +257,6 @@ impl TriggerPoller {
         })
     }
 
-    fn record_values(&mut self, reading: &MetricsReading) {
-        // Metric names come from the scaler; bound them so a misbehaving scaler cannot grow
-        // the series set without limit.
-        const MAX_METRICS_PER_TRIGGER: usize = 8;
-        for value in &reading.values {
-            if let Some(known) = self
-                .value_gauges
-                .iter()
-                .find(|known| known.metric == value.metric_name)
-            {
-                known.gauge.set(value.value);
-                known.target.set(value.target);
-                continue;
-            }
-            let label = if self.value_gauges.len() < MAX_METRICS_PER_TRIGGER {
-                value.metric_name.clone()
-            } else {
-                "other".to_owned()
-            };
-            let labels = self.labels.metric(&label);
-            let gauge = self.value_family.get_or_create_owned(&labels);
-            gauge.set(value.value);
-            let target = self.target_family.get_or_create_owned(&labels);
-            target.set(value.target);
-            // Most triggers report one metric: grow one at a time, not to Vec's first four.
-            self.value_gauges.reserve_exact(1);
-            self.value_gauges.push(ValueGauge {
-                metric: value.metric_name.clone(),
-                labels,
-                gauge,
-                target,
-            });
-        }
-    }
-
     /// The event for a change of health since the last poll (`was_failing` before it): a
     /// Warning when the trigger starts failing, a Normal when it answers again.
     pub(crate) fn transition(&self, was_failing: bool) -> Option<ObjectEvent> {
@@ -322,19 +282,6 @@ impl TriggerPoller {
             None
         }
     }
-
-    /// Every metric label set this poller created (to remove them when the loop stops).
-    pub(crate) fn metric_labels(&self) -> impl Iterator<Item = &MetricLabels> {
-        self.value_gauges.iter().map(|known| &known.labels)
-    }
-}
-
-/// A cached per-metric gauge handle.
-struct ValueGauge {
-    metric: String,
-    labels: MetricLabels,
-    gauge: FloatGauge,
-    target: FloatGauge,
 }
 
 impl Drop for TriggerPoller {

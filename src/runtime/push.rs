@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
 use tokio::sync::Notify;
 
@@ -104,7 +103,7 @@ pub(crate) struct PushTask {
     pub(crate) activity: Arc<TriggerActivity>,
     pub(crate) wake: Arc<Notify>,
     pub(crate) backoff: PushBackoff,
-    pub(crate) subscriptions: Counter,
+    pub(crate) subscriptions: Arc<super::series::ObjectSeries>,
     pub(crate) object: String,
 }
 
@@ -144,7 +143,7 @@ impl PushTask {
                     tracing::debug!(object = %self.object, trigger = self.trigger.name(), address = self.connection.address(), %error, "push: cannot subscribe");
                 }
                 Ok(mut stream) => {
-                    self.subscriptions.inc();
+                    self.subscriptions.count_push_subscription();
                     while let Some(item) = stream.next().await {
                         match item {
                             Ok(active) => {

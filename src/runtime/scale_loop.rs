@@ -10,8 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -22,6 +20,7 @@ use super::object::{ManagedObject, RuntimeConfig};
 use super::poller::TriggerPoller;
 use super::pool::ScalerPool;
 use super::push::PushEdge;
+use super::series::ObjectSeries;
 use super::sink::{
     EventKind, ObjectEvent, REASON_SCALE_FAILED, REASON_SCALED, REASON_TARGET_UNREADABLE,
     StatusSink,
@@ -54,8 +53,30 @@ enum Cause {
     PushActivated,
 }
 
+/// What a loop keeps of its object once started: the triggers moved to the pollers and the
+/// last status to the evaluator, so neither is kept twice.
+struct LoopObject {
+    key: super::ObjectKey,
+    generation: i64,
+    spec: Arc<crate::spec::ScaledObjectSpec>,
+    pause: crate::spec::PauseState,
+    target: Arc<dyn super::ScaleTarget>,
+}
+
+impl From<ManagedObject> for LoopObject {
+    fn from(object: ManagedObject) -> Self {
+        Self {
+            key: object.key,
+            generation: object.generation,
+            spec: object.spec,
+            pause: object.pause,
+            target: object.target,
+        }
+    }
+}
+
 pub(crate) struct ScaleLoop {
-    object: ManagedObject,
+    object: LoopObject,
     pollers: Vec<TriggerPoller>,
     /// The distinct admission slots of the pollers' connections, in a fixed (address) order
     /// so loops sharing several connections never wait on each other crosswise.
@@ -72,14 +93,8 @@ pub(crate) struct ScaleLoop {
     /// published one. The evaluator's own copy is the comparison; no second copy is kept.
     host_has_status: bool,
     target_failing: bool,
-    /// The object's label values, shared by every series of the object and its triggers.
-    labels: ObjectLabels,
-    paused_gauge: Gauge,
-    desired_gauge: Gauge,
-    current_gauge: Gauge,
-    fallback_gauge: Gauge,
-    reconcile_errors: Counter,
-    scale_changes: Counter,
+    /// The object's exported numbers (and its triggers').
+    series: Arc<ObjectSeries>,
 }
 
 impl ScaleLoop {
@@ -88,27 +103,23 @@ impl ScaleLoop {
         shared: Arc<LoopShared>,
         control: Arc<Mailbox>,
     ) -> Self {
-        let labels = ObjectLabels::from(&object.key);
-        let metrics = &shared.metrics;
+        let series = shared
+            .metrics
+            .objects
+            .scaled_object(ObjectLabels::from(&object.key));
         let wake = Arc::new(Notify::new());
         let evaluator = Evaluator::new(&object);
         // The pollers own the triggers and the evaluator the last status: one copy of each
         // per object, not one more kept in `object`.
         let triggers = std::mem::take(&mut object.triggers);
-        let pollers = build_pollers(&object.key, &labels, triggers, &shared, &wake, &[]);
+        let pollers = build_pollers(&object.key, &series, triggers, &shared, &wake, &[]);
         Self {
             poll_slots: poll_slots(&pollers),
             permits: Vec::new(),
             evaluator,
-            paused_gauge: metrics.paused.get_or_create_owned(&labels),
-            desired_gauge: metrics.desired_replicas.get_or_create_owned(&labels),
-            current_gauge: metrics.current_replicas.get_or_create_owned(&labels),
-            fallback_gauge: metrics.fallback.get_or_create_owned(&labels),
-            reconcile_errors: metrics.reconcile_errors.get_or_create_owned(&labels),
-            scale_changes: metrics.scale_changes.get_or_create_owned(&labels),
-            labels,
-            host_has_status: object.last_status.take().is_some(),
-            object,
+            series,
+            host_has_status: object.last_status.is_some(),
+            object: object.into(),
             pollers,
             shared,
             control,
@@ -162,7 +173,7 @@ impl ScaleLoop {
                     let started = Instant::now();
                     self.shared.metrics.record_loop(
                         &self.object.key,
-                        &self.paused_gauge,
+                        &self.series,
                         started.saturating_duration_since(due).as_secs_f64(),
                         self.object.pause.is_paused(),
                     );
@@ -237,31 +248,20 @@ impl ScaleLoop {
                 .iter()
                 .map(|poller| (poller.trigger.name().to_owned(), poller.activity.clone()))
                 .collect();
-            let forgotten: Vec<_> = previous
-                .iter()
-                .filter(|poller| {
-                    !object
-                        .triggers
-                        .iter()
-                        .any(|trigger| trigger.name() == poller.trigger.name())
-                })
-                .map(|poller| {
-                    (
-                        poller.trigger.name().to_owned(),
-                        poller.metric_labels().cloned().collect::<Vec<_>>(),
-                    )
-                })
-                .collect();
-            for (name, metric_labels) in forgotten {
-                self.shared
-                    .metrics
-                    .forget_trigger(&self.labels.trigger(&name), &metric_labels);
+            for poller in &previous {
+                let kept = object
+                    .triggers
+                    .iter()
+                    .any(|trigger| trigger.name() == poller.trigger.name());
+                if !kept {
+                    self.shared.metrics.forget_trigger(poller.series.labels());
+                }
             }
             drop(previous);
             let triggers = std::mem::take(&mut object.triggers);
             self.pollers = build_pollers(
                 &object.key,
-                &self.labels,
+                &self.series,
                 triggers,
                 &self.shared,
                 &self.wake,
@@ -269,10 +269,8 @@ impl ScaleLoop {
             );
             self.poll_slots = poll_slots(&self.pollers);
         }
-        self.evaluator.update(&object);
-        object.triggers.clear();
-        object.last_status = None;
-        self.object = object;
+        self.evaluator.update(&object.spec, object.pause);
+        self.object = object.into();
         true
     }
 
@@ -327,7 +325,7 @@ impl ScaleLoop {
                 current
             }
             Err(error) => {
-                self.reconcile_errors.inc();
+                self.series.count_reconcile_error();
                 if !self.target_failing {
                     self.target_failing = true;
                     tracing::warn!(object = %key, %error, "cannot read scale target");
@@ -341,7 +339,7 @@ impl ScaleLoop {
                 return;
             }
         };
-        self.current_gauge.set(i64::from(current));
+        self.series.set_current(current);
         let now = SystemTime::now();
         let evaluation = self
             .evaluator
@@ -354,7 +352,7 @@ impl ScaleLoop {
             match self.object.target.set_replicas(evaluation.desired).await {
                 Ok(()) => {
                     applied = evaluation.desired;
-                    self.scale_changes.inc();
+                    self.series.count_scale_change();
                     tracing::info!(object = %key, from = current, to = evaluation.desired, reason = %evaluation.reason, "scaled");
                     let message = format!(
                         "scaled from {current} to {} replicas: {}",
@@ -363,7 +361,7 @@ impl ScaleLoop {
                     self.event(EventKind::Normal, REASON_SCALED, message).await;
                 }
                 Err(error) => {
-                    self.reconcile_errors.inc();
+                    self.series.count_reconcile_error();
                     tracing::warn!(object = %key, from = current, to = evaluation.desired, %error, "cannot scale target");
                     let message = format!(
                         "cannot scale from {current} to {}: {error}",
@@ -378,9 +376,9 @@ impl ScaleLoop {
         }
         self.evaluator
             .commit(&evaluation, applied == evaluation.desired, now);
-        self.desired_gauge.set(i64::from(evaluation.desired));
-        self.current_gauge.set(i64::from(applied));
-        self.fallback_gauge.set(i64::from(evaluation.fallback));
+        self.series.set_desired(evaluation.desired);
+        self.series.set_current(applied);
+        self.series.set_fallback(evaluation.fallback);
         let (status, changed) =
             self.evaluator
                 .status(&evaluation, applied, self.object.generation, now);
@@ -416,21 +414,9 @@ impl ScaleLoop {
     async fn finish(self: Box<Self>, removed: bool) {
         let key = &self.object.key;
         self.shared.metrics.scaled_objects.dec();
-        let triggers: Vec<String> = self
-            .pollers
-            .iter()
-            .map(|poller| poller.trigger.name().to_owned())
-            .collect();
-        let metric_labels: Vec<_> = self
-            .pollers
-            .iter()
-            .flat_map(|poller| poller.metric_labels().cloned())
-            .collect();
         // Aborts the push tasks.
         drop(self.pollers);
-        self.shared
-            .metrics
-            .forget_object(key, &self.labels, &triggers, &metric_labels);
+        self.shared.metrics.forget_object(key, &self.series);
         if removed {
             self.shared.sink.object_removed(key).await;
         }
@@ -439,24 +425,26 @@ impl ScaleLoop {
 
 fn build_pollers(
     key: &super::ObjectKey,
-    labels: &ObjectLabels,
+    series: &Arc<ObjectSeries>,
     triggers: Vec<super::ResolvedTrigger>,
     shared: &LoopShared,
     wake: &Arc<Notify>,
     activities: &[(String, Arc<super::push::TriggerActivity>)],
 ) -> Vec<TriggerPoller> {
-    triggers
+    let pollers: Vec<TriggerPoller> = triggers
         .into_iter()
         .map(|trigger| {
             let previous = activities
                 .iter()
                 .find(|(name, _)| name == trigger.name())
                 .map(|(_, activity)| activity.clone());
-            let mut poller = TriggerPoller::new(labels, trigger, &shared.pool, previous);
-            poller.start_push(wake, shared.config.push_backoff, &shared.metrics, key);
+            let mut poller = TriggerPoller::new(series, trigger, &shared.pool, previous);
+            poller.start_push(wake, shared.config.push_backoff, key, series);
             poller
         })
-        .collect()
+        .collect();
+    series.set_triggers(pollers.iter().map(|poller| poller.series.clone()));
+    pollers
 }
 
 /// The distinct admission slots of `pollers`' connections, ordered by address.

@@ -47,11 +47,13 @@ pub const REASON_TRIGGER_INVALID: &str = "TriggerInvalid";
 /// object's next poll waits for it. Failures are the sink's to log: the loop does not retry.
 pub trait StatusSink: Send + Sync + 'static {
     /// The object's status changed (called only when it differs from the last one published
-    /// by this loop, and once at the first poll).
+    /// by this loop, and once at the first poll). `status` is the loop's own, updated in
+    /// place poll after poll: a sink that shows it keeps the `Arc` (one copy per object, no
+    /// copying per poll); a sink that must remember what it wrote copies it.
     fn publish_status<'a>(
         &'a self,
         key: &'a ObjectKey,
-        status: &'a ScaledObjectStatus,
+        status: &'a Arc<SharedStatus>,
     ) -> BoxFuture<'a, ()>;
 
     /// Something happened to the object.
@@ -64,6 +66,38 @@ pub trait StatusSink: Send + Sync + 'static {
     }
 }
 
+/// An object's status as its loop keeps it, shared with the sinks that show it.
+#[derive(Debug, Default)]
+pub struct SharedStatus(Mutex<ScaledObjectStatus>);
+
+impl SharedStatus {
+    /// A shared status holding `status`.
+    pub fn new(status: ScaledObjectStatus) -> Self {
+        Self(Mutex::new(status))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ScaledObjectStatus> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the status now.
+    pub fn get(&self) -> ScaledObjectStatus {
+        self.lock().clone()
+    }
+
+    /// Reads the status now without copying it.
+    pub fn read<R>(&self, read: impl FnOnce(&ScaledObjectStatus) -> R) -> R {
+        read(&self.lock())
+    }
+
+    /// Changes the status in place; `change` says whether it changed anything.
+    pub(crate) fn update(&self, change: impl FnOnce(&mut ScaledObjectStatus) -> bool) -> bool {
+        change(&mut self.lock())
+    }
+}
+
 /// A sink that keeps everything in memory: the latest status per object and every event.
 /// For tests, benchmarks and hosts that render a table. Clones share the same data.
 #[derive(Clone, Debug, Default)]
@@ -73,7 +107,7 @@ pub struct MemorySink {
 
 #[derive(Debug, Default)]
 struct MemorySinkInner {
-    statuses: HashMap<ObjectKey, ScaledObjectStatus>,
+    statuses: HashMap<ObjectKey, Arc<SharedStatus>>,
     events: Vec<(ObjectKey, ObjectEvent)>,
     publishes: u64,
     keep_events: bool,
@@ -100,7 +134,7 @@ impl MemorySink {
 
     /// The latest status of `key`.
     pub fn status(&self, key: &ObjectKey) -> Option<ScaledObjectStatus> {
-        self.lock().statuses.get(key).cloned()
+        self.lock().statuses.get(key).map(|status| status.get())
     }
 
     /// Every object with a status, sorted.
@@ -109,7 +143,7 @@ impl MemorySink {
             .lock()
             .statuses
             .iter()
-            .map(|(key, status)| (key.clone(), status.clone()))
+            .map(|(key, status)| (key.clone(), status.get()))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -135,11 +169,12 @@ impl StatusSink for MemorySink {
     fn publish_status<'a>(
         &'a self,
         key: &'a ObjectKey,
-        status: &'a ScaledObjectStatus,
+        status: &'a Arc<SharedStatus>,
     ) -> BoxFuture<'a, ()> {
         let mut inner = self.lock();
         inner.publishes += 1;
         match inner.statuses.get_mut(key) {
+            Some(existing) if Arc::ptr_eq(existing, status) => {}
             Some(existing) => existing.clone_from(status),
             None => {
                 inner.statuses.insert(key.clone(), status.clone());
@@ -182,8 +217,15 @@ pub struct LiveObject {
 /// (readings are written at most every `--status-readings-interval`). Clones share the data.
 #[derive(Clone, Default)]
 pub struct LiveStatus {
-    objects: Arc<Mutex<HashMap<ObjectKey, LiveObject>>>,
+    objects: Arc<Mutex<HashMap<ObjectKey, LiveEntry>>>,
     next: Option<Arc<dyn StatusSink>>,
+}
+
+/// What [`LiveStatus`] keeps of an object: the loop's own status (shared, not copied).
+#[derive(Default)]
+struct LiveEntry {
+    status: Option<Arc<SharedStatus>>,
+    last_reason: Option<String>,
 }
 
 impl std::fmt::Debug for LiveStatus {
@@ -207,16 +249,12 @@ impl LiveStatus {
         }
     }
 
-    fn update(&self, key: &ObjectKey, change: impl FnOnce(&mut LiveObject)) {
+    fn update(&self, key: &ObjectKey, change: impl FnOnce(&mut LiveEntry)) {
         let mut objects = self
             .objects
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let view = objects.entry(key.clone()).or_insert_with(|| LiveObject {
-            name: key.to_string(),
-            ..LiveObject::default()
-        });
-        change(view);
+        change(objects.entry(key.clone()).or_default());
     }
 
     /// Every object, sorted by name: `{"objects": [...]}`, the shape `ebb run` serves.
@@ -225,8 +263,12 @@ impl LiveStatus {
             .objects
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
+            .iter()
+            .map(|(key, entry)| LiveObject {
+                name: key.to_string(),
+                status: entry.status.as_ref().map(|status| status.get()),
+                last_reason: entry.last_reason.clone(),
+            })
             .collect();
         objects.sort_by(|a, b| a.name.cmp(&b.name));
         serde_json::json!({ "objects": objects })
@@ -237,11 +279,11 @@ impl StatusSink for LiveStatus {
     fn publish_status<'a>(
         &'a self,
         key: &'a ObjectKey,
-        status: &'a ScaledObjectStatus,
+        status: &'a Arc<SharedStatus>,
     ) -> BoxFuture<'a, ()> {
-        self.update(key, |view| match view.status.as_mut() {
-            Some(existing) => existing.clone_from(status),
-            None => view.status = Some(status.clone()),
+        self.update(key, |entry| match &entry.status {
+            Some(existing) if Arc::ptr_eq(existing, status) => {}
+            _ => entry.status = Some(status.clone()),
         });
         match &self.next {
             Some(next) => next.publish_status(key, status),
@@ -251,7 +293,7 @@ impl StatusSink for LiveStatus {
 
     fn record_event<'a>(&'a self, key: &'a ObjectKey, event: &'a ObjectEvent) -> BoxFuture<'a, ()> {
         let text = format!("{}: {}", event.reason, event.message);
-        self.update(key, |view| view.last_reason = Some(text));
+        self.update(key, |entry| entry.last_reason = Some(text));
         match &self.next {
             Some(next) => next.record_event(key, event),
             None => Box::pin(std::future::ready(())),

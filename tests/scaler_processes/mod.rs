@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -212,7 +211,7 @@ pub fn write_atomically(path: &Path, text: &str) {
 
 /// A trigger (`backlog` of object `shop/orders`) with `metadata` and `secrets`.
 pub fn trigger_input(metadata: &[(&str, &str)], secrets: &[(&str, &str)]) -> TriggerInput {
-    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+    let map = |pairs: &[(&str, &str)]| -> ebb::client::StringMap {
         pairs
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))

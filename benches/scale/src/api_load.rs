@@ -412,6 +412,7 @@ mod tests {
             content_type: None,
             body,
             status: 200,
+            received: std::time::Instant::now(),
             answered: std::time::Instant::now(),
         }
     }

@@ -2,6 +2,10 @@
 
 use clap::Parser as _;
 
+/// The `ebb` binary's allocator, so the controller side allocates as a deployed one does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = ebb_bench::Cli::parse();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ebb::runtime::{
-    MemorySink, ObjectKey, ObjectLabels, PoolConfig, PushMode, RuntimeConfig, RuntimeMetrics,
-    ScalerPool, Supervisor,
+    MemorySink, ObjectKey, PoolConfig, PushMode, RuntimeConfig, RuntimeMetrics, ScalerPool,
+    Supervisor,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,16 +63,10 @@ pub async fn run_push(
         keys.push(key);
         targets.push(target);
     }
-    let subscribed = |key: &ObjectKey| {
-        metrics
-            .push_subscriptions
-            .get_or_create(&ObjectLabels::from(key))
-            .get()
-            > 0
-    };
     let limit = Duration::from_secs(60);
     objects::wait_until("every push object to poll and subscribe", limit, || {
-        targets.iter().all(|target| target.reads() > 0) && keys.iter().all(subscribed)
+        targets.iter().all(|target| target.reads() > 0)
+            && metrics.objects_subscribed_to_push() >= keys.len()
     })
     .await?;
     // Let every stream deliver its first (inactive) state.

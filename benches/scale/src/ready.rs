@@ -31,6 +31,9 @@ pub struct ReadyFigures {
     pub objects: usize,
     /// Objects that reached Ready=True.
     pub ready: usize,
+    /// From the first create to the last, seconds.
+    #[serde(default)]
+    pub creating_seconds: f64,
     /// From the first create to the last object Ready, seconds.
     pub all_ready_seconds: f64,
     /// Create → Ready per object, p50, ms.
@@ -46,6 +49,21 @@ pub struct ReadyFigures {
     /// The same, p99, ms.
     #[serde(default)]
     pub written_p99_ms: f64,
+    /// Create → the controller's label PATCH of the object's Deployment arriving at the API
+    /// server, p50, ms: the watch event handled and the preparation done (the loop starts
+    /// right after).
+    #[serde(default)]
+    pub prepared_p50_ms: f64,
+    /// The same, p99, ms.
+    #[serde(default)]
+    pub prepared_p99_ms: f64,
+    /// Create → the Ready=True status write arriving at the API server, p50, ms (the loop's
+    /// first poll and the status writer's queue come before it).
+    #[serde(default)]
+    pub write_sent_p50_ms: f64,
+    /// The same, p99, ms.
+    #[serde(default)]
+    pub write_sent_p99_ms: f64,
     /// API requests the controller made from the first create until all were Ready.
     pub api_requests: usize,
     /// The same, by verb and resource (`PATCH scaledobjects/status`...).
@@ -254,7 +272,12 @@ pub async fn run_ready(
             .create(scaled_object(&name, scaler))
             .map_err(|error| BenchError::Api(format!("{error:?}")))?;
         created.push((name, Instant::now()));
+        // A client creates one object per request and waits for the answer; without this
+        // the loop would hold one of the runtime's two threads for the whole burst, and the
+        // controller (on the same runtime here, unlike in a cluster) would wait for it.
+        tokio::task::yield_now().await;
     }
+    let creating_seconds = first_create.elapsed().as_secs_f64();
     let all_ready = crate::objects::wait_until("every ScaledObject to be Ready", limit, || {
         ready_at.lock().unwrap_or_else(|p| p.into_inner()).len() >= count
     })
@@ -296,20 +319,28 @@ pub async fn run_ready(
         .map(|latency| latency.as_secs_f64() * 1000.0)
         .collect();
     let mut written_at: HashMap<&str, Instant> = HashMap::new();
+    let mut write_sent_at: HashMap<&str, Instant> = HashMap::new();
+    let mut prepared_at: HashMap<&str, Instant> = HashMap::new();
     for request in &requests {
         if let Some(name) = ready_status_write(request) {
             written_at.entry(name).or_insert(request.answered);
+            write_sent_at.entry(name).or_insert(request.received);
+        } else if let Some(name) = target_label_patch(request) {
+            prepared_at.entry(name).or_insert(request.received);
         }
     }
-    let mut written: Vec<f64> = created
-        .iter()
-        .filter_map(|(name, at)| {
-            written_at
-                .get(name.as_str())
-                .map(|written| written.saturating_duration_since(*at))
-        })
-        .map(|latency| latency.as_secs_f64() * 1000.0)
-        .collect();
+    let since_created = |at: &HashMap<&str, Instant>| -> Vec<f64> {
+        created
+            .iter()
+            .filter_map(|(name, created)| {
+                at.get(name.as_str())
+                    .map(|at| at.saturating_duration_since(*created).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    let mut written = since_created(&written_at);
+    let mut write_sent = since_created(&write_sent_at);
+    let mut prepared = since_created(&prepared_at);
     let last_ready = ready_at.values().max().copied().unwrap_or(first_create);
     let mut by_kind = BTreeMap::new();
     for request in &requests {
@@ -317,6 +348,7 @@ pub async fn run_ready(
     }
     Ok(ReadyFigures {
         objects: count,
+        creating_seconds,
         ready: latencies.len(),
         all_ready_seconds: last_ready
             .saturating_duration_since(first_create)
@@ -326,12 +358,23 @@ pub async fn run_ready(
         max_ms: quantiles::exact(&mut latencies, 1.0).unwrap_or(0.0),
         written_p50_ms: quantiles::exact(&mut written, 0.5).unwrap_or(0.0),
         written_p99_ms: quantiles::exact(&mut written, 0.99).unwrap_or(0.0),
+        prepared_p50_ms: quantiles::exact(&mut prepared, 0.5).unwrap_or(0.0),
+        prepared_p99_ms: quantiles::exact(&mut prepared, 0.99).unwrap_or(0.0),
+        write_sent_p50_ms: quantiles::exact(&mut write_sent, 0.5).unwrap_or(0.0),
+        write_sent_p99_ms: quantiles::exact(&mut write_sent, 0.99).unwrap_or(0.0),
         api_requests: requests.len(),
         api_requests_per_object: requests.len() as f64 / count.max(1) as f64,
         api_requests_by_kind: by_kind,
         steady_requests_per_second,
         client_side_throttling: false,
     })
+}
+
+/// The Deployment this request labelled (the controller adopting an object's target; the
+/// benchmark names each object after its Deployment).
+fn target_label_patch(request: &RecordedRequest) -> Option<&str> {
+    let name = request.path.rsplit_once("/deployments/")?.1;
+    (request.method == "PATCH" && !name.contains('/')).then_some(name)
 }
 
 /// The object whose status this request wrote with Ready=True, if it is such a write and
@@ -398,8 +441,21 @@ mod tests {
             content_type: None,
             body: None,
             status: 200,
+            received: std::time::Instant::now(),
             answered: std::time::Instant::now(),
         }
+    }
+
+    #[test]
+    fn a_patch_of_a_deployment_itself_is_the_target_label_patch() {
+        let deployment = "/apis/apps/v1/namespaces/bench/deployments/ready-3";
+        assert_eq!(
+            target_label_patch(&recorded("PATCH", deployment, &[])),
+            Some("ready-3")
+        );
+        assert_eq!(target_label_patch(&recorded("GET", deployment, &[])), None);
+        let scale = format!("{deployment}/scale");
+        assert_eq!(target_label_patch(&recorded("PATCH", &scale, &[])), None);
     }
 
     #[test]

@@ -276,8 +276,9 @@ impl Report {
         if let Some(ready) = &self.create_ready {
             let _ = writeln!(
                 out,
-                "\n[2] create -> Ready: {} objects, {} Ready, all in {:.2} s, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                "\n[2] create -> Ready: {} objects (created in {:.2} s), {} Ready, all in {:.2} s, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
                 ready.objects,
+                ready.creating_seconds,
                 ready.ready,
                 ready.all_ready_seconds,
                 ready.p50_ms,
@@ -286,8 +287,13 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "    Ready=True status write answered by the API server: p50 {:.0} ms, p99 {:.0} ms (the rest is the watch reporting it)",
-                ready.written_p50_ms, ready.written_p99_ms
+                "    stages from create, p50 / p99 ms: prepared (target label PATCH arrives) {:.0} / {:.0}; Ready=True status write arrives {:.0} / {:.0}; answered {:.0} / {:.0} (the rest is the watch reporting it)",
+                ready.prepared_p50_ms,
+                ready.prepared_p99_ms,
+                ready.write_sent_p50_ms,
+                ready.write_sent_p99_ms,
+                ready.written_p50_ms,
+                ready.written_p99_ms
             );
             let _ = writeln!(
                 out,

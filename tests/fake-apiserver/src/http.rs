@@ -90,6 +90,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = std::time::Instant::now();
     let header_text = |name: header::HeaderName| {
         headers
             .get(name)
@@ -161,6 +162,7 @@ pub(crate) async fn handle(
             content_type,
             body: parsed_body,
             status: response.status().as_u16(),
+            received,
             answered: std::time::Instant::now(),
         });
     response
@@ -463,7 +465,10 @@ fn list(
         query.get("fieldSelector").map(String::as_str),
     )?;
     let ty = &store.types[type_index];
-    let mut items: Vec<Value> = store.list(type_index, namespace);
+    // Only the page is copied: a client paging through 20,000 objects 500 at a time must not
+    // cost 20,000 copies per page under the store's lock (the real server pages from its
+    // cache without copying the rest).
+    let mut converted: Vec<Value> = Vec::new();
     if events::is_event(ty) {
         // The other Event view's objects are the same resource.
         for (other, _) in store
@@ -472,15 +477,19 @@ fn list(
             .enumerate()
             .filter(|(i, t)| *i != type_index && events::is_event(t))
         {
-            items.extend(
+            converted.extend(
                 store
-                    .list(other, namespace)
-                    .iter()
+                    .objects_of(other, namespace)
                     .map(|e| events::convert(e, ty)),
             );
         }
     }
-    let items: Vec<Value> = items.into_iter().filter(|o| selectors.matches(o)).collect();
+    let matching = || {
+        store
+            .objects_of(type_index, namespace)
+            .chain(converted.iter())
+            .filter(|o| selectors.matches(o))
+    };
     // A continue token is "offset:resourceVersion"; the list answers at the version of its
     // first page, as the real server does.
     let (offset, version) = match query.get("continue").filter(|c| !c.is_empty()) {
@@ -499,15 +508,18 @@ fn list(
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let end = limit.map_or(items.len(), |l| (offset + l).min(items.len()));
-    let page: Vec<Value> = items
-        .get(offset.min(items.len())..end)
-        .unwrap_or_default()
-        .to_vec();
+    let total = matching().count();
+    let end = limit.map_or(total, |l| (offset + l).min(total));
+    let page: Vec<Value> = matching()
+        .skip(offset.min(total))
+        .take(end.saturating_sub(offset))
+        .cloned()
+        .collect();
+    let items_len = total;
     let mut metadata = json!({"resourceVersion": version});
-    if end < items.len() {
+    if end < items_len {
         metadata["continue"] = json!(format!("{end}:{version}"));
-        metadata["remainingItemCount"] = json!(items.len() - end);
+        metadata["remainingItemCount"] = json!(items_len - end);
     }
     Ok(json!({
         "kind": format!("{}List", ty.kind), "apiVersion": ty.api_version(),

@@ -58,6 +58,8 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// HTTP status of the answer.
     pub status: u16,
+    /// When the request (its whole body) had arrived.
+    pub received: std::time::Instant,
     /// When the answer was ready (benchmarks time writes by it).
     pub answered: std::time::Instant,
 }

@@ -242,11 +242,19 @@ impl Store {
 
     /// Objects of a type, in one namespace or all, in key order.
     pub fn list(&self, type_index: usize, namespace: Option<&str>) -> Vec<Value> {
+        self.objects_of(type_index, namespace).cloned().collect()
+    }
+
+    /// The objects of one type (in one namespace), without copying them.
+    pub fn objects_of<'a>(
+        &'a self,
+        type_index: usize,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .iter()
-            .filter(|((ty, ns, _), _)| *ty == type_index && namespace.is_none_or(|n| n == ns))
-            .map(|(_, object)| object.clone())
-            .collect()
+            .filter(move |((ty, ns, _), _)| *ty == type_index && namespace.is_none_or(|n| n == ns))
+            .map(|(_, object)| object)
     }
 
     /// Creates an object (POST to a collection).
