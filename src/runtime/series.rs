@@ -460,7 +460,7 @@ impl Collector for SeriesIndex {
                 exported.name,
                 exported.help,
                 None,
-                exported.metric_type.clone(),
+                exported.metric_type,
             )?;
             let mut writer = SampleWriter {
                 encoder: &mut metric,
