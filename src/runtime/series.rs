@@ -213,8 +213,8 @@ pub(crate) struct TriggerSeries {
 /// The last value and target of one metric of a trigger.
 #[derive(Debug)]
 struct MetricSeries {
-    /// The name the scaler reported, or `other` past the bound (the key for updates).
-    name: Box<str>,
+    /// Its `metric` label is the key for updates: the name the scaler reported, or `other`
+    /// past the bound.
     labels: MetricLabels,
     value: f64,
     target: f64,
@@ -243,13 +243,18 @@ impl TriggerSeries {
         let mut known = lock(&self.values);
         for (reported, value, target) in values {
             let name = if known.len() < MAX_METRICS_PER_TRIGGER
-                || known.iter().any(|series| &*series.name == reported)
+                || known
+                    .iter()
+                    .any(|series| &*series.labels.metric == reported)
             {
                 reported
             } else {
                 "other"
             };
-            if let Some(series) = known.iter_mut().find(|series| &*series.name == name) {
+            if let Some(series) = known
+                .iter_mut()
+                .find(|series| &*series.labels.metric == name)
+            {
                 series.value = value;
                 series.target = target;
                 continue;
@@ -257,7 +262,6 @@ impl TriggerSeries {
             // Most triggers report one metric: grow one at a time, not to Vec's first four.
             known.reserve_exact(1);
             known.push(MetricSeries {
-                name: name.into(),
                 labels: self.labels.metric(name),
                 value,
                 target,
@@ -266,10 +270,10 @@ impl TriggerSeries {
     }
 
     /// Each exported metric name with its last value.
-    pub(crate) fn values(&self) -> Vec<(Box<str>, f64)> {
+    pub(crate) fn values(&self) -> Vec<(Arc<str>, f64)> {
         lock(&self.values)
             .iter()
-            .map(|series| (series.name.clone(), series.value))
+            .map(|series| (series.labels.metric.clone(), series.value))
             .collect()
     }
 }
