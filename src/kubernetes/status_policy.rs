@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::scaling::{Measurement, MetricType, recommend};
+
 /// Default of `--status-readings-interval`.
 pub const DEFAULT_READINGS_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -84,29 +86,64 @@ fn moved(old: Option<f64>, new: Option<f64>, tolerance: f64) -> bool {
     }
 }
 
-/// Whether any trigger's value or work in flight moved beyond `tolerance` (relative to the
-/// stored one), or a trigger appeared or went.
-pub fn readings_moved(stored: &Value, new: &Value, tolerance: f64) -> bool {
-    let triggers = |status: &Value| -> Vec<Value> {
-        status
-            .get("triggers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+/// The replica count a trigger's stored value asks for at `current` replicas, by the HPA's
+/// formula and tolerance; `None` when the entry has no value or no usable target.
+fn asks_for(trigger: &Value, current: u32) -> Option<u32> {
+    let value = trigger.get("lastValue").and_then(Value::as_f64)?;
+    let target = trigger
+        .get("target")
+        .and_then(Value::as_f64)
+        .filter(|target| *target > 0.0)?;
+    let metric_type = match trigger.get("metricType").and_then(Value::as_str) {
+        Some("Value") => MetricType::Value,
+        _ => MetricType::AverageValue,
     };
+    let measurement = Measurement::new(value, target).with_metric_type(metric_type);
+    Some(recommend(&measurement, current).replicas)
+}
+
+/// Whether a trigger's value moved enough to matter: beyond `tolerance` of the stored value,
+/// and (where the entry has a target) to a value that asks for a different replica count
+/// at `current` replicas. Noise inside the HPA's tolerance band changes no decision, so it
+/// earns no API write however often it is due.
+fn value_moved(old: &Value, new: &Value, current: u32, tolerance: f64) -> bool {
+    let value = |trigger: &Value| trigger.get("lastValue").and_then(Value::as_f64);
+    if !moved(value(old), value(new), tolerance) {
+        return false;
+    }
+    match (asks_for(old, current), asks_for(new, current)) {
+        (Some(before), Some(after)) => before != after,
+        _ => true,
+    }
+}
+
+fn triggers(status: &Value) -> &[Value] {
+    status
+        .get("triggers")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Whether any trigger's value or work in flight moved beyond `tolerance` (relative to the
+/// stored one; a value must also ask for a different replica count, see [`value_moved`]),
+/// or a trigger appeared or went.
+pub fn readings_moved(stored: &Value, new: &Value, tolerance: f64) -> bool {
+    let current = new
+        .get("currentReplicas")
+        .and_then(Value::as_u64)
+        .map_or(0, |replicas| u32::try_from(replicas).unwrap_or(u32::MAX));
     let (old, new) = (triggers(stored), triggers(new));
     if old.len() != new.len() {
         return true;
     }
-    old.iter().zip(&new).any(|(old, new)| {
+    old.iter().zip(new).any(|(old, new)| {
         old.get("name") != new.get("name")
-            || ["lastValue", "inFlight"].iter().any(|field| {
-                moved(
-                    old.get(*field).and_then(Value::as_f64),
-                    new.get(*field).and_then(Value::as_f64),
-                    tolerance,
-                )
-            })
+            || value_moved(old, new, current, tolerance)
+            || moved(
+                old.get("inFlight").and_then(Value::as_f64),
+                new.get("inFlight").and_then(Value::as_f64),
+                tolerance,
+            )
     })
 }
 
@@ -271,6 +308,50 @@ mod tests {
         assert!(stripped["triggers"][0].get("lastValue").is_none());
         assert!(stripped["triggers"][0].get("inFlight").is_none());
         assert_eq!(stripped["triggers"][0]["health"], "Happy");
+    }
+
+    #[test]
+    fn noise_inside_the_hpa_band_is_never_written() {
+        let start = Instant::now();
+        let p = policy(5);
+        let at = |value: f64| {
+            let mut status = steady();
+            status["triggers"][0]["lastValue"] = json!(value);
+            status["triggers"][0]["target"] = json!(1.0);
+            status["triggers"][0]["metricType"] = json!("AverageValue");
+            status
+        };
+        // 2.8 -> 3.2 is 14 % of the stored value, but at 3 replicas with target 1 both ask
+        // for 3 replicas: not written, even hours after the last write.
+        assert!(!should_write(
+            Some(&at(2.8)),
+            &at(3.2),
+            Some(start),
+            start + Duration::from_secs(7200),
+            &p
+        ));
+        // 2.8 -> 3.5 asks for 4: written once due.
+        assert!(should_write(
+            Some(&at(2.8)),
+            &at(3.5),
+            Some(start),
+            start + Duration::from_secs(300),
+            &p
+        ));
+        // Far beyond what max replicas allows still moved: 100 asks for 100, 150 for 150.
+        assert!(readings_moved(&at(100.0), &at(150.0), 0.1));
+        // Within the relative tolerance: not moved, though 100 and 104 ask for different counts.
+        assert!(!readings_moved(&at(100.0), &at(104.0), 0.1));
+        // A Value metric compares value and target whatever the replica count: 40 -> 48
+        // against 40 is outside the band (ratio 1.2) and asks for 4 replicas instead of 3.
+        let value_type = |value: f64| {
+            let mut status = at(value);
+            status["triggers"][0]["target"] = json!(40.0);
+            status["triggers"][0]["metricType"] = json!("Value");
+            status
+        };
+        assert!(readings_moved(&value_type(40.0), &value_type(48.0), 0.1));
+        assert!(!readings_moved(&value_type(38.0), &value_type(43.0), 0.1));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::MetricType;
+
 /// What ebb observed and decided for a ScaledObject.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -131,6 +133,9 @@ pub struct TriggerStatus {
     /// The metric's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<f64>,
+    /// How the value compares with the target (per replica or overall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_type: Option<MetricType>,
     /// The activation threshold the scaler declared: active above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_target: Option<f64>,

@@ -79,6 +79,8 @@ pub struct ApiOptions {
     pub window: Duration,
     /// How often a tenth of the scaling population flips.
     pub scale_every: Duration,
+    /// The controller's `--status-readings-interval`.
+    pub readings_interval: Duration,
 }
 
 fn scaled_object(name: &str, scaler: &str, polling: u32, metadata: Value) -> Value {
@@ -196,6 +198,7 @@ pub async fn run_api(
         namespace: "ebb-system".into(),
         leader_elect: false,
         resync_interval: Duration::from_secs(3600),
+        status_readings_interval: options.readings_interval,
         ..ebb::kubernetes::ControllerArgs::default()
     };
     let readings_interval = args.status_readings_interval;

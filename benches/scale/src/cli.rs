@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// Every this many seconds a tenth of the API-load `scaling` objects changes replicas.
     #[arg(long, env = "EBB_BENCH_API_SCALE_EVERY", default_value_t = 60)]
     pub api_scale_every: u64,
+    /// `--status-readings-interval` of the API-load controller, seconds: set it below the
+    /// window to see what readings cost once they are due.
+    #[arg(long, env = "EBB_BENCH_API_READINGS_INTERVAL", default_value_t = 300)]
+    pub api_readings_interval: u64,
     /// Run the steady-state controller with the dashboard's history recording (as
     /// `--dashboard` on the controller), to compare its cost.
     #[arg(long, env = "EBB_BENCH_DASHBOARD")]
@@ -106,6 +110,7 @@ impl RunArgs {
             api_polling_interval: 1,
             api_seconds: 6,
             api_scale_every: 2,
+            api_readings_interval: 2,
             ..self.clone()
         }
     }

@@ -184,6 +184,7 @@ pub async fn run(args: &RunArgs) -> Result<Report, BenchError> {
             polling_seconds: args.api_polling_interval,
             window: Duration::from_secs(args.api_seconds),
             scale_every: Duration::from_secs(args.api_scale_every.max(1)),
+            readings_interval: Duration::from_secs(args.api_readings_interval),
         };
         report.api = Some(crate::api_load::run_api(&mut scaler, &address, &options).await?);
     }
