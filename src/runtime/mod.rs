@@ -93,7 +93,7 @@ pub use sink::{
 };
 pub use supervisor::Supervisor;
 pub use target::{InMemoryTarget, ScaleTarget, TargetError};
-pub use trigger::{DEFAULT_RPC_TIMEOUT, ObjectKey, PushMode, ResolvedTrigger};
+pub use trigger::{DEFAULT_RPC_TIMEOUT, KeyParts, ObjectKey, PushMode, ResolvedTrigger};
 
 /// Why a runtime operation failed.
 #[derive(Debug, thiserror::Error)]
