@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use prost::Message as _;
 use prost::bytes::{BufMut as _, Bytes};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic_prost::ProstDecoder;
 
@@ -37,6 +37,18 @@ impl std::fmt::Debug for EncodedRequest {
     }
 }
 
+/// First size of a poll's encode and decode buffers. tonic's default is 8 KiB each, for
+/// requests and answers of a few hundred bytes: with a thousand polls in flight that was
+/// 16 MiB of buffers holding about 300 KiB. Larger messages grow the buffer as needed.
+const POLL_BUFFER_BYTES: usize = 512;
+
+/// tonic's default yield threshold (not readable from `BufferSettings`).
+const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;
+
+fn poll_buffer_settings() -> BufferSettings {
+    BufferSettings::new(POLL_BUFFER_BYTES, YIELD_THRESHOLD_BYTES)
+}
+
 /// Writes already-encoded bytes; decodes the answer with prost.
 struct PreEncodedCodec<Answer>(PhantomData<Answer>);
 
@@ -50,6 +62,10 @@ impl Encoder for BytesEncoder {
     fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.put_slice(&item);
         Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        poll_buffer_settings()
     }
 }
 
@@ -80,6 +96,10 @@ impl<Answer: prost::Message + Default> Decoder for AnswerDecoder<Answer> {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Answer>, Status> {
         self.0.decode(src)
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        poll_buffer_settings()
     }
 }
 

@@ -21,11 +21,8 @@ use crate::spec::{ConditionStatus, ConditionType, PauseState, ScaledObjectSpec};
 pub(crate) struct Evaluator {
     spec: EngineSpec,
     state: EngineState,
-    /// `metricType` of each trigger, by position.
-    metric_types: Vec<MetricType>,
     /// The last status, shared with the host once published: one copy per object, not two.
     status: Arc<SharedStatus>,
-    readings: Vec<Reading>,
 }
 
 /// One decision, with what the loop needs from it.
@@ -46,34 +43,42 @@ impl Evaluator {
         Self {
             spec: EngineSpec::from_spec(&object.spec, object.pause),
             state,
-            metric_types: metric_types(&object.spec),
             status: Arc::new(SharedStatus::new(
                 object.last_status.clone().unwrap_or_default(),
             )),
-            readings: Vec::with_capacity(object.triggers.len()),
         }
     }
 
     /// A new version of the object: new spec, same memory.
     pub(crate) fn update(&mut self, spec: &ScaledObjectSpec, pause: PauseState) {
         self.spec = EngineSpec::from_spec(spec, pause);
-        self.metric_types = metric_types(spec);
     }
 
-    /// Decides at `current` replicas. `fresh_poll` is false when re-evaluating the last
-    /// readings (a pushed activation): failures of that poll were already counted then.
+    /// Decides at `current` replicas, with the pollers of `spec`'s triggers (by position).
+    /// `fresh_poll` is false when re-evaluating the last readings (a pushed activation):
+    /// failures of that poll were already counted then.
     pub(crate) fn evaluate(
         &mut self,
+        spec: &ScaledObjectSpec,
         pollers: &[TriggerPoller],
         fresh_poll: bool,
         current: u32,
         now: SystemTime,
     ) -> Evaluation {
-        self.readings.clear();
-        for (index, poller) in pollers.iter().enumerate() {
-            let metric_type = self.metric_types.get(index).copied().unwrap_or_default();
-            self.readings.push(reading(poller, metric_type));
-        }
+        // Built per decision, not kept: an idle object should not hold its last readings twice
+        // (the pollers have them).
+        let readings: Vec<Reading> = pollers
+            .iter()
+            .enumerate()
+            .map(|(index, poller)| {
+                let metric_type = spec
+                    .triggers
+                    .get(index)
+                    .and_then(|trigger| trigger.metric_type)
+                    .unwrap_or_default();
+                reading(poller, metric_type)
+            })
+            .collect();
         if !fresh_poll {
             // The engine counts a failure per call; undo the count the same failures
             // already got when they were polled.
@@ -83,7 +88,7 @@ impl Evaluator {
                 }
             }
         }
-        let decision = decide(&self.spec, current, &self.readings, &self.state, now);
+        let decision = decide(&self.spec, current, &readings, &self.state, now);
         let fallback = decision
             .condition(ConditionType::Fallback)
             .is_some_and(|condition| condition.status == ConditionStatus::True);
@@ -129,13 +134,6 @@ impl Evaluator {
         });
         (&self.status, changed)
     }
-}
-
-fn metric_types(spec: &ScaledObjectSpec) -> Vec<MetricType> {
-    spec.triggers
-        .iter()
-        .map(|trigger| trigger.metric_type.unwrap_or_default())
-        .collect()
 }
 
 fn reading(poller: &TriggerPoller, metric_type: MetricType) -> Reading {

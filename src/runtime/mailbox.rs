@@ -1,6 +1,7 @@
-//! The supervisor's line to one scale loop. A loop only ever needs the newest version of its
-//! object, so a one-slot mailbox replaces a queue: it costs a few dozen bytes per object
-//! where an unbounded channel allocates a block of 32 slots up front.
+//! The supervisor's line to one scale loop, and its push tasks' doorbell. A loop only ever
+//! needs the newest version of its object, so a one-slot mailbox replaces a queue: it costs a
+//! few dozen bytes per object where an unbounded channel allocates a block of 32 slots up
+//! front. Push edges ring the same bell, so an idle loop waits on one future, not two.
 
 use std::sync::Mutex;
 
@@ -19,6 +20,8 @@ pub(crate) struct Mailbox {
 #[derive(Default)]
 struct Slot {
     message: Option<Control>,
+    /// A push task saw an activity edge the loop has not handled yet.
+    push_edges: bool,
     /// The loop has ended: nobody will read the slot again.
     closed: bool,
 }
@@ -46,11 +49,30 @@ impl Mailbox {
         Ok(())
     }
 
-    /// The next message. Cancel-safe: a message is taken only when this returns it.
+    /// Tells the loop that a push task saw an activity edge (the edge itself waits in the
+    /// trigger's activity). Several edges before the loop looks are one wake-up.
+    pub(crate) fn wake_for_push(&self) {
+        let mut slot = self.lock();
+        if slot.closed {
+            return;
+        }
+        slot.push_edges = true;
+        drop(slot);
+        self.ready.notify_one();
+    }
+
+    /// The next message; [`Control::PushEdges`] when only push edges wait. Messages from the
+    /// supervisor come first. Cancel-safe: a message is taken only when this returns it.
     pub(crate) async fn recv(&self) -> Control {
         loop {
-            if let Some(message) = self.lock().message.take() {
-                return message;
+            {
+                let mut slot = self.lock();
+                if let Some(message) = slot.message.take() {
+                    return message;
+                }
+                if std::mem::take(&mut slot.push_edges) {
+                    return Control::PushEdges;
+                }
             }
             self.ready.notified().await;
         }
@@ -104,6 +126,19 @@ mod tests {
             .expect("woken")
             .expect("no panic");
         assert!(is_stop(&received));
+    }
+
+    #[tokio::test]
+    async fn push_edges_wake_the_loop_after_its_messages() {
+        let mailbox = Mailbox::default();
+        mailbox.wake_for_push();
+        mailbox.wake_for_push();
+        assert!(mailbox.send(Control::Stop).is_ok());
+        assert!(is_stop(&mailbox.recv().await));
+        // Two edges before the loop looked: one wake-up.
+        assert!(matches!(mailbox.recv().await, Control::PushEdges));
+        let again = tokio::time::timeout(std::time::Duration::from_millis(50), mailbox.recv());
+        assert!(again.await.is_err(), "no second wake-up for the same edges");
     }
 
     #[test]

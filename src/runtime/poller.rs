@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -31,7 +30,9 @@ pub(crate) struct TriggerPoller {
     connection: Result<Arc<ScalerConnection>, String>,
     client: Option<ScalerClient>,
     protocol: Option<Protocol>,
-    keda_specs: Option<Vec<MetricSpec>>,
+    /// The KEDA scaler's GetMetricSpec answer, asked once (a boxed slice: v1 triggers, the
+    /// common case, pay one word for it).
+    keda_specs: Option<Box<[MetricSpec]>>,
     /// The v1 request, encoded once (the trigger never changes for a poller).
     encoded: EncodedRequest,
     pub(crate) activity: Arc<TriggerActivity>,
@@ -131,7 +132,7 @@ impl TriggerPoller {
     /// Starts the push subscription unless push is off or there is no connection.
     pub(crate) fn start_push(
         &mut self,
-        wake: &Arc<Notify>,
+        wake: &Arc<super::mailbox::Mailbox>,
         backoff: PushBackoff,
         object: &ObjectKey,
         series: &Arc<ObjectSeries>,
@@ -240,7 +241,11 @@ impl TriggerPoller {
             let started = Instant::now();
             let specs = client.metric_specs(&self.trigger.input, timeout).await;
             rpc.record(RpcMethod::GetMetricSpec, started, &specs);
-            self.keda_specs = Some(specs.map_err(|error| PollFailure::from(&error))?);
+            self.keda_specs = Some(
+                specs
+                    .map_err(|error| PollFailure::from(&error))?
+                    .into_boxed_slice(),
+            );
         }
         let specs = self.keda_specs.as_deref().unwrap_or(&[]);
         let started = Instant::now();

@@ -2,8 +2,8 @@
 //! jittered exponential backoff while the object exists.
 //!
 //! Activity edges are handed to the object's loop through [`TriggerActivity`] plus a wake-up
-//! [`Notify`], which keeps a permit when the loop is busy: an edge is never lost, even when
-//! it arrives while a poll runs. The first message of every stream carries the scaler's
+//! in the loop's mailbox, which stays set while the loop is busy: an edge is never lost, even
+//! when it arrives while a poll runs. The first message of every stream carries the scaler's
 //! current state; it counts as an edge whenever it differs from the last known state, so an
 //! activation that happened while the stream was down is delivered on reconnect.
 
@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rand::Rng;
-use tokio::sync::Notify;
 
 use super::pool::ScalerConnection;
 use super::trigger::{PushMode, ResolvedTrigger};
@@ -101,7 +100,7 @@ pub(crate) struct PushTask {
     pub(crate) client: ScalerClient,
     pub(crate) connection: Arc<ScalerConnection>,
     pub(crate) activity: Arc<TriggerActivity>,
-    pub(crate) wake: Arc<Notify>,
+    pub(crate) wake: Arc<super::mailbox::Mailbox>,
     pub(crate) backoff: PushBackoff,
     pub(crate) subscriptions: Arc<super::series::ObjectSeries>,
     pub(crate) object: String,
@@ -150,7 +149,7 @@ impl PushTask {
                                 wait = self.backoff.initial;
                                 if self.activity.set_pushed(active) {
                                     tracing::debug!(object = %self.object, trigger = self.trigger.name(), active, "push: activity changed");
-                                    self.wake.notify_one();
+                                    self.wake.wake_for_push();
                                 }
                             }
                             Err(error) if error.is_unimplemented() => {

@@ -33,8 +33,8 @@ pub struct EngineSpec {
     /// Trigger names in order. Empty: whatever readings are passed.
     pub triggers: Vec<String>,
     /// `advanced.scalingModifiers`: a formula whose result replaces the per-trigger
-    /// combination.
-    pub modifiers: Option<ModifiersSpec>,
+    /// combination. Boxed: few objects have one, and every loop keeps an engine spec.
+    pub modifiers: Option<Box<ModifiersSpec>>,
 }
 
 /// Fallback settings.
@@ -246,7 +246,7 @@ impl EngineSpec {
                 .enumerate()
                 .map(|(index, trigger)| trigger.effective_name(index))
                 .collect(),
-            modifiers: ModifiersSpec::from_spec(spec),
+            modifiers: ModifiersSpec::from_spec(spec).map(Box::new),
         }
     }
 

@@ -167,7 +167,7 @@ fn down(trigger: &str) -> Reading {
 fn spec(formula: &str, target: f64) -> EngineSpec {
     EngineSpec {
         behavior: Behavior::immediate(),
-        modifiers: Some(ModifiersSpec::new(formula, target)),
+        modifiers: Some(Box::new(ModifiersSpec::new(formula, target))),
         ..EngineSpec::new(0, 20, &["a", "b"])
     }
 }
@@ -400,7 +400,7 @@ fn conditions_name_the_formula_and_the_fallback_it_goes_on_without() {
 
     let spec = with_fallback(
         EngineSpec {
-            modifiers: Some(ModifiersSpec::new("a + (b ?? 10)", 5.0)),
+            modifiers: Some(Box::new(ModifiersSpec::new("a + (b ?? 10)", 5.0))),
             ..spec
         },
         FallbackBehavior::ScalingModifiers,
