@@ -214,7 +214,7 @@ mod tests {
         let rules = Rules {
             stabilization_window: Duration::ZERO,
             select_policy: SelectPolicy::Min,
-            policies: vec![Policy::pods(1, 60), Policy::percent(50, 60)],
+            policies: vec![Policy::pods(1, 60), Policy::percent(50, 60)].into(),
         };
         let state = EngineState::default();
         assert_eq!(scale_down_floor(&rules, &state, 10, at(100)), 9);

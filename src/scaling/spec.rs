@@ -1,5 +1,6 @@
 //! The engine's view of a ScaledObject: effective values only, buildable without YAML.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::modifiers::ModifiersSpec;
@@ -64,8 +65,9 @@ pub struct Rules {
     pub stabilization_window: Duration,
     /// How policies combine.
     pub select_policy: SelectPolicy,
-    /// Rate limits.
-    pub policies: Vec<Policy>,
+    /// Rate limits. The HPA defaults are borrowed from statics: every object without its
+    /// own policies (most of them) would otherwise allocate two lists.
+    pub policies: Cow<'static, [Policy]>,
 }
 
 /// One rate limit.
@@ -81,7 +83,7 @@ pub struct Policy {
 
 impl Policy {
     /// At most `value` pods per `period_seconds`.
-    pub fn pods(value: u32, period_seconds: u64) -> Self {
+    pub const fn pods(value: u32, period_seconds: u64) -> Self {
         Policy {
             policy_type: PolicyType::Pods,
             value,
@@ -90,7 +92,7 @@ impl Policy {
     }
 
     /// At most `value` percent per `period_seconds`.
-    pub fn percent(value: u32, period_seconds: u64) -> Self {
+    pub const fn percent(value: u32, period_seconds: u64) -> Self {
         Policy {
             policy_type: PolicyType::Percent,
             value,
@@ -99,13 +101,18 @@ impl Policy {
     }
 }
 
+/// The HPA's default scale-up policies.
+static DEFAULT_SCALE_UP_POLICIES: [Policy; 2] = [Policy::percent(100, 15), Policy::pods(4, 15)];
+/// The HPA's default scale-down policy.
+static DEFAULT_SCALE_DOWN_POLICIES: [Policy; 1] = [Policy::percent(100, 15)];
+
 impl Rules {
     /// The HPA's default scale-up: no stabilization, the larger of +100 % and +4 pods per 15 s.
     pub fn default_scale_up() -> Self {
         Rules {
             stabilization_window: Duration::ZERO,
             select_policy: SelectPolicy::Max,
-            policies: vec![Policy::percent(100, 15), Policy::pods(4, 15)],
+            policies: Cow::Borrowed(&DEFAULT_SCALE_UP_POLICIES),
         }
     }
 
@@ -114,7 +121,7 @@ impl Rules {
         Rules {
             stabilization_window: Duration::from_secs(300),
             select_policy: SelectPolicy::Max,
-            policies: vec![Policy::percent(100, 15)],
+            policies: Cow::Borrowed(&DEFAULT_SCALE_DOWN_POLICIES),
         }
     }
 
@@ -123,7 +130,7 @@ impl Rules {
         Rules {
             stabilization_window: Duration::ZERO,
             select_policy: SelectPolicy::Max,
-            policies: Vec::new(),
+            policies: Cow::Borrowed(&[]),
         }
     }
 

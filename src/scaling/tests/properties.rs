@@ -42,7 +42,7 @@ fn rules(default: Rules) -> impl Strategy<Value = Rules> {
                 Rules {
                     stabilization_window: Duration::from_secs(window),
                     select_policy,
-                    policies,
+                    policies: policies.into(),
                 }
             }
         })

@@ -371,7 +371,7 @@ fn cases() -> Vec<Case> {
                     scale_down: Rules {
                         stabilization_window: Duration::ZERO,
                         select_policy: SelectPolicy::Max,
-                        policies: vec![Policy::pods(1, 60)],
+                        policies: vec![Policy::pods(1, 60)].into(),
                     },
                 },
                 ..spec(0, 10)
