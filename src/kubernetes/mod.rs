@@ -139,7 +139,9 @@ pub struct ControllerArgs {
     #[arg(long, env = "EBB_METRICS_NAMES", value_enum, default_value_t = crate::runtime::MetricNames::Ebb)]
     pub metrics_names: crate::runtime::MetricNames,
     /// How often a status whose only change is readings (trigger values, work in flight) may
-    /// be written, and then only when a value moved beyond the 10 % tolerance. Conditions,
+    /// be written, and then only when a value moved beyond the 10 % tolerance and asks for a
+    /// different replica count than the stored value did (noise inside the HPA's tolerance
+    /// band is never written). Conditions,
     /// replica counts and trigger health are written within one poll whatever this says.
     /// `0` keeps readings out of status (see `/metrics`, the status JSON or `ebb status`).
     #[arg(long, env = "EBB_STATUS_READINGS_INTERVAL", default_value = "5m", value_parser = crate::process::parse_duration)]
