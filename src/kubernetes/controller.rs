@@ -162,6 +162,22 @@ pub fn scaled_object_resource() -> ApiResource {
     ApiResource::erase::<ScaledObject>(&())
 }
 
+/// The typed object, read from the watch's copy in place: serializing the whole object into a
+/// new JSON tree only to read it back cost a deep copy per watch event.
+fn decode(raw: &DynamicObject) -> Result<ScaledObject, serde_json::Error> {
+    use serde::Deserialize as _;
+    let spec = raw.data.get("spec").unwrap_or(&serde_json::Value::Null);
+    let status = match raw.data.get("status") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(status) => Some(crate::spec::ScaledObjectStatus::deserialize(status)?),
+    };
+    Ok(ScaledObject {
+        metadata: raw.metadata.clone(),
+        spec: crate::spec::ScaledObjectSpec::deserialize(spec)?,
+        status,
+    })
+}
+
 fn key_of(object: &DynamicObject) -> ObjectKey {
     ObjectKey::new(
         object.metadata.namespace.clone().unwrap_or_default(),
@@ -453,7 +469,7 @@ impl Controller {
             return;
         }
         self.objects.insert(key.clone(), raw.clone());
-        let decoded = serde_json::to_value(&raw).and_then(serde_json::from_value::<ScaledObject>);
+        let decoded = decode(&raw);
         let object = match decoded {
             Ok(object) => object,
             Err(error) => {
@@ -686,9 +702,7 @@ impl Controller {
     fn deleting(&mut self, key: &ObjectKey, raw: &DynamicObject) {
         let stopped = self.supervisor.remove_and_wait(key);
         self.latest.remove(key);
-        let decoded = serde_json::to_value(raw)
-            .and_then(serde_json::from_value::<ScaledObject>)
-            .ok();
+        let decoded = decode(raw).ok();
         if let Some(object) = &decoded {
             // It keeps its claim until it is gone: the next owner waits for the restore.
             let touched = self.conflicts.claim(claim_of(key, object));

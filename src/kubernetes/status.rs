@@ -268,20 +268,26 @@ async fn write_one(inner: &Inner, key: ObjectKey, value: Value) {
         .stored
         .get(&key)
         .cloned();
-    // Dynamic, so that the answer decodes even for an object ebb cannot decode.
-    let resource = kube::api::ApiResource::erase::<ScaledObject>(&());
-    let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(inner.client.clone(), &key.namespace, &resource);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
     let patch = status_patch(old.as_ref(), &value);
-    match api
-        .patch_status(&key.name, &params, &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => {
+    // The answer (the whole object) is not decoded: nothing in it is needed, the watch
+    // brings the stored status back, and decoding it for every write costs the controller
+    // as much as building the write. Errors still arrive as `kube::Error::Api`.
+    let url = <ScaledObject as kube::Resource>::url_path(&(), Some(&key.namespace));
+    let written = match kube::core::Request::new(url).patch_subresource(
+        "status",
+        &key.name,
+        &params,
+        &Patch::Merge(&patch),
+    ) {
+        Ok(request) => inner.client.request_text(request).await.map(drop),
+        Err(error) => Err(kube::Error::BuildRequest(error)),
+    };
+    match written {
+        Ok(()) => {
             let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
             state.stored.insert(key, value);
         }
