@@ -5,8 +5,9 @@
 //! generation) are written at once. Readings alone (trigger values, work in flight, failure
 //! counts below the point where the Fallback condition flips, condition messages,
 //! `lastActiveTime`) are written at most once per [`ReadingsPolicy::interval`], and only when a
-//! value moved beyond the tolerance: an API write per poll per object is what gets an
-//! autoscaler throttled by API Priority and Fairness.
+//! value moved beyond the tolerance and asks for a different replica count than the stored
+//! value did: an API write per poll per object is what gets an autoscaler throttled by API
+//! Priority and Fairness, and noise that changes no decision is not worth one.
 
 use std::time::{Duration, Instant};
 
