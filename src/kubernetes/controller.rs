@@ -380,7 +380,7 @@ impl Controller {
         &mut self,
         key: &ObjectKey,
         object: Option<&ScaledObject>,
-        reason: &str,
+        reason: &'static str,
         message: String,
     ) {
         let status = object.and_then(|o| o.status.clone());
@@ -393,7 +393,7 @@ impl Controller {
         key: &ObjectKey,
         status: Option<crate::spec::ScaledObjectStatus>,
         generation: Option<i64>,
-        reason: &str,
+        reason: &'static str,
         message: String,
     ) {
         self.supervisor.remove(key);

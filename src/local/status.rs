@@ -114,7 +114,7 @@ impl StatusBoard {
     }
 
     /// Shows an object that does not scale because of a conflict: Ready=False with `reason`.
-    pub fn show_conflict(&self, key: &ObjectKey, reason: &str, message: &str) {
+    pub fn show_conflict(&self, key: &ObjectKey, reason: &'static str, message: &str) {
         let mut status = ScaledObjectStatus::default();
         let now = std::time::SystemTime::now();
         for condition_type in [ConditionType::Ready, ConditionType::Active] {
@@ -265,7 +265,7 @@ fn object_line(object: &ObjectView, groups: &[NamedGroup]) -> ObjectLine {
     let reason = object.last_reason.clone().unwrap_or_else(|| {
         status
             .condition(ConditionType::Active)
-            .map(|condition| condition.reason.clone())
+            .map(|condition| condition.reason.to_string())
             .unwrap_or_default()
     });
     ObjectLine {

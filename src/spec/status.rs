@@ -1,5 +1,6 @@
 //! The ScaledObject status, written only by ebb.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -59,8 +60,10 @@ pub struct Condition {
     /// True, False or Unknown.
     pub status: ConditionStatus,
     /// A CamelCase machine reason.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
+    // Borrowed when it is one of ebb's own: every object holds four conditions, and their
+    // reasons are a handful of constants.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub reason: Cow<'static, str>,
     /// A sentence for people.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -155,7 +158,7 @@ impl Condition {
     pub fn new(
         condition_type: ConditionType,
         status: ConditionStatus,
-        reason: impl Into<String>,
+        reason: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
         now: SystemTime,
     ) -> Self {
