@@ -273,9 +273,9 @@ async fn write_one(inner: &Inner, key: ObjectKey, value: Value) {
         ..PatchParams::default()
     };
     let patch = status_patch(old.as_ref(), &value);
-    // The answer (the whole object) is not decoded: nothing in it is needed, the watch
-    // brings the stored status back, and decoding it for every write costs the controller
-    // as much as building the write. Errors still arrive as `kube::Error::Api`.
+    // The answer (the whole object) is not decoded: nothing in it is needed, and the watch
+    // brings the stored status back; decoding it on every write was work thrown away.
+    // Errors still arrive as `kube::Error::Api`.
     let url = <ScaledObject as kube::Resource>::url_path(&(), Some(&key.namespace));
     let written = match kube::core::Request::new(url).patch_subresource(
         "status",

@@ -311,24 +311,14 @@ impl SampleWriter<'_, '_> {
     }
 }
 
-fn replica_level(
+/// A ScaledObject's replica-level gauge (a ScaledJob has none).
+fn replica_gauge(
     owner: &ObjectSeries,
     writer: &mut SampleWriter<'_, '_>,
-    level: &AtomicI64,
+    value: i64,
 ) -> Result<(), std::fmt::Error> {
     if owner.replicas {
-        writer.gauge(&owner.labels, level.load(Ordering::Relaxed))?;
-    }
-    Ok(())
-}
-
-fn replica_flag(
-    owner: &ObjectSeries,
-    writer: &mut SampleWriter<'_, '_>,
-    flag: &AtomicBool,
-) -> Result<(), std::fmt::Error> {
-    if owner.replicas {
-        writer.gauge(&owner.labels, i64::from(flag.load(Ordering::Relaxed)))?;
+        writer.gauge(&owner.labels, value)?;
     }
     Ok(())
 }
@@ -408,25 +398,37 @@ const EXPORTED: &[Exported] = &[
         name: "desired_replicas",
         help: "Replicas the scaling engine wants",
         metric_type: MetricType::Gauge,
-        write: |owner, writer| replica_level(owner, writer, &owner.desired),
+        write: |owner, writer| replica_gauge(owner, writer, owner.desired.load(Ordering::Relaxed)),
     },
     Exported {
         name: "current_replicas",
         help: "Replicas the scale target has",
         metric_type: MetricType::Gauge,
-        write: |owner, writer| replica_level(owner, writer, &owner.current),
+        write: |owner, writer| replica_gauge(owner, writer, owner.current.load(Ordering::Relaxed)),
     },
     Exported {
         name: "fallback",
         help: "Whether fallback decides the object's replicas (1) or not (0)",
         metric_type: MetricType::Gauge,
-        write: |owner, writer| replica_flag(owner, writer, &owner.fallback),
+        write: |owner, writer| {
+            replica_gauge(
+                owner,
+                writer,
+                i64::from(owner.fallback.load(Ordering::Relaxed)),
+            )
+        },
     },
     Exported {
         name: "paused",
         help: "Whether the object is paused by annotation (1) or not (0)",
         metric_type: MetricType::Gauge,
-        write: |owner, writer| replica_flag(owner, writer, &owner.paused),
+        write: |owner, writer| {
+            replica_gauge(
+                owner,
+                writer,
+                i64::from(owner.paused.load(Ordering::Relaxed)),
+            )
+        },
     },
     Exported {
         name: "reconcile_errors",
