@@ -206,9 +206,13 @@ fn setting_values(text: &str) -> Vec<(usize, usize)> {
     let mut search = 0;
     while let Some(offset) = text[search..].find('=') {
         let equals = search + offset;
+        // The name is ASCII, so it starts one whole character after the last character that
+        // cannot be in a name; that character may be several bytes long.
         let name_start = text[..equals]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(0, |index| index + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |(index, c)| index + c.len_utf8());
         let name = &text[name_start..equals];
         let value_start = equals + 1;
         let value_end = text[value_start..]
@@ -246,6 +250,19 @@ mod tests {
             let clean = redactor.redact(leak);
             assert!(!clean.contains("TOPSECRET"), "{clean}");
         }
+    }
+
+    #[test]
+    fn a_setting_name_after_a_multibyte_character_is_found_without_slicing_inside_it() {
+        // Found by the rabbitmq_metadata fuzz target: the character before the name is two
+        // bytes long, and the name used to start one byte after it.
+        assert_eq!(mask_settings("0.2:\u{2ff}e=ord>ue"), "0.2:\u{2ff}e=ord>ue");
+        assert_eq!(
+            mask_settings("ü\u{2ff}password=hunter22;x"),
+            "ü\u{2ff}password=***;x"
+        );
+        // A non-ASCII letter does not make a word with the name: masking is the safe side.
+        assert_eq!(mask_settings("épassword=hunter22"), "épassword=***");
     }
 
     #[test]
