@@ -92,8 +92,24 @@ impl Redactor {
     }
 
     /// `text` with every known secret and fragment replaced by [`MASK`], then with
-    /// [`mask_credentials`] applied.
+    /// [`mask_credentials`] applied, repeated until nothing changes: a mask can join the
+    /// characters around it into a secret that itself holds `***` (`ab***` in `aab`), and
+    /// the result must hold no known secret at all.
     pub fn redact(&self, text: &str) -> String {
+        let mut text = self.redact_once(text);
+        // Every change turns at least one character that is not `*` into the mask, so this
+        // ends; the bound only guards against a mistake in that argument.
+        for _ in 0..MAX_REDACTION_ROUNDS {
+            let again = self.redact_once(&text);
+            if again == text {
+                break;
+            }
+            text = again;
+        }
+        text
+    }
+
+    fn redact_once(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for needle in &self.needles {
             if text.contains(needle.as_str()) {
@@ -103,6 +119,9 @@ impl Redactor {
         mask_credentials(&text)
     }
 }
+
+/// Most extra passes [`Redactor::redact`] makes; real messages need none.
+const MAX_REDACTION_ROUNDS: usize = 16;
 
 /// `text` with credentials in well-known shapes masked, without knowing the secrets: the user
 /// information of any URL (`amqp://user:pw@host` becomes `amqp://user:***@host`, a lone user
@@ -263,6 +282,13 @@ mod tests {
         );
         // A non-ASCII letter does not make a word with the name: masking is the safe side.
         assert_eq!(mask_settings("épassword=hunter22"), "épassword=***");
+    }
+
+    #[test]
+    fn a_secret_that_a_mask_completes_is_masked_too() {
+        // The longer secret goes first and is not there; masking `zz` then spells it.
+        let clean = Redactor::new(["q***", "zz"]).redact("before qzz after");
+        assert_eq!(clean, "before *** after");
     }
 
     #[test]
