@@ -93,12 +93,12 @@ impl Redactor {
 
     /// `text` with every known secret and fragment replaced by [`MASK`], then with
     /// [`mask_credentials`] applied, repeated until nothing changes: a mask can join the
-    /// characters around it into a secret that itself holds `***` (`ab***` in `aab`), and
-    /// the result must hold no known secret at all.
+    /// characters around it into a secret that itself holds `***` (`q***` in `qzz` when `zz`
+    /// is a secret too), and the result must hold no known secret at all.
     pub fn redact(&self, text: &str) -> String {
-        let mut text = self.redact_once(text);
-        // Every change turns at least one character that is not `*` into the mask, so this
-        // ends; the bound only guards against a mistake in that argument.
+        let mut text = text.to_owned();
+        // Text with nothing to mask costs one pass. Every change turns at least one character
+        // that is not `*` into the mask, so this ends; the bound guards that argument.
         for _ in 0..MAX_REDACTION_ROUNDS {
             let again = self.redact_once(&text);
             if again == text {
@@ -120,7 +120,7 @@ impl Redactor {
     }
 }
 
-/// Most extra passes [`Redactor::redact`] makes; real messages need none.
+/// Most passes [`Redactor::redact`] makes; a message with secrets in it needs two.
 const MAX_REDACTION_ROUNDS: usize = 16;
 
 /// `text` with credentials in well-known shapes masked, without knowing the secrets: the user
