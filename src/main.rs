@@ -33,6 +33,8 @@ async fn run() -> Result<()> {
             if let Ok(this) = std::env::current_exe() {
                 ebb::local::process::use_launcher(this);
             }
+            // Processes that leave their process group come back to ebb to be stopped.
+            ebb::local::orphans::adopt_orphans();
             ebb::local::run(args).await?
         }
         Command::ExecChild(args) => {

@@ -475,6 +475,8 @@ impl LocalJobs {
                 Outcome::DeadlineExceeded
             }
         };
+        // What the run started outside its process group goes with it, as with a pod.
+        super::orphans::stop_job_leftovers(name).await;
         if let Some(slot) = self.lock().running.get_mut(name) {
             *slot = None;
         }

@@ -8,7 +8,7 @@
 //!
 //! Modules: [`manifest`] (the local kinds), [`plan`] (files to a checked plan), [`sources`]
 //! (Secrets, ConfigMaps, authentication objects, env and files for preparation), [`process`]
-//! and [`group`] (processes), [`sidecar`] (scalers), [`status`] (table, lines, JSON) and
+//! and [`group`] (processes), [`orphans`] (processes that left their group), [`sidecar`] (scalers), [`status`] (table, lines, JSON) and
 //! [`runner`] (putting it together).
 
 mod conflicts;
@@ -16,6 +16,7 @@ pub mod group;
 pub mod jobs;
 mod loops;
 pub mod manifest;
+pub mod orphans;
 pub mod plan;
 pub mod process;
 mod runner;

@@ -198,7 +198,7 @@ pub fn spawn(
             process.stdout(Stdio::null()).stderr(Stdio::null());
         }
     }
-    let mut child = process.spawn()?;
+    let mut child = super::orphans::starting(|| process.spawn())?;
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(forward_lines(stdout, label.to_owned()));
     }

@@ -66,8 +66,19 @@ impl Sources {
     }
 }
 
-/// Runs until Ctrl-C (SIGINT) or SIGTERM, or until idle with `--until-idle`.
+/// Runs until Ctrl-C (SIGINT) or SIGTERM, or until idle with `--until-idle`; then stops
+/// whatever its processes left running outside their process groups (see [`super::orphans`]).
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let reaper = super::orphans::start_reaper();
+    let result = run_until_stopped(args).await;
+    super::orphans::stop_all_leftovers().await;
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
+    result
+}
+
+async fn run_until_stopped(args: RunArgs) -> Result<(), RunError> {
     let plan = plan(&args.file, &|name| std::env::var(name).ok())?;
     if args.check {
         print!("{}", crate::spec::terminal_safe(&describe(&plan), true));
