@@ -2,6 +2,9 @@
 # Installs (on Debian/Ubuntu, when missing) and starts the services the tests use:
 # RabbitMQ with its management plugin on 127.0.0.1:5672/15672, Azurite's queue service on
 # 127.0.0.1:10001, and headless Chromium with chromedriver (the dashboard's browser test).
+# A real Kubernetes control plane (scripts/cluster.sh: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler and the kubelet stand-in, built from the Go modules
+# pinned in tests/cluster, cached outside the checkout), for every test that talks to Kubernetes.
 # Safe to run again: running services are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,7 +121,20 @@ install_chromium() {
   fi
 }
 
+# The control plane every cluster test uses; one already up (scripts/cluster.sh env) is kept.
+start_cluster() {
+  if scripts/cluster.sh env >/dev/null 2>&1; then say "Kubernetes control plane already up"; return; fi
+  if ! command -v go >/dev/null; then
+    say "Go is missing: the Kubernetes control plane is built from Go modules; install Go 1.26 (the project's machines have it)"
+    exit 1
+  fi
+  say "starting the Kubernetes control plane (scripts/cluster.sh up; the first build takes ~15 min on 2 cores)"
+  scripts/cluster.sh up >/dev/null
+  say "Kubernetes control plane ready ($(scripts/cluster.sh env))"
+}
+
 start_rabbitmq
+start_cluster
 install_chromium
 start_azurite
 start_python

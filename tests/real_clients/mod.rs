@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::support;
 
+pub mod cluster;
+
 /// A running `ebb-fake-apiserver`, killed on drop, with the kubeconfig it wrote.
 pub struct FakeApiProcess {
     child: Child,
