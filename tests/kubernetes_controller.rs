@@ -735,3 +735,116 @@ async fn a_scaler_that_never_answers_getinfo_does_not_hold_up_other_objects() {
     drop(silent);
     controller.stop().await;
 }
+
+/// Log lines written while the guard lives, by tasks on this thread (a current-thread
+/// runtime runs them all here).
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_missing_lease_namespace_is_named_with_its_fix_and_the_controller_leads_once_it_exists()
+{
+    let logs = CapturedLogs::default();
+    let _capture = logs.capture();
+    // A cluster where namespaces must exist, and `ebb-system` does not (yet).
+    let mut types = fake_apiserver::ResourceType::defaults();
+    types.extend(
+        fake_apiserver::ResourceType::builtins()
+            .into_iter()
+            .filter(|t| t.group.is_empty() && t.plural == "namespaces"),
+    );
+    let server = FakeApiServer::start_options(fake_apiserver::Options {
+        types,
+        bookmark_interval: Duration::from_secs(1),
+        namespaces_must_exist: true,
+        log_requests: false,
+    })
+    .await;
+    let controller = Controller::start(&server, "replica-a").await;
+
+    // Not ready, and the readiness answer says which namespace is missing and how to fix it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let (code, body) = http_get(controller.telemetry, "/readyz").await;
+        if code == 503 && body.contains("ebb-system") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never named the missing namespace: {code} {body}\nlogs:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        answer.contains("kubectl create namespace ebb-system") && answer.contains("--namespace"),
+        "{answer}"
+    );
+    // At error level, with the same fix, and once: it keeps retrying quietly.
+    let text = logs.text();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("ERROR") && line.contains("ebb-system"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(
+        errors[0].contains("kubectl create namespace ebb-system"),
+        "{}",
+        errors[0]
+    );
+
+    // Once the namespace exists, the retries take the lease and the replica is ready.
+    server
+        .create(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "ebb-system"}}))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let holder = server
+            .get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                "ebb-system",
+                "ebb-controller",
+            )
+            .map(|lease| lease["spec"]["holderIdentity"].clone());
+        let (code, _) = http_get(controller.telemetry, "/readyz").await;
+        if holder == Some(json!("replica-a")) && code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not leading and ready after the namespace appeared: {holder:?} {code}\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    controller.stop().await;
+}

@@ -3,12 +3,44 @@
 //! take it over once they have seen it unchanged for `lease_duration` (measured on their own
 //! clock, so clock skew between nodes does not matter). Every write carries the
 //! resourceVersion that was read, so two candidates never both win: one gets 409 Conflict.
+//! A Lease namespace that does not exist is named, with its fix, at error level and in
+//! `/readyz`; the candidate keeps trying and takes part once the namespace appears.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
+
+use crate::runtime::Readiness;
+
+/// Why the Lease could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The Lease's namespace does not exist (a 404 naming `namespaces` on create).
+    #[error(
+        "the leader Lease's namespace {namespace:?} does not exist: create it \
+         (`kubectl create namespace {namespace}`), or run the controller with --namespace \
+         (env POD_NAMESPACE) naming an existing namespace"
+    )]
+    NamespaceMissing {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Any other API error.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+/// Whether `status` (a failed create) says the namespace itself is missing.
+fn namespace_missing(status: &kube::core::Status) -> bool {
+    status.code == 404
+        && (status
+            .details
+            .as_ref()
+            .is_some_and(|details| details.kind == "namespaces")
+            || status.message.starts_with("namespaces "))
+}
 
 /// Timing of the election.
 #[derive(Debug, Clone)]
@@ -24,6 +56,7 @@ pub struct LeaseTiming {
 /// One candidate.
 pub struct LeaderElector {
     api: Api<Lease>,
+    namespace: String,
     name: String,
     identity: String,
     timing: LeaseTiming,
@@ -46,6 +79,7 @@ impl LeaderElector {
     ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
             name: name.to_owned(),
             identity: identity.to_owned(),
             timing,
@@ -63,7 +97,7 @@ impl LeaderElector {
     }
 
     /// Takes or renews the lease once. `Ok(true)`: this candidate holds it now.
-    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+    pub async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaseError> {
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -82,7 +116,12 @@ impl LeaderElector {
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-                Err(error) => Err(error),
+                Err(kube::Error::Api(status)) if namespace_missing(&status) => {
+                    Err(LeaseError::NamespaceMissing {
+                        namespace: self.namespace.clone(),
+                    })
+                }
+                Err(error) => Err(error.into()),
             };
         };
         let spec = lease.spec.clone().unwrap_or_default();
@@ -126,7 +165,7 @@ impl LeaderElector {
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -152,12 +191,32 @@ impl LeaderElector {
         }
     }
 
-    /// Waits until this candidate holds the lease.
-    pub async fn acquire(&mut self) {
+    /// Waits until this candidate holds the lease. While the Lease's namespace is missing,
+    /// `readiness` is not ready and says why (and the error is logged once); a standby is
+    /// ready again once the namespace exists.
+    pub async fn acquire(&mut self, readiness: &Readiness) {
+        let mut namespace_missing = false;
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return,
-                Ok(false) => {}
+                Ok(false) => {
+                    if std::mem::take(&mut namespace_missing) {
+                        tracing::info!(namespace = %self.namespace, "the leader Lease's namespace exists now");
+                        readiness.set_ready(true);
+                    }
+                }
+                Err(error @ LeaseError::NamespaceMissing { .. }) => {
+                    if !std::mem::replace(&mut namespace_missing, true) {
+                        tracing::error!(
+                            namespace = %self.namespace,
+                            "{error}; retrying every {}",
+                            humantime::format_duration(self.timing.retry_interval)
+                        );
+                        readiness.set_not_ready(error.to_string());
+                    } else {
+                        tracing::debug!(namespace = %self.namespace, "the leader Lease's namespace is still missing");
+                    }
+                }
                 Err(error) => tracing::warn!(%error, "reading the leader lease failed"),
             }
             tokio::time::sleep(self.timing.retry_interval).await;

@@ -42,7 +42,7 @@ pub use crate::spec::{
 };
 pub use controller::{ControllerSettings, lead};
 pub use crd::{CrdArgs, crd_files, crds, write_crds};
-pub use leader::{LeaderElector, LeaseTiming};
+pub use leader::{LeaderElector, LeaseError, LeaseTiming};
 
 use crate::runtime::{PoolConfig, Readiness, RuntimeMetrics, ScalerPool};
 
@@ -293,7 +293,7 @@ pub async fn run_with_client(
         readiness.set_ready(true);
         loop {
             tokio::select! {
-                () = elector.acquire() => {}
+                () = elector.acquire(&readiness) => {}
                 () = stopped(stop.clone()) => break,
             }
             tracing::info!(identity = %settings.identity, "became leader");

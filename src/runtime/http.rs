@@ -3,8 +3,8 @@
 //! local runner's JSON status).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::State;
@@ -15,10 +15,12 @@ use prometheus_client::registry::Registry;
 
 use super::RuntimeError;
 
-/// Whether the host is ready to serve (`/readyz`). Cheap to clone; clones share the flag.
+/// Whether the host is ready to serve (`/readyz`), and why not when a person must act. Cheap
+/// to clone; clones share the flag.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     ready: Arc<AtomicBool>,
+    why_not: Arc<Mutex<Option<String>>>,
 }
 
 impl Readiness {
@@ -27,9 +29,25 @@ impl Readiness {
         Self::default()
     }
 
-    /// Sets the flag (for example after the first object list, or when leadership is lost).
+    /// Sets the flag (for example after the first object list, or when leadership is lost),
+    /// forgetting any reason given to [`Readiness::set_not_ready`].
     pub fn set_ready(&self, ready: bool) {
+        *self.why_not.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Not ready because of `reason`, which `/readyz` answers (say what to fix).
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self.why_not.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.into());
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// The reason given to [`Readiness::set_not_ready`], while it holds.
+    pub fn reason(&self) -> Option<String> {
+        self.why_not
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The current value.
@@ -81,10 +99,12 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
+async fn readyz(State(state): State<ServerState>) -> axum::response::Response {
     if state.readiness.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        return (StatusCode::OK, "ready").into_response();
+    }
+    match state.readiness.reason() {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}")).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response(),
     }
 }
