@@ -6,7 +6,7 @@ types."""
 import subprocess
 
 import pytest
-from helm_python.errors import HelmValuesError
+from helm_python.errors import HelmRenderError, HelmValuesError
 
 from conftest import (
     CHART_DIR,
@@ -100,31 +100,103 @@ def test_log_level_and_format(chart):
     assert env(containers(render(chart))["controller"])["EBB_LOG_JSON"] == "true"
 
 
-@pytest.mark.parametrize(
-    "scaler,container,port",
-    [("rabbitmq", "rabbitmq-scaler", "9001"), ("azureQueue", "azure-queue-scaler", "9002")],
-)
-def test_each_scaler_can_be_disabled_or_changed(chart, scaler, container, port):
-    assert f"127.0.0.1:{port}" in containers(render(chart))[container]["args"]
-    off = containers(render(chart, {"scalers": {scaler: {"enabled": False}}}))
-    assert container not in off
-    assert "controller" in off and len(off) == 2
-    changed = containers(
-        render(
-            chart,
-            {
-                "scalers": {
-                    scaler: {
-                        "image": {"repository": "mirror.example/s", "tag": "9", "pullPolicy": "Never"},
-                        "args": ["--listen", "127.0.0.1:7000", "--push-interval", "2s"],
-                    }
-                }
-            },
-        )
-    )[container]
+BUILT_IN_SCALERS = [
+    # (values key, sidecar container, trigger type, listen address)
+    ("rabbitmq", "rabbitmq-scaler", "rabbitmq", "127.0.0.1:9001"),
+    ("azureQueue", "azure-queue-scaler", "azure-queue", "127.0.0.1:9002"),
+]
+
+
+def registry(objects):
+    """The controller's scaler registry (EBB_SCALERS) as {type: address}; None when unset."""
+    value = env(containers(objects)["controller"]).get("EBB_SCALERS")
+    return None if value is None else dict(pair.split("=", 1) for pair in value.split(","))
+
+
+def test_the_default_registry_maps_each_built_in_type_to_its_sidecar(chart):
+    objects = render(chart)
+    assert registry(objects) == {kind: listen for _, _, kind, listen in BUILT_IN_SCALERS}
+    for _, container, _, listen in BUILT_IN_SCALERS:
+        assert containers(objects)[container]["args"] == ["--listen", listen]
+
+
+@pytest.mark.parametrize("scaler,container,kind,listen", BUILT_IN_SCALERS)
+def test_a_disabled_scaler_leaves_the_pod_and_the_registry(chart, scaler, container, kind, listen):
+    objects = render(chart, {"scalers": {scaler: {"enabled": False}}})
+    rendered = containers(objects)
+    assert container not in rendered
+    assert "controller" in rendered and len(rendered) == 2
+    # Its triggers now get the controller's UnregisteredScalerType error instead of calling
+    # a port where nothing listens; the other scaler stays registered.
+    others = {k: address for _, _, k, address in BUILT_IN_SCALERS if k != kind}
+    assert registry(objects) == others
+    # Nothing else changes: every other object equals the default rendering.
+    defaults = {key(o): o for o in render(chart) if o["kind"] != "Deployment"}
+    assert {key(o): o for o in objects if o["kind"] != "Deployment"} == defaults
+
+
+def test_with_every_scaler_disabled_the_controller_gets_no_registry(chart):
+    objects = render(chart, {"scalers": {"rabbitmq": {"enabled": False}, "azureQueue": {"enabled": False}}})
+    assert list(containers(objects)) == ["controller"]
+    assert registry(objects) is None
+
+
+@pytest.mark.parametrize("scaler,container,kind,listen", BUILT_IN_SCALERS)
+def test_a_scaler_can_be_changed(chart, scaler, container, kind, listen):
+    values = {
+        "scalers": {
+            scaler: {
+                "type": f"my-{kind}",
+                "listen": "127.0.0.1:7000",
+                "image": {"repository": "mirror.example/s", "tag": "9", "pullPolicy": "Never"},
+                "args": ["--push-interval", "2s"],
+            }
+        }
+    }
+    objects = render(chart, values)
+    changed = containers(objects)[container]
     assert changed["image"] == "mirror.example/s:9"
     assert changed["imagePullPolicy"] == "Never"
     assert changed["args"] == ["--listen", "127.0.0.1:7000", "--push-interval", "2s"]
+    assert registry(objects)[f"my-{kind}"] == "127.0.0.1:7000"
+    assert kind not in registry(objects)
+
+
+def test_the_scaler_registry_adds_types_and_wins_over_a_built_in(chart):
+    values = {
+        "scalers": {"rabbitmq": {"enabled": False}},
+        "scalerRegistry": {"kafka": "127.0.0.1:9010", "rabbitmq": "rabbitmq-scaler.scalers.svc:9001"},
+    }
+    assert registry(render(chart, values)) == {
+        "azure-queue": "127.0.0.1:9002",
+        "kafka": "127.0.0.1:9010",
+        "rabbitmq": "rabbitmq-scaler.scalers.svc:9001",
+    }
+    overridden = registry(render(chart, {"scalerRegistry": {"azure-queue": "127.0.0.1:9102"}}))
+    assert overridden["azure-queue"] == "127.0.0.1:9102"
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        (
+            {"scalers": {"rabbitmq": {"args": ["--listen", "127.0.0.1:7000"]}}},
+            "scalers.rabbitmq.args: set the address with scalers.rabbitmq.listen, not with --listen in args",
+        ),
+        (
+            {"scalers": {"azureQueue": {"args": ["--listen=127.0.0.1:7000"]}}},
+            "scalers.azureQueue.args: set the address with scalers.azureQueue.listen",
+        ),
+        (
+            {"scalers": {"azureQueue": {"type": "rabbitmq"}}},
+            '"rabbitmq" is already the type of another enabled scaler',
+        ),
+    ],
+)
+def test_contradicting_scaler_values_are_refused_by_name(chart, values, message):
+    with pytest.raises(HelmRenderError) as raised:
+        chart.render(values, name="ebb", namespace="ebb-system", is_install=True)
+    assert message in str(raised.value)
 
 
 def test_extra_scalers(chart):
@@ -216,7 +288,13 @@ def test_leader_election_may_use_leases(chart):
         ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"watchNamespace": ["a"]}, "/watchNamespace"),
         ({"scalers": {"rabbitmq": {"enabled": "yes"}}}, "/scalers/rabbitmq/enabled"),
-        ({"scalers": {"azureQueue": {"args": "--listen 127.0.0.1:9002"}}}, "/scalers/azureQueue/args"),
+        ({"scalers": {"azureQueue": {"args": "--push-interval 2s"}}}, "/scalers/azureQueue/args"),
+        ({"scalers": {"rabbitmq": {"listen": 9001}}}, "/scalers/rabbitmq/listen"),
+        ({"scalers": {"rabbitmq": {"listen": "127.0.0.1"}}}, "/scalers/rabbitmq/listen"),
+        ({"scalers": {"azureQueue": {"type": "azure queue"}}}, "/scalers/azureQueue/type"),
+        ({"scalerRegistry": {"kafka": 9010}}, "/scalerRegistry/kafka"),
+        ({"scalerRegistry": {"kafka": "a:1,rabbitmq=b:2"}}, "/scalerRegistry/kafka"),
+        ({"scalerRegistry": {"kafka=x": "a:1"}}, "invalid propertyName 'kafka=x'"),
         ({"extraScalers": {"name": "x"}}, "/extraScalers"),
         ({"resources": []}, "/resources"),
         ({"nodeSelector": ["linux"]}, "/nodeSelector"),

@@ -192,18 +192,47 @@ impl Cluster {
         kube::Client::try_from(config).expect("a kube client")
     }
 
-    /// Requests the audit log holds so far from `user`, as (verb, request URI) pairs.
-    pub fn audited_requests(&self, user: &str) -> Vec<(String, String)> {
-        let log = std::fs::read_to_string(self.audit_log()).unwrap_or_default();
-        log.lines()
+    /// Requests the audit log holds so far from `user`, each with its response code.
+    pub fn audited_requests(&self, user: &str) -> Vec<AuditedRequest> {
+        self.audited_requests_since(&AuditMark(0), user)
+    }
+
+    /// Where the audit log ends now: [`Cluster::audited_requests_since`] reads on from here,
+    /// so a test sees only the requests made after it began.
+    pub fn audit_mark(&self) -> AuditMark {
+        AuditMark(std::fs::metadata(self.audit_log()).map_or(0, |meta| meta.len()))
+    }
+
+    /// Requests from `user` the audit log gained after `mark`, each with its response code,
+    /// in order. Each request counts once: at `ResponseComplete`, or at `ResponseStarted` for
+    /// a watch that is still open.
+    pub fn audited_requests_since(&self, mark: &AuditMark, user: &str) -> Vec<AuditedRequest> {
+        let log = std::fs::read(self.audit_log()).unwrap_or_default();
+        let start = usize::try_from(mark.0).map_or(log.len(), |start| start.min(log.len()));
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&log[start..])
+            .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|event| event["stage"] == "ResponseComplete")
             .filter(|event| event["user"]["username"] == user)
-            .map(|event| {
-                (
-                    event["verb"].as_str().unwrap_or_default().to_owned(),
-                    event["requestURI"].as_str().unwrap_or_default().to_owned(),
-                )
+            .collect();
+        let completed: std::collections::HashSet<&str> = events
+            .iter()
+            .filter(|event| event["stage"] == "ResponseComplete")
+            .filter_map(|event| event["auditID"].as_str())
+            .collect();
+        events
+            .iter()
+            .filter(|event| {
+                event["stage"] == "ResponseComplete"
+                    || (event["stage"] == "ResponseStarted"
+                        && !completed.contains(event["auditID"].as_str().unwrap_or_default()))
+            })
+            .map(|event| AuditedRequest {
+                verb: event["verb"].as_str().unwrap_or_default().to_owned(),
+                uri: event["requestURI"].as_str().unwrap_or_default().to_owned(),
+                code: event["responseStatus"]["code"]
+                    .as_u64()
+                    .and_then(|code| u16::try_from(code).ok())
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -220,6 +249,26 @@ impl Cluster {
         );
     }
 }
+
+/// One request of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditedRequest {
+    /// The Kubernetes verb (`get`, `list`, `watch`, `patch`, ...).
+    pub verb: String,
+    /// The request URI, query included.
+    pub uri: String,
+    /// The response's HTTP status code (403: the authorizer refused it).
+    pub code: u16,
+}
+
+impl std::fmt::Display for AuditedRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} {} -> {}", self.verb, self.uri, self.code)
+    }
+}
+
+/// A position in the audit log (its length in bytes when taken).
+pub struct AuditMark(u64);
 
 /// A namespace of one test.
 pub struct Namespace {
