@@ -138,8 +138,8 @@ impl Cluster {
             "--server-side",
             "--force-conflicts",
             "--field-manager=ebb-tests",
-            "-f",
-            "deploy/crds/",
+            "-k",
+            "deploy/crds",
         ]);
         self.kubectl_ok(&[
             "wait",
