@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use tonic::Code;
 
+use super::scaler_text::clean_scaler_text;
+use crate::protocol::Redactor;
+
 /// Why a call to a scaler (or a scaler command) failed. [`ClientError::code`] gives the gRPC
 /// code to classify by, so a caller can tell bad metadata (`InvalidArgument`, not worth
 /// retrying) from an unreachable scaler (`Unavailable`) or a missing source (`NotFound`).
@@ -104,6 +107,29 @@ impl ClientError {
                 ..
             }
         )
+    }
+
+    /// The same error with every text that may come from the scaler (its status message, a
+    /// protocol violation's detail, the transport's reason) made safe by
+    /// [`clean_scaler_text`]: the one step scaler text takes on its way in.
+    pub(crate) fn cleaned(self, redactor: &Redactor) -> Self {
+        let clean = |text: String| clean_scaler_text(redactor, &text);
+        match self {
+            Self::Status { rpc, code, message } => Self::Status {
+                rpc,
+                code,
+                message: clean(message),
+            },
+            Self::BadAnswer { rpc, reason } => Self::BadAnswer {
+                rpc,
+                reason: clean(reason),
+            },
+            Self::Connect { address, reason } => Self::Connect {
+                address,
+                reason: clean(reason),
+            },
+            other => other,
+        }
     }
 
     pub(crate) fn from_status(rpc: &'static str, status: &tonic::Status) -> Self {

@@ -31,6 +31,7 @@ mod encoded;
 mod error;
 mod metadata;
 mod scaler_client;
+mod scaler_text;
 mod types;
 
 pub use channel::{ChannelSettings, TlsSettings};
@@ -39,6 +40,7 @@ pub use encoded::EncodedRequest;
 pub use error::ClientError;
 pub use metadata::StringMap;
 pub use scaler_client::{ActivityStream, ScalerClient};
+pub use scaler_text::{MAX_SCALER_TEXT, clean_scaler_text};
 pub use types::{
     Capabilities, MetadataField, MetricReading, MetricSpec, MetricsReading, Protocol, ScalerInfo,
     TargetType, TriggerInput, ValueKind,

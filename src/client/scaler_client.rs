@@ -12,14 +12,16 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use super::ClientError;
+use super::channel::TlsSettings;
 use super::encoded::{self, EncodedRequest};
+use super::scaler_text::clean_info;
 use super::types::{
     MetricReading, MetricSpec, MetricsReading, Protocol, ScalerInfo, TargetType, TriggerInput,
 };
 use crate::proto::keda::external_scaler_client::ExternalScalerClient;
 use crate::proto::v1::scaler_client::ScalerClient as V1Client;
 use crate::proto::{keda, v1};
-use crate::protocol::{keda_metric_value, keda_target_value, sanitize_value};
+use crate::protocol::{Redactor, keda_metric_value, keda_target_value, sanitize_value};
 
 /// Activity pushed by a scaler: one item per message, the first being the current state. The
 /// stream ends when the scaler closes it; an error item ends it too.
@@ -27,10 +29,17 @@ pub type ActivityStream = Pin<Box<dyn Stream<Item = Result<bool, ClientError>> +
 
 /// A scaler reached over one channel. Cheap to clone; clones share the channel and the
 /// detected protocol.
+///
+/// Whatever text the scaler answers (error messages, GetInfo's names and descriptions) is
+/// cleaned here, where it enters ebb, by [`super::clean_scaler_text`]: masked of every secret
+/// of the trigger the call is about and of the connection's TLS key, control characters
+/// escaped, cut to [`super::MAX_SCALER_TEXT`] bytes. Nothing downstream cleans it again.
 #[derive(Clone, Debug)]
 pub struct ScalerClient {
     channel: Channel,
     info: Arc<OnceCell<ScalerInfo>>,
+    /// The connection's own secrets (its TLS key), masked in every answer.
+    connection_secrets: Arc<Redactor>,
 }
 
 impl ScalerClient {
@@ -39,6 +48,7 @@ impl ScalerClient {
         Self {
             channel,
             info: Arc::new(OnceCell::new()),
+            connection_secrets: Arc::default(),
         }
     }
 
@@ -47,7 +57,36 @@ impl ScalerClient {
         Self {
             channel,
             info: Arc::new(OnceCell::new_with(Some(info))),
+            connection_secrets: Arc::default(),
         }
+    }
+
+    /// This client over the same channel and with the same secrets masked, trusting `info`
+    /// instead of asking.
+    pub fn known_as(&self, info: ScalerInfo) -> Self {
+        Self {
+            channel: self.channel.clone(),
+            info: Arc::new(OnceCell::new_with(Some(info))),
+            connection_secrets: self.connection_secrets.clone(),
+        }
+    }
+
+    /// This client masking the TLS material of its connection in every answer as well.
+    #[must_use]
+    pub fn masking_tls(mut self, tls: Option<&TlsSettings>) -> Self {
+        if let Some(key) = tls.and_then(|tls| tls.client_key_pem.as_deref()) {
+            self.connection_secrets = Arc::new(Redactor::new([key]));
+        }
+        self
+    }
+
+    /// `error` with its scaler-supplied text cleaned of the secrets sent for `trigger`.
+    fn cleaned(&self, error: ClientError, trigger: &TriggerInput) -> ClientError {
+        let mut redactor = Redactor::clone(&self.connection_secrets);
+        for secret in trigger.secrets.values() {
+            redactor.add(secret);
+        }
+        error.cleaned(&redactor)
     }
 
     /// The channel, for callers that need a raw generated client.
@@ -70,9 +109,12 @@ impl ScalerClient {
                 )
                 .await;
                 match answer {
-                    Ok(info) => Ok(ScalerInfo::from_v1(info)),
+                    Ok(info) => Ok(clean_info(
+                        ScalerInfo::from_v1(info),
+                        &self.connection_secrets,
+                    )),
                     Err(error) if error.is_unimplemented() => Ok(ScalerInfo::keda()),
-                    Err(error) => Err(error),
+                    Err(error) => Err(error.cleaned(&self.connection_secrets)),
                 }
             })
             .await
@@ -85,6 +127,16 @@ impl ScalerClient {
 
     /// The metrics `trigger` exposes. One RPC in either protocol.
     pub async fn metric_specs(
+        &self,
+        trigger: &TriggerInput,
+        timeout: Duration,
+    ) -> Result<Vec<MetricSpec>, ClientError> {
+        self.specs(trigger, timeout)
+            .await
+            .map_err(|error| self.cleaned(error, trigger))
+    }
+
+    async fn specs(
         &self,
         trigger: &TriggerInput,
         timeout: Duration,
@@ -134,13 +186,15 @@ impl ScalerClient {
         trigger: &TriggerInput,
         timeout: Duration,
     ) -> Result<MetricsReading, ClientError> {
-        match self.protocol(timeout).await? {
-            Protocol::V1 => self.v1_metrics(&EncodedRequest::v1(trigger), timeout).await,
-            Protocol::Keda => {
-                let specs = self.metric_specs(trigger, timeout).await?;
-                self.keda_metrics(trigger, &specs, timeout).await
-            }
-        }
+        let reading = match self.protocol(timeout).await {
+            Ok(Protocol::V1) => self.v1_metrics(&EncodedRequest::v1(trigger), timeout).await,
+            Ok(Protocol::Keda) => match self.specs(trigger, timeout).await {
+                Ok(specs) => self.keda_metrics(trigger, &specs, timeout).await,
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        };
+        reading.map_err(|error| self.cleaned(error, trigger))
     }
 
     /// Like [`ScalerClient::metrics`] with the trigger's specs already known: over KEDA's
@@ -166,14 +220,26 @@ impl ScalerClient {
         specs: &[MetricSpec],
         timeout: Duration,
     ) -> Result<MetricsReading, ClientError> {
-        match self.protocol(timeout).await? {
-            Protocol::V1 => self.v1_metrics(encoded, timeout).await,
-            Protocol::Keda => self.keda_metrics(trigger, specs, timeout).await,
-        }
+        let reading = match self.protocol(timeout).await {
+            Ok(Protocol::V1) => self.v1_metrics(encoded, timeout).await,
+            Ok(Protocol::Keda) => self.keda_metrics(trigger, specs, timeout).await,
+            Err(error) => Err(error),
+        };
+        reading.map_err(|error| self.cleaned(error, trigger))
     }
 
     /// Whether `trigger` is active, via the `IsActive` RPC of either protocol.
     pub async fn is_active(
+        &self,
+        trigger: &TriggerInput,
+        timeout: Duration,
+    ) -> Result<bool, ClientError> {
+        self.activity(trigger, timeout)
+            .await
+            .map_err(|error| self.cleaned(error, trigger))
+    }
+
+    async fn activity(
         &self,
         trigger: &TriggerInput,
         timeout: Duration,
@@ -208,6 +274,23 @@ impl ScalerClient {
     /// lives until either side closes it). A scaler without push answers `UNIMPLEMENTED`,
     /// either here or as the stream's first item.
     pub async fn activity_stream(
+        &self,
+        trigger: &TriggerInput,
+        timeout: Duration,
+    ) -> Result<ActivityStream, ClientError> {
+        let stream = self
+            .open_activity_stream(trigger, timeout)
+            .await
+            .map_err(|error| self.cleaned(error, trigger))?;
+        // Each item's error is the scaler's text too; cleaned as it arrives.
+        let client = self.clone();
+        let trigger = trigger.clone();
+        Ok(stream
+            .map(move |item| item.map_err(|error| client.cleaned(error, &trigger)))
+            .boxed())
+    }
+
+    async fn open_activity_stream(
         &self,
         trigger: &TriggerInput,
         timeout: Duration,

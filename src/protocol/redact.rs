@@ -66,17 +66,41 @@ impl Redactor {
     /// `scheme://` and the last `@`, which is where an unescaped `/` or `?` would split it) and
     /// the values of credential settings (`AccountKey=`, `SharedAccessSignature=`, `sig=`,
     /// `password=`, ...).
+    ///
+    /// The URL forms of each of these are masked too: a value written percent-encoded (a
+    /// password `p%40ss` in a URL) is also searched for decoded (`p@ss`), since the receiver
+    /// decodes it before it quotes it; and every value is found percent-encoded in a message
+    /// (`p%40ss`, `p%40Ss`, `+` for a space), whichever characters the quoting side encoded.
+    /// `user:password` needs nothing of its own: the password in it is masked.
     pub fn add(&mut self, secret: &str) {
-        self.push(secret.trim(), MIN_SECRET_CHARS);
-        for part in credential_parts(secret) {
-            self.push(part, MIN_SECRET_CHARS);
-            for fragment in part.split(splits_password) {
-                self.push(fragment, MIN_FRAGMENT_CHARS);
+        self.push_with_decoded(secret.trim(), MIN_SECRET_CHARS);
+        self.add_parts(secret);
+    }
+
+    /// Adds the credential parts inside `value`, as [`Redactor::add`] does, but not `value`
+    /// itself: for a value that is no secret as a whole, such as a URL's query
+    /// (`heartbeat=5&auth_token=...` masks the token only).
+    pub fn add_parts(&mut self, value: &str) {
+        for part in credential_parts(value) {
+            self.push_with_decoded(part, MIN_SECRET_CHARS);
+            let decoded = percent_decoded(part);
+            for part in std::iter::once(part).chain(decoded.as_deref()) {
+                for fragment in part.split(splits_password) {
+                    self.push(fragment, MIN_FRAGMENT_CHARS);
+                }
             }
         }
         self.needles
             .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         self.needles.dedup();
+    }
+
+    /// Pushes `needle` and, when it holds percent escapes, its decoded form.
+    fn push_with_decoded(&mut self, needle: &str, min_chars: usize) {
+        self.push(needle, min_chars);
+        if let Some(decoded) = percent_decoded(needle) {
+            self.push(decoded.trim(), min_chars);
+        }
     }
 
     fn push(&mut self, needle: &str, min_chars: usize) {
@@ -110,7 +134,9 @@ impl Redactor {
     }
 
     fn redact_once(&self, text: &str) -> String {
-        let mut text = text.to_owned();
+        // Encoded forms first: a fragment masked on its own (`Pa55` of `Pa55%2Fw`) would
+        // leave the rest of the encoded secret unrecognisable.
+        let mut text = self.mask_encoded(text);
         for needle in &self.needles {
             if text.contains(needle.as_str()) {
                 text = text.replace(needle.as_str(), MASK);
@@ -118,6 +144,151 @@ impl Redactor {
         }
         mask_credentials(&text)
     }
+
+    /// `text` with every needle masked where it appears percent-encoded, in part or whole,
+    /// in either case of hex digit (and with `+` for a space, the form encoding). The text is
+    /// searched in its decoded form, and each match masks the encoded characters it came from.
+    fn mask_encoded(&self, text: &str) -> String {
+        let mut ranges = Vec::new();
+        let spaced_needle = self.needles.iter().any(|needle| needle.contains(' '));
+        for plus_is_space in [false, true] {
+            let worth_it = if plus_is_space {
+                spaced_needle && text.contains('+')
+            } else {
+                text.contains('%')
+            };
+            if !worth_it {
+                continue;
+            }
+            let view = DecodedView::new(text, plus_is_space);
+            for needle in &self.needles {
+                for (start, found) in view.text.match_indices(needle.as_str()) {
+                    ranges.push(view.origin_range(text, start, start + found.len()));
+                }
+            }
+        }
+        replace_ranges(text, ranges)
+    }
+}
+
+/// A message with its percent escapes decoded, and for each byte of the decoded text the byte
+/// of the message it came from, so a match in the decoded text masks the right characters.
+struct DecodedView {
+    text: String,
+    /// One entry per byte of `text`, plus the message's length at the end.
+    origin: Vec<usize>,
+}
+
+impl DecodedView {
+    fn new(message: &str, plus_is_space: bool) -> Self {
+        let raw = message.as_bytes();
+        let mut bytes = Vec::with_capacity(raw.len());
+        let mut from = Vec::with_capacity(raw.len() + 1);
+        let mut index = 0;
+        while index < raw.len() {
+            from.push(index);
+            match escaped_byte(&raw[index..]) {
+                Some(byte) => {
+                    bytes.push(byte);
+                    index += 3;
+                }
+                None if plus_is_space && raw[index] == b'+' => {
+                    bytes.push(b' ');
+                    index += 1;
+                }
+                None => {
+                    bytes.push(raw[index]);
+                    index += 1;
+                }
+            }
+        }
+        from.push(raw.len());
+        // Escapes may decode to bytes that are not UTF-8: each such run becomes one U+FFFD,
+        // which no secret holds, so a match never spans it.
+        let mut text = String::with_capacity(bytes.len());
+        let mut origin = Vec::with_capacity(bytes.len() + 1);
+        let mut position = 0;
+        for chunk in bytes.utf8_chunks() {
+            let valid = chunk.valid();
+            text.push_str(valid);
+            origin.extend_from_slice(&from[position..position + valid.len()]);
+            position += valid.len();
+            if !chunk.invalid().is_empty() {
+                text.push(char::REPLACEMENT_CHARACTER);
+                origin.extend([from[position]; 3]);
+                position += chunk.invalid().len();
+            }
+        }
+        origin.push(from[position]);
+        Self { text, origin }
+    }
+
+    /// The byte range of `message` that the decoded range `start..end` came from, widened to
+    /// whole characters.
+    fn origin_range(&self, message: &str, start: usize, end: usize) -> (usize, usize) {
+        let mut from = self.origin[start];
+        let mut to = self.origin[end];
+        while !message.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !message.is_char_boundary(to) {
+            to += 1;
+        }
+        (from, to)
+    }
+}
+
+/// The byte a `%XX` escape at the start of `bytes` stands for.
+fn escaped_byte(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [b'%', high, low, ..] => {
+            let digit = |c: u8| char::from(c).to_digit(16);
+            let value = digit(*high)? * 16 + digit(*low)?;
+            u8::try_from(value).ok()
+        }
+        _ => None,
+    }
+}
+
+/// `text` decoded from percent escapes, when it has any and decodes to UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let view = DecodedView::new(text, false);
+    (view.text != text && !view.text.contains(char::REPLACEMENT_CHARACTER)).then_some(view.text)
+}
+
+/// `text` with each byte range (possibly overlapping, in any order) replaced by [`MASK`];
+/// overlapping and touching ranges become one mask.
+fn replace_ranges(text: &str, mut ranges: Vec<(usize, usize)>) -> String {
+    if ranges.is_empty() {
+        return text.to_owned();
+    }
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut current: Option<(usize, usize)> = None;
+    for (start, end) in ranges {
+        match &mut current {
+            Some((_, open_end)) if start <= *open_end => *open_end = (*open_end).max(end),
+            _ => {
+                if let Some((open_start, open_end)) = current.take() {
+                    out.push_str(&text[copied..open_start]);
+                    out.push_str(MASK);
+                    copied = open_end;
+                }
+                current = Some((start, end));
+            }
+        }
+    }
+    if let Some((open_start, open_end)) = current {
+        out.push_str(&text[copied..open_start]);
+        out.push_str(MASK);
+        copied = open_end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Most passes [`Redactor::redact`] makes; a message with secrets in it needs two.
@@ -336,7 +507,120 @@ mod tests {
         assert!(!clean.contains("c2VjcmV0a2V5"), "{clean}");
     }
 
+    #[test]
+    fn a_secret_is_found_percent_encoded_in_any_case_and_in_part() {
+        let redactor = Redactor::new(["p@ss/w:rd!"]);
+        for quoted in [
+            "p%40ss%2Fw%3Ard%21",
+            "p%40ss%2fw%3ard%21",
+            "p%40ss/w:rd%21",
+            "%70%40%73%73%2F%77%3A%72%64%21",
+        ] {
+            let clean = redactor.redact(&format!("password `{quoted}` refused"));
+            assert_eq!(clean, "password `***` refused", "{quoted}");
+        }
+        // A space may be a `+` (form encoding) or `%20`.
+        let spaced = Redactor::new(["open sesame"]);
+        assert_eq!(spaced.redact("pw=open+sesame;"), "pw=***;");
+        assert_eq!(spaced.redact("open%20sesame"), "***");
+        // Escapes that decode to no UTF-8, or half an escape, break nothing.
+        assert_eq!(spaced.redact("%FF%FE open%2"), "%FF%FE open%2");
+    }
+
+    #[test]
+    fn a_url_password_given_encoded_is_found_decoded_and_as_user_and_password() {
+        let redactor = Redactor::new(["amqp://orders:Pa55%2Fw%3Ard%40x@rabbit:5672/%2F"]);
+        for quoted in [
+            "wrong password Pa55/w:rd@x",
+            "login orders:Pa55/w:rd@x refused",
+            "url amqp://orders:Pa55%2Fw%3Ard%40x@rabbit",
+        ] {
+            let clean = redactor.redact(quoted);
+            assert!(!clean.contains("Pa55"), "{clean}");
+        }
+        assert_eq!(
+            redactor.redact("login orders:Pa55/w:rd@x refused"),
+            "login orders:*** refused"
+        );
+    }
+
+    #[test]
+    fn parts_of_a_value_are_masked_without_the_value() {
+        let mut redactor = Redactor::default();
+        redactor.add_parts("heartbeat=5&auth_token=Zq9t0ken");
+        assert_eq!(
+            redactor.redact("options heartbeat=5&auth_token=Zq9t0ken; got Zq9t0ken"),
+            "options heartbeat=5&auth_token=***; got ***"
+        );
+    }
+
+    #[test]
+    fn a_fragment_does_not_hide_the_encoded_secret_around_it() {
+        // `Pa55` is a fragment of the password (split at `/`); masked first on its own, it
+        // left `***%2Fw%3Ard%40Zq9`, which no longer decodes to the password.
+        let redactor = Redactor::new(["Pa55/w:rd@Zq9"]);
+        assert_eq!(
+            redactor.redact("encoded Pa55%2fw%3ard%40Zq9 ok"),
+            "encoded *** ok"
+        );
+    }
+
+    #[test]
+    fn masks_of_encoded_matches_keep_multibyte_text_whole() {
+        let redactor = Redactor::new(["clé secrète"]);
+        assert_eq!(redactor.redact("é cl%C3%A9%20secr%c3%a8te é"), "é *** é");
+    }
+
+    /// Decodes `%XX` escapes, for checking that no encoded secret is left.
+    fn decode(text: &str) -> Vec<u8> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut index = 0;
+        while index < bytes.len() {
+            let hex = bytes
+                .get(index + 1..index + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match hex {
+                Some(byte) if bytes[index] == b'%' => {
+                    out.push(byte);
+                    index += 3;
+                }
+                _ => {
+                    out.push(bytes[index]);
+                    index += 1;
+                }
+            }
+        }
+        out
+    }
+
     proptest::proptest! {
+        /// However a quoting side percent-encodes a secret (any characters, either case of
+        /// hex), nothing left in the message decodes to it.
+        #[test]
+        fn an_encoded_secret_never_survives(
+            secret in "[!-$&-)+-~]{2,16}",
+            encode in proptest::collection::vec(0u8..3, 16),
+            before in "[ -$&-)+-~]{0,20}",
+            after in "[ -$&-)+-~]{0,20}",
+        ) {
+            let mut quoted = String::new();
+            for (index, byte) in secret.bytes().enumerate() {
+                match encode[index] {
+                    0 => quoted.push(char::from(byte)),
+                    1 => quoted.push_str(&format!("%{byte:02X}")),
+                    _ => quoted.push_str(&format!("%{byte:02x}")),
+                }
+            }
+            let redacted = Redactor::new([&secret]).redact(&format!("{before}{quoted}{after}"));
+            let decoded = decode(&redacted);
+            proptest::prop_assert!(
+                !decoded.windows(secret.len()).any(|window| window == secret.as_bytes()),
+                "{redacted}"
+            );
+        }
+
         /// Whatever the text around it, a secret added to a redactor never survives it.
         #[test]
         fn an_added_secret_never_survives(

@@ -84,10 +84,7 @@ impl TriggerPoller {
             .ok()
             .map(|connection| match trigger.protocol {
                 // Named KEDA (trigger type `external`): trust it, share the channel, skip GetInfo.
-                Some(Protocol::Keda) => ScalerClient::with_info(
-                    connection.client().channel().clone(),
-                    ScalerInfo::keda(),
-                ),
+                Some(Protocol::Keda) => connection.client().known_as(ScalerInfo::keda()),
                 _ => connection.client().clone(),
             });
         let encoded = EncodedRequest::v1(&trigger.input);

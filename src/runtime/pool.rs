@@ -108,7 +108,7 @@ impl ScalerPool {
         let channel = build_channel(settings, self.inner.config.resolve_interval)?;
         let connection = Arc::new(ScalerConnection {
             settings: settings.clone(),
-            client: ScalerClient::new(channel),
+            client: ScalerClient::new(channel).masking_tls(settings.tls.as_ref()),
             rpc: RpcRecorder::new(&settings.address, &self.inner.metrics),
             poll_slots: Arc::new(tokio::sync::Semaphore::new(
                 MAX_POLLS_ADMITTED_PER_CONNECTION,

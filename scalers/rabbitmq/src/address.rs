@@ -185,9 +185,22 @@ impl BrokerAddress {
         })
     }
 
-    /// The address as a URL with the password replaced by `***`, safe for logs and errors.
+    /// The address as a URL safe for logs and errors: the password replaced by `***`, then
+    /// [`BrokerAddress::redact`]ed, so a token given as the user name or a credential in the
+    /// query (`?token=...`) is masked as the trigger's gRPC errors mask it.
     pub fn masked(&self) -> String {
-        self.render(true)
+        self.redact(&self.render(true))
+    }
+
+    /// `text` with every credential of this address masked, by the one rule the scaler's
+    /// errors go through ([`ebb::protocol::Redactor`]): the password, or a lone user name
+    /// (which may be a token) when there is none, and the values of credential settings in
+    /// the query (`auth_token=`), each in every form, and credentials in well-known shapes.
+    pub fn redact(&self, text: &str) -> String {
+        let secret = self.password.as_deref().or(self.username.as_deref());
+        let mut redactor = ebb::protocol::Redactor::new(secret);
+        redactor.add_parts(&self.query);
+        redactor.redact(text)
     }
 
     /// The full URL including credentials, for handing to a client library only.
@@ -373,6 +386,22 @@ mod tests {
                 .unwrap()
                 .vhost,
             "v@x"
+        );
+    }
+
+    #[test]
+    fn masked_hides_a_token_user_name_and_credential_query_settings() {
+        let address =
+            BrokerAddress::parse("amqp://Zq9TOKENx7@rabbit:5672/%2F?auth_token=Zq9QUERYx7")
+                .unwrap();
+        let masked = address.masked();
+        assert!(!masked.contains("Zq9"), "{masked}");
+        assert_eq!(masked, "amqp://***@rabbit:5672/%2F?auth_token=***");
+        let text = "lapin: connection to amqp://Zq9TOKENx7@rabbit refused (Zq9QUERYx7)";
+        assert!(
+            !address.redact(text).contains("Zq9"),
+            "{}",
+            address.redact(text)
         );
     }
 

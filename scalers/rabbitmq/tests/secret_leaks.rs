@@ -131,6 +131,25 @@ fn reaching_the_broker() -> Vec<LeakCase> {
             Some(Code::Unauthenticated),
         )
         .measured_only(),
+        // The broker's own "cannot connect to broker" log line names the broker: a token as
+        // the user name, or a credential in the query, is masked there as in the error.
+        LeakCase::new(
+            "token as the user name over AMQP",
+            &[("queueName", "q")],
+            &[("host", &format!("amqp://{m}@127.0.0.1:5672/%2F"))],
+            Some(Code::Unauthenticated),
+        )
+        .measured_only(),
+        LeakCase::new(
+            "credential in the query, unreachable port",
+            &[("queueName", "q"), ("timeout", "2s")],
+            &[(
+                "host",
+                &format!("amqp://guest:guest@127.0.0.1:1/%2F?auth_token={m}"),
+            )],
+            Some(Code::Unavailable),
+        )
+        .measured_only(),
         LeakCase::new(
             "unreachable port",
             &[("queueName", "q"), ("timeout", "2s")],

@@ -300,11 +300,12 @@ impl Broker {
                 let delay = self.backoff_delay(backoff.failures);
                 backoff.retry_at = Some(Instant::now() + delay);
                 backoff.last_error = Some(error.clone());
+                // The error's text passes the same redaction as the gRPC error it becomes.
                 tracing::warn!(
                     broker = %self.masked,
                     failures = backoff.failures,
                     retry_in_ms = delay.as_millis() as u64,
-                    %error,
+                    error = %self.key.address.redact(&error.to_string()),
                     "cannot connect to broker"
                 );
                 Err(error)
