@@ -1,8 +1,10 @@
 //! The bad-input corpus (`tests/bad-input/*.yaml`): every file must be refused by
 //! `ebb run --check` with the words its `# expect:` line gives, naming file, object and field,
-//! without echoing secrets or raw control characters. Files marked `# cluster: yes` hold a
-//! ScaledObject the controller must refuse too, with the same words in its Ready condition,
-//! against the fake API server.
+//! without echoing secrets or raw control characters, and without the words of any
+//! `# absent:` line (a follow-on error that would mislead). Files with a `# convert-expect:`
+//! line must be refused by `ebb convert` in those words, with nothing written. Files marked
+//! `# cluster: yes` hold a ScaledObject the controller must refuse too, with the same words
+//! in its Ready condition, against the fake API server.
 
 #[path = "fake_apiserver/mod.rs"]
 mod fake_apiserver;
@@ -24,6 +26,10 @@ const MARKER: &str = "TOPSECRET";
 struct Case {
     path: PathBuf,
     expect: String,
+    /// Words that must not appear (`# absent:` lines).
+    absent: Vec<String>,
+    /// What `ebb convert` must say (`# convert-expect:`), for files it is run on.
+    convert: Option<String>,
     cluster: bool,
 }
 
@@ -55,9 +61,20 @@ fn corpus() -> Vec<Case> {
                 .map(unescape)
                 .unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display()));
             let cluster = text.lines().any(|line| line == "# cluster: yes");
+            let absent = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("# absent: "))
+                .map(unescape)
+                .collect();
+            let convert = text
+                .lines()
+                .find_map(|line| line.strip_prefix("# convert-expect: "))
+                .map(unescape);
             Case {
                 path,
                 expect,
+                absent,
+                convert,
                 cluster,
             }
         })
@@ -92,14 +109,66 @@ fn ebb_run_check_refuses_every_bad_file_in_the_expected_words() {
         } else if !text.contains(&*name) && !text.contains("bad-input") {
             failures.push(format!("{name}: the file is not named:\n{text}"));
         }
-        if text.contains(MARKER) {
-            failures.push(format!("{name}: a secret value was echoed:\n{text}"));
+        for words in &case.absent {
+            if text.contains(words.as_str()) {
+                failures.push(format!("{name}: {words:?} should not be said:\n{text}"));
+            }
         }
-        if text.contains('\u{1b}') {
+        failures.extend(leaks(&name, &text));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// What no output may hold: a secret value, or a raw escape character.
+fn leaks(name: &str, text: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    if text.contains(MARKER) {
+        failures.push(format!("{name}: a secret value was echoed:\n{text}"));
+    }
+    if text.contains('\u{1b}') {
+        failures.push(format!(
+            "{name}: a raw escape character reached the terminal"
+        ));
+    }
+    failures
+}
+
+#[test]
+fn ebb_convert_refuses_the_files_marked_for_it_in_the_expected_words_and_writes_nothing() {
+    let cases: Vec<Case> = corpus()
+        .into_iter()
+        .filter(|case| case.convert.is_some())
+        .collect();
+    assert!(cases.len() >= 3, "{} convert cases", cases.len());
+    let ebb = support::binary("ebb", "ebb");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let expect = case.convert.as_deref().unwrap_or_default();
+        let output = std::process::Command::new(&ebb)
+            .arg("convert")
+            .arg(&case.path)
+            .env_remove("EBB_SCALERS")
+            .env_remove("EBB_SCALER_REGISTRY")
+            .output()
+            .expect("run ebb");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        let name = case.path.file_name().unwrap_or_default().to_string_lossy();
+        if output.status.code() != Some(1) {
+            failures.push(format!("{name}: exit {:?}:\n{stderr}", output.status));
+        } else if !stderr.contains(expect) {
+            failures.push(format!("{name}: expected {expect:?} in:\n{stderr}"));
+        } else if !stderr.contains(&*name) {
+            failures.push(format!("{name}: the file is not named:\n{stderr}"));
+        }
+        if !stdout.is_empty() {
             failures.push(format!(
-                "{name}: a raw escape character reached the terminal"
+                "{name}: a file with a refused document was written:\n{stdout}"
             ));
         }
+        failures.extend(leaks(&name, &format!("{stdout}{stderr}")));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

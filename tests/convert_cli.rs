@@ -208,8 +208,9 @@ fn kubectl_applies_the_converted_manifests_strictly_and_shows_the_new_columns() 
     assert!(table_cells(&jobs, 1).contains(&"broker"), "{jobs}");
 }
 
-/// Every `tests/convert/refused/NAME.yaml` is reported exactly as `NAME.expected` says and
-/// makes the exit code 1; `--keep-going` reports the same and exits 0.
+/// Every `tests/convert/refused/NAME.yaml` is reported exactly as `NAME.expected` says, makes
+/// the exit code 1 and is not written; `--keep-going` reports the same, exits 0 and writes the
+/// refused documents as they were, under the reasons.
 #[test]
 fn unconvertible_inputs_are_reported_by_field_and_reason() {
     let corpus = support::workspace_root().join("tests/convert/refused");
@@ -237,14 +238,19 @@ fn unconvertible_inputs_are_reported_by_field_and_reason() {
             text(&output)
         );
         assert_eq!(stderr(&output), expected, "{relative}");
-        assert!(
-            !stdout(&output).contains("keda.sh"),
-            "{relative}: refused documents are left out: {}",
-            stdout(&output)
+        assert_eq!(
+            stdout(&output),
+            "",
+            "{relative}: a file with a refused document is not written"
         );
         let kept = ebb(&["convert", "--keep-going", &relative]);
         assert_eq!(kept.status.code(), Some(0), "{relative}: {}", text(&kept));
         assert_eq!(stderr(&kept), expected, "{relative}");
+        assert!(
+            stdout(&kept).contains("# ebb convert: not converted, kept as written:\n"),
+            "{relative}: {}",
+            stdout(&kept)
+        );
     }
 }
 
@@ -288,4 +294,213 @@ fn a_type_registered_like_the_controllers_registry_converts() {
         "{}",
         text(&bad)
     );
+}
+
+/// Runs `ebb convert` in `dir` (file names in reports are the relative ones given).
+fn ebb_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(support::binary("ebb", "ebb"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("EBB_SCALERS")
+        .env_remove("EBB_SCALER_REGISTRY")
+        .output()
+        .expect("run ebb")
+}
+
+/// A directory `in/` holding a convertible file and one with a refused document (a secret
+/// store), each with comments that must survive.
+fn inputs() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).expect("mkdir");
+    let good = std::fs::read_to_string(
+        support::workspace_root().join("examples/keda-manifests/scaledobject.yaml"),
+    )
+    .expect("example");
+    let refused = "\
+# Hand-written notes about this file.
+apiVersion: v1
+kind: Secret # keep this comment
+metadata:
+  name: creds
+stringData:
+  token: abc
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata:
+  name: vault # and this one
+spec:
+  hashiCorpVault:
+    address: http://vault:8200
+";
+    std::fs::write(input.join("good.yaml"), &good).expect("write");
+    std::fs::write(input.join("refused.yaml"), refused).expect("write");
+    (dir, good, refused.to_owned())
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+#[test]
+fn an_output_directory_that_is_or_holds_an_input_is_refused_and_nothing_is_written() {
+    let (dir, good, refused) = inputs();
+    std::fs::create_dir(dir.path().join("in/sub")).expect("mkdir");
+    std::fs::write(dir.path().join("in/sub/deeper.yaml"), &good).expect("write");
+    std::os::unix::fs::symlink(dir.path().join("in"), dir.path().join("link")).expect("symlink");
+    for (inputs, output) in [
+        (vec!["in"], "in"),
+        (vec!["in"], "./in/"),
+        (vec!["in"], "in/../in"),
+        (vec!["in"], "link"),
+        (vec!["in"], "."),
+        (vec!["in/good.yaml"], "in"),
+        (vec!["in/sub/deeper.yaml"], "in"),
+        (vec!["link/good.yaml"], "in"),
+    ] {
+        let mut args = vec!["convert"];
+        args.extend(&inputs);
+        args.extend(["--output", output]);
+        let result = ebb_in(dir.path(), &args);
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {}", text(&result));
+        assert!(
+            stderr(&result).contains(&format!(
+                "--output {output}: the output directory is or contains the input"
+            )),
+            "{args:?}: {}",
+            text(&result)
+        );
+        assert_eq!(read(dir.path().join("in/good.yaml")), good, "{args:?}");
+        assert_eq!(
+            read(dir.path().join("in/refused.yaml")),
+            refused,
+            "{args:?}"
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("in"))
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names.len(), 3, "nothing was added: {names:?}");
+    // Beside the inputs, or below them, is fine: nothing there is an input.
+    for output in ["out", "in/sub/converted"] {
+        let result = ebb_in(dir.path(), &["convert", "in/good.yaml", "--output", output]);
+        assert!(result.status.success(), "{output}: {}", text(&result));
+        assert!(
+            dir.path().join(output).join("good.yaml").is_file(),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn a_file_with_a_refused_document_is_written_only_with_keep_going_and_then_keeps_it_as_written() {
+    let (dir, _, refused) = inputs();
+    let result = ebb_in(dir.path(), &["convert", "in", "--output", "out"]);
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert!(
+        stderr(&result).contains(
+            "in/refused.yaml: TriggerAuthentication/vault: spec.hashiCorpVault: cannot convert"
+        ),
+        "{}",
+        text(&result)
+    );
+    assert!(
+        dir.path().join("out/good.yaml").is_file(),
+        "the other file is written"
+    );
+    assert!(
+        !dir.path().join("out/refused.yaml").exists(),
+        "a file with a refused document is not written without --keep-going"
+    );
+    // On stdout the same: nothing of the refused file.
+    let printed = ebb_in(dir.path(), &["convert", "in/refused.yaml"]);
+    assert_eq!(printed.status.code(), Some(1));
+    assert_eq!(stdout(&printed), "", "{}", text(&printed));
+
+    let kept = ebb_in(
+        dir.path(),
+        &["convert", "in", "--output", "out", "--keep-going"],
+    );
+    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
+    let written = read(dir.path().join("out/refused.yaml"));
+    let (secret, vault) = refused.split_once("---\n").expect("two documents");
+    assert!(
+        written.starts_with(secret),
+        "the Secret passes through as written, the file's first comment too:\n{written}"
+    );
+    assert!(
+        written.contains(
+            "# ebb convert: not converted, kept as written:\n#   spec.hashiCorpVault: ebb does not read secret stores"
+        ) && written.ends_with(vault),
+        "the refused document is kept as written, under the reason:\n{written}"
+    );
+    let no_temporary_left = std::fs::read_dir(dir.path().join("out"))
+        .expect("list")
+        .all(|entry| {
+            !entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".ebb-convert-")
+        });
+    assert!(no_temporary_left);
+}
+
+/// The output replaces a file by renaming a complete temporary file over it, so it never
+/// writes through what is there: a link from the output to an input is replaced, and the
+/// input is untouched (`std::fs::write` would have written into the input).
+#[test]
+fn outputs_are_renamed_into_place_never_written_through_an_existing_file() {
+    let (dir, good, _) = inputs();
+    std::fs::create_dir(dir.path().join("out")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        dir.path().join("in/good.yaml"),
+        dir.path().join("out/good.yaml"),
+    )
+    .expect("symlink");
+    let result = ebb_in(dir.path(), &["convert", "in/good.yaml", "--output", "out"]);
+    assert!(result.status.success(), "{}", text(&result));
+    assert_eq!(
+        read(dir.path().join("in/good.yaml")),
+        good,
+        "the input is untouched"
+    );
+    let output = dir.path().join("out/good.yaml");
+    assert!(
+        !output.is_symlink(),
+        "the link was replaced by the converted file"
+    );
+    assert!(read(output).contains("ebb.dev/v1alpha1"));
+}
+
+#[test]
+fn two_inputs_with_the_same_file_name_are_refused_under_output() {
+    let (dir, good, _) = inputs();
+    std::fs::create_dir(dir.path().join("other")).expect("mkdir");
+    std::fs::write(dir.path().join("other/good.yaml"), &good).expect("write");
+    let result = ebb_in(
+        dir.path(),
+        &[
+            "convert",
+            "in/good.yaml",
+            "other/good.yaml",
+            "--output",
+            "out",
+        ],
+    );
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result));
+    assert!(
+        stderr(&result).contains("in/good.yaml and other/good.yaml have the same file name"),
+        "{}",
+        text(&result)
+    );
+    assert!(!dir.path().join("out").exists(), "nothing is written");
 }

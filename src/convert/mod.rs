@@ -18,18 +18,19 @@ mod schema;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 pub use report::{Change, Place, Refusal};
 pub use rules::BUNDLED_TYPES;
 
+use crate::spec::load::{LoadError, read_manifest, split_documents};
 use documents::{Document, name_of, str_field};
 use report::Findings;
 
 /// Why `ebb convert` could not run (refusals are results, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    /// An input file or directory could not be read.
+    /// An input directory could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         /// The path.
@@ -41,15 +42,31 @@ pub enum ConvertError {
     /// A directory holds no `*.yaml` or `*.yml` file.
     #[error("{0}: no *.yaml or *.yml files in this directory")]
     EmptyDirectory(PathBuf),
-    /// A document is not YAML.
-    #[error("{file}: document {index}: not YAML: {message}")]
-    Yaml {
-        /// The file.
-        file: String,
-        /// The document's position, from 0.
-        index: usize,
-        /// The parser's message.
-        message: String,
+    /// A file cannot be read or split into documents (too large, nested too deep, not YAML),
+    /// in the words `ebb run` uses.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `--output` is, or contains, an input: writing would overwrite it.
+    #[error(
+        "--output {output}: the output directory is or contains the input {input}; choose a \
+         directory outside the inputs, so no input is overwritten"
+    )]
+    OutputHoldsInput {
+        /// The output directory as given.
+        output: PathBuf,
+        /// The input it holds.
+        input: PathBuf,
+    },
+    /// Two inputs would be written to the same output file.
+    #[error(
+        "--output: {first} and {second} have the same file name, so one output would overwrite \
+         the other; convert them into different directories"
+    )]
+    SameFileName {
+        /// The first input.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
     },
     /// An output file could not be written.
     #[error("cannot write {path}: {source}")]
@@ -76,8 +93,9 @@ pub struct ConvertArgs {
     /// printing everything to stdout.
     #[arg(long, env = "EBB_CONVERT_OUTPUT")]
     pub output: Option<PathBuf>,
-    /// Exit with 0 even when some documents could not be converted (they are still reported
-    /// on stderr and left out of the output).
+    /// Exit with 0 even when some documents could not be converted, and write the files that
+    /// hold them: each such document as it was written, under comments saying why it was not
+    /// converted. Without it a file with such a document is not written at all.
     #[arg(long, env = "EBB_CONVERT_KEEP_GOING")]
     pub keep_going: bool,
     /// Trigger types with a scaler registered in the cluster, as the controller takes them
@@ -93,10 +111,10 @@ pub struct ConvertArgs {
 /// One file, converted.
 #[derive(Debug, Default)]
 pub struct Converted {
-    /// The output documents in input order, each ending with a newline; documents with a
-    /// refusal are left out.
+    /// The output documents in input order, each ending with a newline. A document with a
+    /// refusal is kept as it was written (comments included), under comments saying why.
     pub documents: Vec<String>,
-    /// Every rewrite made in the documents written.
+    /// Every rewrite made in the converted documents.
     pub changes: Vec<Change>,
     /// Everything that could not be converted.
     pub refusals: Vec<Refusal>,
@@ -110,18 +128,14 @@ impl Converted {
 }
 
 /// Converts the documents of one file. `file` names it in reports; `known_types` are the
-/// trigger types with a registered scaler.
+/// trigger types with a registered scaler. The file is split, numbered and shape-checked as
+/// `ebb run` reads it ([`split_documents`]).
 pub fn convert_text(
     file: &str,
     text: &str,
     known_types: &BTreeSet<String>,
 ) -> Result<Converted, ConvertError> {
-    let parsed = documents::parse(text).map_err(|(index, message)| ConvertError::Yaml {
-        file: file.to_owned(),
-        index,
-        message,
-    })?;
-    let schemas = schema::schemas();
+    let parsed = split_documents(Path::new(file), text)?;
     let mut converted = Converted::default();
     for document in parsed {
         let keda_kind = str_field(&document.value, "kind")
@@ -132,15 +146,12 @@ pub fn convert_text(
             kind: keda_kind.clone(),
             name: name_of(&document),
         };
-        let Some((value, findings)) =
-            convert_document(&document, &keda_kind, known_types, &schemas)
-        else {
+        let Some((value, findings)) = convert_document(&document, &keda_kind, known_types) else {
             converted.documents.push(with_newline(document.text));
             continue;
         };
-        // A refused document is not written, so its rewrites are not reported either.
-        let refused = !findings.refusals.is_empty();
-        if !refused {
+        if findings.refusals.is_empty() {
+            converted.documents.push(documents::render(&value));
             converted
                 .changes
                 .extend(findings.changes.into_iter().map(|(field, what)| Change {
@@ -148,7 +159,12 @@ pub fn convert_text(
                     field,
                     what,
                 }));
+            continue;
         }
+        // A refused document is kept as written, so its rewrites are not reported either.
+        converted
+            .documents
+            .push(kept_as_written(document.text, &findings.refusals));
         converted.refusals.extend(
             findings
                 .refusals
@@ -159,11 +175,22 @@ pub fn convert_text(
                     reason,
                 }),
         );
-        if !refused {
-            converted.documents.push(documents::render(&value));
-        }
     }
     Ok(converted)
+}
+
+/// A refused document as it was written, under one comment line per refusal.
+fn kept_as_written(text: String, refusals: &[(String, String)]) -> String {
+    let mut kept = String::from("# ebb convert: not converted, kept as written:\n");
+    for (field, reason) in refusals {
+        let line = format!("{field}: {reason}");
+        kept.push_str(&format!(
+            "#   {}\n",
+            crate::spec::terminal_safe(&line, false)
+        ));
+    }
+    kept.push_str(&with_newline(text));
+    kept
 }
 
 /// The converted value of a KEDA document with what was found, `None` for a document that
@@ -172,7 +199,6 @@ fn convert_document(
     document: &Document,
     keda_kind: &str,
     known_types: &BTreeSet<String>,
-    schemas: &std::collections::BTreeMap<String, serde_json::Value>,
 ) -> Option<(serde_norway::Value, Findings)> {
     let api_version = str_field(&document.value, "apiVersion")?;
     if api_version.split('/').next() != Some("keda.sh") {
@@ -197,10 +223,11 @@ fn convert_document(
         );
         return Some((value, findings));
     };
+    rules::object_name(&value, &mut findings);
     rules::rename_kind(&mut value, keda_kind, &mut findings);
     rules::drop_status(&mut value, &mut findings);
     rules::triggers(&mut value, known_types, &mut findings);
-    if let Some(schema) = schemas.get(ebb_kind) {
+    if let Some(schema) = schema::schemas().get(ebb_kind) {
         schema::check(&mut value, schema, ebb_kind, &mut findings);
     }
     Some((value, findings))
@@ -253,52 +280,47 @@ pub fn known_types(args: &ConvertArgs) -> Result<BTreeSet<String>, ConvertError>
 }
 
 /// Runs `ebb convert`: converted YAML to stdout (or `--output`), changes and refusals to
-/// stderr. `Ok(false)` when something was refused and `--keep-going` was not given.
+/// stderr. `Ok(false)` when something was refused and `--keep-going` was not given. A file
+/// with a refused document is written (or printed) only with `--keep-going`.
 pub fn run(args: ConvertArgs) -> Result<bool, ConvertError> {
     let known = known_types(&args)?;
     let mut files = Vec::new();
     for path in &args.paths {
         files.extend(input_files(path)?);
     }
+    if let Some(directory) = &args.output {
+        check_output(directory, &args.paths, &files)?;
+    }
     let mut outputs = Vec::new();
     let mut refused = false;
     let mut stderr = std::io::stderr().lock();
     for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|source| ConvertError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = read_manifest(file)?;
         let shown = file.display().to_string();
         let converted = convert_text(&shown, &text, &known)?;
-        for change in &converted.changes {
-            let _ = writeln!(
-                stderr,
-                "{}",
-                crate::spec::terminal_safe(&change.to_string(), true)
-            );
-        }
-        for refusal in &converted.refusals {
-            let _ = writeln!(
-                stderr,
-                "{}",
-                crate::spec::terminal_safe(&refusal.to_string(), true)
-            );
+        for line in converted
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .chain(converted.refusals.iter().map(ToString::to_string))
+        {
+            let _ = writeln!(stderr, "{}", crate::spec::terminal_safe(&line, true));
         }
         refused |= !converted.refusals.is_empty();
-        outputs.push((file, shown, converted));
+        // Without --keep-going a file with a refusal is not written: nothing of it is lost.
+        if converted.refusals.is_empty() || args.keep_going {
+            outputs.push((file, shown, converted));
+        }
     }
     match &args.output {
         Some(directory) => {
-            let write = |path: &Path, result: std::io::Result<()>| {
-                result.map_err(|source| ConvertError::Write {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            };
-            write(directory, std::fs::create_dir_all(directory))?;
+            std::fs::create_dir_all(directory).map_err(|source| ConvertError::Write {
+                path: directory.clone(),
+                source,
+            })?;
             for (file, _, converted) in &outputs {
                 let target = directory.join(file.file_name().unwrap_or(file.as_os_str()));
-                write(&target, std::fs::write(&target, converted.yaml()))?;
+                write_atomically(&target, &converted.yaml())?;
             }
         }
         None => {
@@ -311,6 +333,86 @@ pub fn run(args: ConvertArgs) -> Result<bool, ConvertError> {
         }
     }
     Ok(!refused || args.keep_going)
+}
+
+/// Refuses an output directory that is, or contains, an input (its files would be
+/// overwritten), and two inputs that would be written to the same file. Paths are compared
+/// resolved, so `./in`, `in/../in` and symbolic links name the same directory.
+fn check_output(output: &Path, paths: &[PathBuf], files: &[PathBuf]) -> Result<(), ConvertError> {
+    let resolved_output = resolve(output);
+    for input in paths.iter().chain(files) {
+        if resolve(input).starts_with(&resolved_output) {
+            return Err(ConvertError::OutputHoldsInput {
+                output: output.to_path_buf(),
+                input: input.clone(),
+            });
+        }
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for file in files {
+        if let Some(first) = names.insert(file.file_name(), file) {
+            return Err(ConvertError::SameFileName {
+                first: first.clone(),
+                second: file.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every symbolic link resolved, also when its last components do
+/// not exist yet (a new output directory): the deepest existing ancestor is resolved and the
+/// rest appended, `..` applied by name (a directory that does not exist holds no link).
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            let mut out = resolved;
+            for component in rest.iter().rev() {
+                match component {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::Normal(name) => out.push(name),
+                    _ => {}
+                }
+            }
+            return out;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// Writes `text` to `target` through a temporary file in the same directory, renamed over
+/// the target: a reader never sees half a file, and a failed write leaves the old one.
+fn write_atomically(target: &Path, text: &str) -> Result<(), ConvertError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| ConvertError::Write {
+        path: target.to_path_buf(),
+        source,
+    };
+    let directory = target.parent().unwrap_or(Path::new("."));
+    // 0666 before the umask, as a plain create would give.
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".ebb-convert-")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(directory)
+        .map_err(failed)?;
+    temporary.write_all(text.as_bytes()).map_err(failed)?;
+    temporary.as_file().sync_all().map_err(failed)?;
+    temporary
+        .persist(target)
+        .map_err(|error| failed(error.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -37,6 +37,22 @@ pub(crate) fn ebb_kind(keda_kind: &str) -> Option<&'static str> {
 /// and the Helm chart register by default, plus whatever `--scaler`/`--scaler-registry` add.
 pub const BUNDLED_TYPES: [&str; 2] = ["rabbitmq", "azure-queue"];
 
+/// `metadata.name` must be a name the API server accepts (a DNS subdomain), checked as
+/// `ebb run` checks it: a name such as `../../x` is refused, not carried over.
+pub(crate) fn object_name(document: &Value, findings: &mut Findings) {
+    let name = document
+        .get("metadata")
+        .and_then(|metadata| metadata.get("name"));
+    let problem = match name {
+        None => Some("required".to_owned()),
+        Some(Value::String(name)) => crate::spec::check_object_name(name).err(),
+        Some(_) => Some("must be text".to_owned()),
+    };
+    if let Some(message) = problem {
+        findings.refuse("metadata.name", message);
+    }
+}
+
 /// `apiVersion` and `kind`.
 pub(crate) fn rename_kind(document: &mut Value, keda_kind: &str, findings: &mut Findings) {
     findings.change(
@@ -287,6 +303,34 @@ mod tests {
                 .iter()
                 .all(|(_, what)| what == "written as a string")
         );
+    }
+
+    #[test]
+    fn object_names_are_checked_as_ebb_run_checks_them() {
+        for (yaml, refused) in [
+            ("metadata: {name: orders-1.v2}", None),
+            (
+                "metadata: {name: ../../x}",
+                Some("\"../../x\" is not a valid name"),
+            ),
+            ("metadata: {name: Orders}", Some("is not a valid name")),
+            ("metadata: {name: 5}", Some("must be text")),
+            ("metadata: {}", Some("required")),
+        ] {
+            let mut findings = Findings::default();
+            object_name(&parse(yaml), &mut findings);
+            match refused {
+                None => assert!(findings.refusals.is_empty(), "{yaml}: {findings:?}"),
+                Some(words) => {
+                    assert_eq!(findings.refusals.len(), 1, "{yaml}");
+                    assert_eq!(findings.refusals[0].0, "metadata.name");
+                    assert!(
+                        findings.refusals[0].1.contains(words),
+                        "{yaml}: {findings:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Whole-file conversions: what passes through untouched, what is rewritten, what is refused.
 
+use std::path::Path;
+
 use super::*;
 
 fn known() -> BTreeSet<String> {
@@ -81,9 +83,12 @@ fn keda_documents_are_rewritten_and_others_pass_through() {
 }
 
 #[test]
-fn a_refused_document_is_left_out_and_reported_by_field() {
-    let text = "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: vault}\nspec:\n  hashiCorpVault: {address: http://vault}\n---\napiVersion: keda.sh/v1alpha1\nkind: CloudEventSource\nmetadata: {name: events}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
-    let converted = convert_text("b.yaml", text, &known()).unwrap();
+fn a_refused_document_is_kept_as_written_under_the_reason_and_reported_by_field() {
+    let vault = "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication # keep me\nmetadata: {name: vault}\nspec:\n  hashiCorpVault: {address: http://vault}\n";
+    let text = format!(
+        "{vault}---\napiVersion: keda.sh/v1alpha1\nkind: CloudEventSource\nmetadata: {{name: events}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"
+    );
+    let converted = convert_text("b.yaml", &text, &known()).unwrap();
     let lines: Vec<String> = converted.refusals.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with("b.yaml: TriggerAuthentication/vault: spec.hashiCorpVault: cannot convert: ebb does not read secret stores"));
@@ -91,12 +96,46 @@ fn a_refused_document_is_left_out_and_reported_by_field() {
         lines[1],
         "b.yaml: CloudEventSource/events: kind: cannot convert: ebb has no counterpart of KEDA's \"CloudEventSource\""
     );
+    assert_eq!(converted.documents.len(), 3, "nothing is left out");
     assert_eq!(
-        converted.documents.len(),
-        1,
-        "only the ConfigMap is written"
+        converted.documents[0],
+        format!(
+            "# ebb convert: not converted, kept as written:\n#   spec.hashiCorpVault: {}\n{vault}",
+            converted.refusals[0].reason
+        ),
+        "the original text, comments and all, under the reason"
     );
-    assert!(converted.documents[0].contains("ConfigMap"));
+    assert!(converted.documents[1].starts_with(
+        "# ebb convert: not converted, kept as written:\n#   kind: ebb has no counterpart"
+    ));
+    assert!(converted.documents[2].contains("ConfigMap"));
+    // The kept file parses to the same documents as the input.
+    let reread =
+        crate::spec::load::split_documents(Path::new("b.yaml"), &converted.yaml()).unwrap();
+    let original = crate::spec::load::split_documents(Path::new("b.yaml"), &text).unwrap();
+    let values = |documents: &[Document]| -> Vec<serde_norway::Value> {
+        documents
+            .iter()
+            .map(|document| document.value.clone())
+            .collect()
+    };
+    assert_eq!(values(&reread), values(&original));
+}
+
+#[test]
+fn enum_values_are_never_printed_and_bad_object_names_are_refused() {
+    let text = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: ../../x}\nspec:\n  scaleTargetRef: {name: w}\n  triggers:\n  - type: rabbitmq\n    metricType: TOPSECRET-metric\n    authenticationRef: {name: a, kind: TOPSECRET-kind}\n";
+    let converted = convert_text("e.yaml", text, &known()).unwrap();
+    let lines: Vec<String> = converted.refusals.iter().map(ToString::to_string).collect();
+    let report = lines.join("\n");
+    assert!(!report.contains("TOPSECRET"), "{report}");
+    for field in [
+        "metadata.name: cannot convert: \"../../x\" is not a valid name",
+        "spec.triggers[0].metricType: cannot convert: the value is not one of AverageValue, Value",
+        "spec.triggers[0].authenticationRef.kind: cannot convert: the value is not one of",
+    ] {
+        assert!(report.contains(field), "{field}\n{report}");
+    }
 }
 
 #[test]
@@ -108,12 +147,43 @@ fn ebb_documents_pass_through_unchanged() {
 }
 
 #[test]
-fn a_broken_document_names_file_and_index() {
-    let error = convert_text("d.yaml", "a: 1\n---\nb: [\n", &known()).unwrap_err();
+fn a_broken_document_is_numbered_as_ebb_run_numbers_it() {
+    let text = "# comment\na: 1\n---\nb: [\n";
+    let error = convert_text("d.yaml", text, &known())
+        .unwrap_err()
+        .to_string();
+    let run = crate::spec::load::parse_documents(Path::new("d.yaml"), text)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(error, run, "one numbering for both commands");
     assert!(
-        error
-            .to_string()
-            .starts_with("d.yaml: document 1: not YAML"),
+        error.starts_with("d.yaml (document 2, line 5): "),
         "{error}"
     );
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    // Right before the first key, where the parser took it for the start of another document.
+    let text = format!(
+        "\u{feff}{}",
+        KEDA_FILE.trim_start_matches("# KEDA's docs\n")
+    );
+    assert!(text.starts_with("\u{feff}apiVersion"));
+    let converted = convert_text("bom.yaml", &text, &known()).unwrap();
+    assert!(converted.refusals.is_empty(), "{:?}", converted.refusals);
+    assert_eq!(converted.documents.len(), 3);
+}
+
+#[test]
+fn hostile_nesting_is_refused_by_the_same_pre_scan_as_ebb_run() {
+    let deep = format!(
+        "kind: A\nspec: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let error = convert_text("deep.yaml", &deep, &known())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("nested more than 64 levels deep"), "{error}");
 }

@@ -81,6 +81,9 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let known_fields = crate::spec::scaled_object_field_names();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut hpas = Vec::new();
+    // ProcessGroups already reported as refused: a ScaledObject naming one is not told again
+    // that no such group exists.
+    let mut refused_groups = BTreeSet::new();
     for (position, document) in documents.iter().enumerate() {
         if !seen.insert((document.kind.clone(), document.name.clone())) {
             problems.push(format!(
@@ -106,9 +109,15 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
             "ProcessGroup" => match document.parse::<ProcessGroupDocument>() {
                 Ok(parsed) => match parsed.resolve(&base) {
                     Ok(config) => groups.push(config),
-                    Err(list) => report(&mut problems, list),
+                    Err(list) => {
+                        refused_groups.insert(document.name.clone());
+                        report(&mut problems, list);
+                    }
                 },
-                Err(error) => problems.push(error.to_string()),
+                Err(error) => {
+                    refused_groups.insert(document.name.clone());
+                    problems.push(error.to_string());
+                }
             },
             "Scaler" => match document.parse::<ScalerDocument>() {
                 Ok(parsed) => match parsed.resolve(&base, free_port) {
@@ -168,7 +177,11 @@ pub fn plan(path: &Path, env: EnvLookup<'_>) -> Result<Plan, PlanError> {
     let (mut order, mut takes_over) = (Vec::new(), Vec::new());
     for (position, document, object) in objects {
         let annotations = object.metadata.annotations.clone().unwrap_or_default();
-        match plan_object(document, object, &groups, &scalers, &sources, env) {
+        let targets = Targets {
+            groups: &groups,
+            refused: &refused_groups,
+        };
+        match plan_object(document, object, targets, &scalers, &sources, env) {
             Ok(object) => {
                 planned.push(object);
                 order.push(position);
@@ -224,10 +237,17 @@ fn free_port() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
+/// The ProcessGroups a ScaledObject may scale, and the names of those refused.
+#[derive(Clone, Copy)]
+struct Targets<'a> {
+    groups: &'a [ProcessGroupConfig],
+    refused: &'a BTreeSet<String>,
+}
+
 fn plan_object(
     document: &Document,
     mut object: ScaledObject,
-    groups: &[ProcessGroupConfig],
+    targets: Targets<'_>,
     scalers: &[ScalerConfig],
     sources: &LocalObjects,
     env: EnvLookup<'_>,
@@ -254,7 +274,12 @@ fn plan_object(
     }
     let target = &object.spec.scale_target_ref;
     let target_group = target.api_version().split('/').next().unwrap_or_default();
-    let group = groups.iter().find(|group| group.name == target.name);
+    let group = targets
+        .groups
+        .iter()
+        .find(|group| group.name == target.name);
+    // Its group was refused, and that problem is reported already: one error, not two.
+    let group_refused = group.is_none() && targets.refused.contains(&target.name);
     let mut notes = Vec::new();
     let local_kind = target.kind() == "ProcessGroup" && target_group == LOCAL_GROUP;
     // KEDA's manifests leave scaleTargetRef at its default, a Deployment: locally that is the
@@ -266,14 +291,14 @@ fn plan_object(
             "spec.scaleTargetRef: Deployment {:?} runs as the ProcessGroup of the same name",
             target.name
         ));
-    } else if !local_kind {
+    } else if !local_kind && !group_refused {
         problems.push(format!(
             "{prefix}: spec.scaleTargetRef: ebb run scales `apiVersion: {LOCAL_GROUP}/v1alpha1, kind: ProcessGroup` targets (or a Deployment with a ProcessGroup of the same name), got {} {}",
             target.api_version(),
             target.kind()
         ));
     }
-    if group.is_none() && !target.name.is_empty() {
+    if group.is_none() && !group_refused && !target.name.is_empty() {
         problems.push(format!(
             "{prefix}: spec.scaleTargetRef.name: no ProcessGroup named {:?} in the files",
             target.name

@@ -61,8 +61,17 @@ impl LocalObjects {
         }
         match document.kind.as_str() {
             "Secret" => {
-                let data = secret_data(&value)?;
-                self.secrets.insert(document.name.clone(), data);
+                let mut problems = secret_fields(&value);
+                match secret_data(&value) {
+                    Ok(data) if problems.is_empty() => {
+                        self.secrets.insert(document.name.clone(), data);
+                    }
+                    Ok(_) => {}
+                    Err(list) => problems.extend(list),
+                }
+                if !problems.is_empty() {
+                    return Err(problems);
+                }
             }
             "ConfigMap" => {
                 let data = string_map(value.get("data"), "data")?;
@@ -108,6 +117,35 @@ fn string_map(
     } else {
         Err(problems)
     }
+}
+
+/// A v1 Secret's `type` and `immutable`, checked as the API server reads them: `type` is
+/// text naming a type (Kubernetes' own, or a custom one such as `example.com/token`),
+/// `immutable` a boolean. A value of the wrong shape is a mistake, not something to ignore.
+fn secret_fields(value: &Value) -> FieldProblems {
+    let mut problems = Vec::new();
+    let type_name = |text: &str| {
+        !text.is_empty()
+            && text.len() <= 253
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    };
+    match value.get("type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) if type_name(text) => {}
+        Some(_) => problems.push(
+            "type: must name a Secret type, such as Opaque or kubernetes.io/basic-auth \
+             (letters, digits, '-', '_', '.' and '/'); the value is not shown"
+                .to_owned(),
+        ),
+    }
+    match value.get("immutable") {
+        None | Some(Value::Null | Value::Bool(_)) => {}
+        Some(_) => problems
+            .push("immutable: must be true or false (unquoted); the value is not shown".to_owned()),
+    }
+    problems
 }
 
 /// A v1 Secret's keys: `data` (base64) with `stringData` written over it, as the API server

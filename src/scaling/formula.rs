@@ -4,6 +4,12 @@
 //!
 //! A trigger is named by its `name`; a trigger without a value this poll (it failed) is `nil`,
 //! so `a ?? 0` supplies a replacement and a bare `a` makes the formula fail.
+//!
+//! Formulas compute in floating point only, as trigger values are: whole-number literals are
+//! read as floats and only functions of floats may be called. expr's own integer arithmetic
+//! wraps on overflow (`9223372036854775807 + 1` is a large negative number), which would scale
+//! on a wrong value without a word; a float never wraps, and a value beyond its range is
+//! infinite, which fails the evaluation ([`FormulaError::NotFinite`]).
 
 use std::sync::Arc;
 
@@ -18,6 +24,12 @@ pub const MAX_FORMULA_LENGTH: usize = 256;
 /// KiB in debug builds, so 127 chained additions overflow a 1 MiB stack; 32 levels stay far
 /// below what a runtime worker thread has.
 pub const MAX_FORMULA_DEPTH: usize = 32;
+
+/// The functions a formula may call: those of numbers that return a float (so no integer
+/// arithmetic can come back through a call, such as `int(a) * int(a)`).
+const FORMULA_FUNCTIONS: [&str; 10] = [
+    "min", "max", "abs", "ceil", "floor", "round", "mean", "median", "sum", "float",
+];
 
 /// The value every trigger has in the trial evaluation done when a formula is checked.
 const TRIAL_VALUE: f64 = 1.0;
@@ -49,6 +61,12 @@ pub enum FormulaError {
     /// and these can build values of any size.
     #[error("{0} are not supported in formulas")]
     Unsupported(&'static str),
+    /// A function outside [`FORMULA_FUNCTIONS`].
+    #[error(
+        "the function {0:?} is not supported in formulas (supported: min, max, abs, ceil, \
+         floor, round, mean, median, sum, float)"
+    )]
+    UnsupportedFunction(String),
     /// The text does not parse.
     #[error("does not parse {0}")]
     Syntax(String),
@@ -79,8 +97,10 @@ impl Formula {
     /// Compiles `source` after the guards (length, nesting, no strings or ranges).
     pub fn compile(source: &str) -> Result<Formula, FormulaError> {
         guard(source)?;
-        let program = expr::compile(source)
-            .map_err(|error| FormulaError::Syntax(parse_error(&error.to_string())))?;
+        let syntax = |error: expr::Error| FormulaError::Syntax(parse_error(&error.to_string()));
+        // Parsed as written first, so a syntax error's position is the one the user sees.
+        expr::compile(source).map_err(syntax)?;
+        let program = expr::compile(&integers_as_floats(source)).map_err(syntax)?;
         // expr-lang keeps its syntax tree private; its derived Debug form is the only view of
         // it. The names a formula uses are its `Ident("...")` nodes (function names are
         // fields of `Func`, not identifiers). The tests pin this form, so an upgrade that
@@ -91,6 +111,14 @@ impl Formula {
         }
         if nesting(&tree) > MAX_FORMULA_DEPTH {
             return Err(FormulaError::TooDeep);
+        }
+        if let Some(function) = tree
+            .split("Func { ident: \"")
+            .skip(1)
+            .filter_map(|piece| piece.split('"').next())
+            .find(|name| !FORMULA_FUNCTIONS.contains(name))
+        {
+            return Err(FormulaError::UnsupportedFunction(function.to_owned()));
         }
         let mut names: Vec<String> = tree
             .split("Ident(\"")
@@ -195,6 +223,70 @@ fn nesting(text: &str) -> usize {
     deepest
 }
 
+/// `source` with every whole-number literal written as a float (`2` → `2.0`, `0x10` →
+/// `16.0`), so expr never computes with its wrapping integers. Formulas hold no strings
+/// ([`guard`]), so a digit that does not continue a name or a number starts a literal.
+fn integers_as_floats(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut rest = source;
+    let mut previous: Option<char> = None;
+    while let Some(c) = rest.chars().next() {
+        let continues =
+            previous.is_some_and(|p| p.is_alphanumeric() || matches!(p, '_' | '$' | '#' | '.'));
+        if !c.is_ascii_digit() || continues {
+            out.push(c);
+            previous = Some(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let token = number_token(rest);
+        match whole_number(token) {
+            Some(value) => out.push_str(&format!("{value:?}")),
+            None => out.push_str(token),
+        }
+        previous = token.chars().next_back();
+        rest = &rest[token.len()..];
+    }
+    out
+}
+
+/// The number at the start of `text`: digits, letters (radix prefixes, hex digits, an
+/// exponent), `_` and a decimal point, with an exponent's sign.
+fn number_token(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let decimal = !matches!(bytes.get(1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B'));
+    let mut end = 0;
+    while end < bytes.len() {
+        let b = bytes[end];
+        let exponent_sign =
+            decimal && matches!(b, b'+' | b'-') && end > 0 && matches!(bytes[end - 1], b'e' | b'E');
+        // `..` is a range, refused by the guard; one `.` is a decimal point.
+        let point = b == b'.' && bytes.get(end + 1) != Some(&b'.');
+        if b.is_ascii_alphanumeric() || b == b'_' || point || exponent_sign {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    &text[..end]
+}
+
+/// The value of an integer literal as expr reads one (`12`, `1_000`, `0x1F`, `0o17`, `0b101`),
+/// `None` for anything else (a float, or text expr will refuse itself).
+fn whole_number(token: &str) -> Option<f64> {
+    let digits = token.replace('_', "");
+    let (digits, radix) = match digits.as_bytes() {
+        [b'0', b'x' | b'X', ..] => (&digits[2..], 16),
+        [b'0', b'o' | b'O', ..] => (&digits[2..], 8),
+        [b'0', b'b' | b'B', ..] => (&digits[2..], 2),
+        _ => (digits.as_str(), 10),
+    };
+    #[allow(clippy::cast_precision_loss)]
+    u128::from_str_radix(digits, radix)
+        .ok()
+        .map(|value| value as f64)
+}
+
 /// A message on one line.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -229,5 +321,47 @@ impl ContextProvider for Values<'_> {
 
     fn to_context(&self) -> Context {
         self.names.iter().zip(self.values.iter().cloned()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_number_literals_are_written_as_floats_and_nothing_else_changes() {
+        for (source, floats) in [
+            ("a + 2", "a + 2.0"),
+            (
+                "max(a2, 10) * 0x10 - 1_000",
+                "max(a2, 10.0) * 16.0 - 1000.0",
+            ),
+            (
+                "1.5 + 2e3 + 1e-3 + 1.5E+2 + .5",
+                "1.5 + 2e3 + 1e-3 + 1.5E+2 + .5",
+            ),
+            ("a ?? 0b101 + 0o17", "a ?? 5.0 + 15.0"),
+            ("f_2 > 3 ? 1 : 0", "f_2 > 3.0 ? 1.0 : 0.0"),
+            ("9223372036854775807 + 1", "9.223372036854776e18 + 1.0"),
+        ] {
+            assert_eq!(integers_as_floats(source), floats, "{source}");
+        }
+    }
+
+    /// The limits the docs state are the ones enforced.
+    #[test]
+    fn the_engine_docs_state_the_enforced_limits() {
+        let docs = include_str!("../../docs/engine.md");
+        let stated = format!(
+            "A formula is at most {MAX_FORMULA_LENGTH} bytes, and its expression nests at most \
+             {MAX_FORMULA_DEPTH} levels deep"
+        );
+        assert!(
+            docs.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(&stated),
+            "docs/engine.md must say: {stated}"
+        );
     }
 }

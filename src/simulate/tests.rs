@@ -149,6 +149,23 @@ fn burst_example_scales_out_drains_and_returns_to_zero_stepwise() {
     );
 }
 
+/// YAML allows a byte order mark; right before the first key it once read as the start of
+/// a second document, and the file was refused.
+#[test]
+fn a_file_starting_with_a_byte_order_mark_simulates_as_the_same_file_without_it() {
+    let original = std::fs::read_to_string(example("trickle.yaml")).unwrap();
+    let start = original.find("apiVersion").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let with_mark = dir.path().join("trickle.yaml");
+    std::fs::write(&with_mark, format!("\u{feff}{}", &original[start..])).unwrap();
+    let plain = args("trickle.yaml", "trickle.csv", None);
+    let marked = SimulateArgs {
+        file: with_mark,
+        ..args("trickle.yaml", "trickle.csv", None)
+    };
+    assert_eq!(replay_example(&marked).1, replay_example(&plain).1);
+}
+
 #[test]
 fn trickle_example_does_not_flap() {
     let args = args("trickle.yaml", "trickle.csv", None);

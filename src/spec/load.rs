@@ -187,7 +187,7 @@ pub fn load_path(path: &Path) -> Result<Vec<Document>, LoadError> {
     };
     let metadata = std::fs::metadata(path).map_err(read_error)?;
     if !metadata.is_dir() {
-        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        let text = read_manifest(path)?;
         return parse_documents(path, &text);
     }
     let mut files = Vec::new();
@@ -203,13 +203,47 @@ pub fn load_path(path: &Path) -> Result<Vec<Document>, LoadError> {
     files.sort();
     let mut documents = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = read_manifest(&file)?;
         documents.extend(parse_documents(&file, &text)?);
     }
     Ok(documents)
+}
+
+/// Reads a manifest file as text, refusing one larger than [`MAX_FILE_BYTES`] before reading
+/// it (by its size) or while reading it (a pipe or a growing file has no size to trust): at
+/// most one byte more than the limit is ever read.
+pub fn read_manifest(path: &Path) -> Result<String, LoadError> {
+    use std::io::Read;
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    if file.metadata().map_err(read_error)?.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_large(path));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(path));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        ))
+    })
+}
+
+fn too_large(path: &Path) -> LoadError {
+    LoadError::Syntax {
+        path: path.to_owned(),
+        index: 1,
+        line: 1,
+        message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
+    }
 }
 
 /// Loads every ScaledObject from a file or directory, skipping other kinds.
@@ -237,10 +271,7 @@ fn check_shape(path: &Path, text: &str) -> Result<(), LoadError> {
         message,
     };
     if text.len() > MAX_FILE_BYTES {
-        return Err(refuse(
-            1,
-            format!("the file is larger than {MAX_FILE_BYTES} bytes"),
-        ));
+        return Err(too_large(path));
     }
     // Flow collections may span lines, so the bracket depth carries over; quotes rarely do.
     // The scan stops at the first bracket too deep, so hostile nesting costs nothing more.
@@ -277,22 +308,55 @@ fn check_shape(path: &Path, text: &str) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Splits YAML text into documents on `---` lines, keeping each one's first line number.
-pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadError> {
+/// One document of a YAML stream, before its kind is looked at: what `ebb run` and
+/// `ebb convert` both split a file into, numbered the same way.
+#[derive(Debug, Clone)]
+pub struct RawDocument {
+    /// Position among the file's non-empty documents, from 1.
+    pub index: usize,
+    /// Line of the document's first line in the file, from 1.
+    pub first_line: usize,
+    /// The document's text as written (comments included), without its `---` line.
+    pub text: String,
+    /// The parsed document.
+    pub value: serde_norway::Value,
+}
+
+/// A `---` line starts a document; `--- ` (or `---` and a tab) may carry content after it.
+fn separator_rest(line: &str) -> Option<&str> {
+    let line = line.trim_end();
+    let rest = line.strip_prefix("---")?;
+    if rest.is_empty() {
+        Some(rest)
+    } else if rest.starts_with([' ', '\t']) {
+        Some(rest.trim_start())
+    } else {
+        None
+    }
+}
+
+/// Splits YAML text into its non-empty documents on `---` lines, after the shape check
+/// (size, nesting) and without a leading byte order mark, which YAML allows. Each document
+/// keeps its text exactly as written; documents holding only comments are skipped.
+pub fn split_documents(path: &Path, text: &str) -> Result<Vec<RawDocument>, LoadError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     check_shape(path, text)?;
     let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
-    for (number, line) in text.lines().enumerate() {
-        let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if is_separator {
-            chunks.push((number + 2, String::new()));
-        } else if let Some((_, chunk)) = chunks.last_mut() {
-            chunk.push_str(line);
-            chunk.push('\n');
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        match separator_rest(line) {
+            // The content after `--- ` is on the separator's own line.
+            Some(rest) if !rest.is_empty() => chunks.push((number + 1, format!("{rest}\n"))),
+            Some(_) => chunks.push((number + 2, String::new())),
+            None => {
+                if let Some((_, chunk)) = chunks.last_mut() {
+                    chunk.push_str(line);
+                }
+            }
         }
     }
     let mut documents = Vec::new();
-    for (first_line, chunk) in chunks {
-        let value: serde_norway::Value = serde_norway::from_str(&chunk).map_err(|error| {
+    for (first_line, text) in chunks {
+        let value: serde_norway::Value = serde_norway::from_str(&text).map_err(|error| {
             let line = error
                 .location()
                 .map(|location| first_line + location.line().saturating_sub(1))
@@ -311,32 +375,48 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadErr
         if value.is_null() {
             continue;
         }
-        let text_field = |value: &serde_norway::Value, key: &str| {
-            value
-                .get(key)
-                .and_then(|field| field.as_str())
-                .map(str::to_owned)
-        };
-        let index = documents.len() + 1;
-        let kind = text_field(&value, "kind").ok_or_else(|| LoadError::Syntax {
-            path: path.to_owned(),
-            index,
-            line: first_line,
-            message: "kind: missing; every object needs `apiVersion` and `kind`".to_owned(),
-        })?;
-        let name = value
-            .get("metadata")
-            .and_then(|metadata| text_field(metadata, "name"))
-            .unwrap_or_default();
-        documents.push(Document {
-            path: path.to_owned(),
-            index,
+        documents.push(RawDocument {
+            index: documents.len() + 1,
             first_line,
-            api_version: text_field(&value, "apiVersion").unwrap_or_default(),
-            kind,
-            name,
-            text: chunk,
+            text,
+            value,
         });
     }
     Ok(documents)
+}
+
+/// Splits YAML text into documents ([`split_documents`]) and reads each one's kind and name;
+/// a document without `kind` is refused.
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadError> {
+    let text_field = |value: &serde_norway::Value, key: &str| {
+        value
+            .get(key)
+            .and_then(|field| field.as_str())
+            .map(str::to_owned)
+    };
+    split_documents(path, text)?
+        .into_iter()
+        .map(|raw| {
+            let kind = text_field(&raw.value, "kind").ok_or_else(|| LoadError::Syntax {
+                path: path.to_owned(),
+                index: raw.index,
+                line: raw.first_line,
+                message: "kind: missing; every object needs `apiVersion` and `kind`".to_owned(),
+            })?;
+            let name = raw
+                .value
+                .get("metadata")
+                .and_then(|metadata| text_field(metadata, "name"))
+                .unwrap_or_default();
+            Ok(Document {
+                path: path.to_owned(),
+                index: raw.index,
+                first_line: raw.first_line,
+                api_version: text_field(&raw.value, "apiVersion").unwrap_or_default(),
+                kind,
+                name,
+                text: raw.text,
+            })
+        })
+        .collect()
 }

@@ -349,3 +349,94 @@ fn status_keeps_transition_times_of_unchanged_conditions() {
     let back: SystemTime = from_time(changed.last_transition_time.as_ref().unwrap());
     assert_eq!(back, later);
 }
+
+#[test]
+fn a_byte_order_mark_is_allowed_before_the_first_document() {
+    // Right before the first key, where the parser took it for the start of another document.
+    let text = format!(
+        "\u{feff}{}---\nkind: ProcessGroup\nmetadata: {{name: w}}\n",
+        KEDA_STYLE.trim_start()
+    );
+    let documents = parse_documents(Path::new("bom.yaml"), &text).unwrap();
+    let kinds: Vec<&str> = documents.iter().map(|d| d.kind.as_str()).collect();
+    assert_eq!(kinds, ["ScaledObject", "ProcessGroup"]);
+    documents[0].scaled_object().unwrap();
+}
+
+#[test]
+fn documents_and_lines_are_numbered_from_1_counting_only_documents_with_content() {
+    let good = "# only a comment\n---\nkind: A\n--- # a comment after the separator\nkind: B\n";
+    let documents = parse_documents(Path::new("n.yaml"), good).unwrap();
+    let numbers: Vec<(usize, usize)> = documents
+        .iter()
+        .map(|document| (document.index, document.first_line))
+        .collect();
+    assert_eq!(numbers, [(1, 3), (2, 4)]);
+    let text = format!("{good}---\nkind: [\n");
+    let error = parse_documents(Path::new("n.yaml"), &text).unwrap_err();
+    assert!(
+        matches!(error, LoadError::Syntax { index: 3, .. }),
+        "{error}"
+    );
+}
+
+/// A file far larger than memory (sparse, so it takes no disk): refused by its size, before
+/// anything is read. Reading it first would fail to allocate or fill memory.
+#[test]
+fn a_file_over_the_limit_is_refused_by_its_size_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yaml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let error = load_path(&path).unwrap_err().to_string();
+    assert!(
+        error.contains("huge.yaml") && error.contains("larger than 1048576 bytes"),
+        "{error}"
+    );
+}
+
+/// A pipe has no size to check: reading stops one byte past the limit, so a writer that
+/// never closes it cannot keep ebb reading (or waiting) forever.
+#[test]
+fn a_pipe_is_read_no_further_than_one_byte_past_the_limit() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("endless.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(made.success());
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let mut pipe = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&writer_path)
+            .unwrap();
+        let chunk = vec![b'#'; 64 * 1024];
+        // Eight times the limit, then held open without an end of file.
+        for _ in 0..128 {
+            if pipe.write_all(&chunk).is_err() {
+                return; // The reader stopped reading: what is expected.
+            }
+        }
+        let _ = stopped.recv();
+    });
+    let (done, outcome) = std::sync::mpsc::channel();
+    let reader_path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(load_path(&reader_path).map(|documents| documents.len()));
+    });
+    // Not a speed check: a reader that waits for the end of the pipe never answers at all.
+    let result = outcome.recv_timeout(Duration::from_secs(60));
+    let _ = stop.send(());
+    let error = result
+        .expect("the reader stopped after the limit instead of waiting for the pipe's end")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("larger than 1048576 bytes"), "{error}");
+    writer.join().unwrap();
+}

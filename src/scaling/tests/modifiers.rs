@@ -48,6 +48,45 @@ fn the_language_covers_arithmetic_comparisons_ternary_functions_and_nil_coalesci
     }
 }
 
+/// expr's integers wrap (`i64::MAX + 1` was `i64::MIN`, and the object scaled on it); a
+/// formula computes in floats, where nothing wraps and a value out of range fails.
+#[test]
+fn integer_overflow_never_wraps_and_out_of_range_values_fail() {
+    let a = ("a", Some(7.0));
+    assert_eq!(
+        value("9223372036854775807 + 1", &[]),
+        Ok(9_223_372_036_854_775_808.0)
+    );
+    assert_eq!(value("-9223372036854775807 - 2 < 0 ? 1 : 2", &[]), Ok(1.0));
+    assert_eq!(value("0x7fffffffffffffff * 2 > 0 ? a : 0", &[a]), Ok(7.0));
+    assert_eq!(
+        value("abs(-9223372036854775807 - 1) > 0 ? 1 : 0", &[]),
+        Ok(1.0)
+    );
+    // Integers can come back through no function either.
+    for call in [
+        "int(a) * int(a)",
+        "len([a, a])",
+        "count([a], # > 1)",
+        "bitshl(1, 63)",
+    ] {
+        assert!(
+            matches!(
+                Formula::compile(call),
+                Err(FormulaError::UnsupportedFunction(_))
+            ),
+            "{call}"
+        );
+    }
+    // A product past the float range is infinite: a failed evaluation, not a number.
+    assert_eq!(
+        value("a * 1e308 * 10", &[a]),
+        Err(FormulaError::NotFinite(f64::INFINITY))
+    );
+    // Whole numbers are still exact in the float range.
+    assert_eq!(value("(a + 3) / 2 * 1_000", &[a]), Ok(5000.0));
+}
+
 #[test]
 fn formulas_that_give_no_finite_number_are_errors() {
     let a = ("a", Some(7.0));
@@ -147,9 +186,12 @@ fn the_names_a_formula_reads_are_its_identifiers_only() {
     let formula = Formula::compile("max(b, a ?? 0) + abs(c) + (d > 1 ? e : f_2) + a").unwrap();
     assert_eq!(formula.names(), ["a", "b", "c", "d", "e", "f_2"]);
     assert_eq!(Formula::compile("1 + 2").unwrap().names(), [] as [&str; 0]);
-    // Type errors and unknown functions are found by the trial evaluation at validation.
+    // Type errors are found by the trial evaluation at validation, functions when compiling.
     assert!(Formula::compile("a % 2").unwrap().trial().is_err());
-    assert!(Formula::compile("nosuch(a)").unwrap().trial().is_err());
+    assert_eq!(
+        Formula::compile("nosuch(a)").map(|_| ()),
+        Err(FormulaError::UnsupportedFunction("nosuch".to_owned()))
+    );
     assert!(Formula::compile("a > 1").unwrap().trial().is_err());
     // A division by zero depends on the values: left to run time.
     assert!(Formula::compile("a / (b - 1)").unwrap().trial().is_ok());
