@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about)]
 pub struct Cli {
-    /// Log filter in `tracing` syntax, e.g. `info` or `ebb=debug`.
-    #[arg(long, env = "EBB_LOG", default_value = "info", global = true)]
-    pub log: String,
+    /// Log filter in `tracing` syntax, e.g. `info` or `ebb=debug`. Default: `info`, or `warn`
+    /// for `ebb run` logging to a terminal (see `ebb run --verbose`).
+    #[arg(long, env = "EBB_LOG", global = true)]
+    pub log: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "EBB_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -43,6 +44,19 @@ pub enum Command {
     ExecChild(crate::local::process::ExecChildArgs),
 }
 
+impl Cli {
+    /// The log filter: `--log` (or `EBB_LOG`) when given; else `warn` for `ebb run` without
+    /// `--verbose` when its logs go to a terminal (`stderr_is_terminal`), where the table and
+    /// the workers' output are what a person watches; else `info`.
+    pub fn log_filter(&self, stderr_is_terminal: bool) -> &str {
+        match (&self.log, &self.command) {
+            (Some(filter), _) => filter,
+            (None, Command::Run(run)) if stderr_is_terminal && !run.verbose => "warn",
+            (None, _) => "info",
+        }
+    }
+}
+
 /// The text of a failed command for the terminal: the error, then each cause whose text the
 /// message does not already carry (so a list of problems is printed once), with control
 /// characters escaped so nothing in a file or a scaler's answer can act on the terminal.
@@ -62,6 +76,29 @@ pub fn error_report(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
+    fn filter(args: &[&str], stderr_is_terminal: bool) -> String {
+        let cli = super::Cli::try_parse_from(args).expect("arguments parse");
+        cli.log_filter(stderr_is_terminal).to_owned()
+    }
+
+    #[test]
+    fn run_on_a_terminal_logs_warnings_unless_verbose_or_told() {
+        assert_eq!(filter(&["ebb", "run", "-f", "x"], true), "warn");
+        assert_eq!(filter(&["ebb", "run", "-f", "x"], false), "info");
+        assert_eq!(
+            filter(&["ebb", "run", "-f", "x", "--verbose"], true),
+            "info"
+        );
+        assert_eq!(filter(&["ebb", "run", "-f", "x", "-v"], true), "info");
+        assert_eq!(
+            filter(&["ebb", "--log", "debug", "run", "-f", "x"], true),
+            "debug"
+        );
+        assert_eq!(filter(&["ebb", "crd"], true), "info");
+    }
+
     #[derive(Debug, thiserror::Error)]
     #[error("cannot run these files:\n{0}")]
     struct Outer(#[from] Inner);

@@ -26,7 +26,8 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<()> {
     let cli = Cli::parse();
-    ebb::runtime::telemetry::init_logging(&cli.log, cli.log_json);
+    let stderr_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    ebb::runtime::telemetry::init_logging(cli.log_filter(stderr_is_terminal), cli.log_json);
     match cli.command {
         Command::Run(args) => {
             // Processes are started through this same binary so they stop if ebb is killed.

@@ -769,8 +769,7 @@ impl std::io::Write for CapturedLogs {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_missing_lease_namespace_is_named_with_its_fix_and_the_controller_leads_once_it_exists()
-{
+async fn a_missing_lease_namespace_is_named_with_its_fix_and_the_controller_leads_once_it_exists() {
     let logs = CapturedLogs::default();
     let _capture = logs.capture();
     // A cluster where namespaces must exist, and `ebb-system` does not (yet).

@@ -262,7 +262,9 @@ impl Drop for KillRecorded {
                 .ok()
                 .and_then(|text| text.trim().parse::<u32>().ok())
             {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
             }
         }
     }
@@ -316,7 +318,11 @@ fn a_job_that_starts_setsid_sleep_leaves_no_process_after_it_ends_or_after_ebb_e
 
     run.interrupt();
     let exit = run.wait_exit(Duration::from_secs(60));
-    assert!(exit.success(), "ebb run exited with {exit}: {}", run.log_tail(40));
+    assert!(
+        exit.success(),
+        "ebb run exited with {exit}: {}",
+        run.log_tail(40)
+    );
     // ebb stopped and reaped every process it adopted before it exited.
     let left: Vec<String> = recorded
         .iter()

@@ -134,4 +134,9 @@ pub struct RunArgs {
     /// for the same series (see docs/metrics.md).
     #[arg(long, env = "EBB_METRICS_NAMES", value_enum, default_value_t = crate::runtime::MetricNames::Ebb)]
     pub metrics_names: crate::runtime::MetricNames,
+    /// Log at info (each scale change, each process started and stopped) even when the logs
+    /// go to a terminal, where the default is warnings only so the table stays calm.
+    /// Redirected logs (`2>ebb.log`) are at info anyway; `--log` sets any filter.
+    #[arg(short = 'v', long, env = "EBB_RUN_VERBOSE")]
+    pub verbose: bool,
 }

@@ -155,14 +155,15 @@ pub fn start_reaper() -> Option<tokio::task::JoinHandle<()>> {
     if !ADOPTING.load(Ordering::Relaxed) {
         return None;
     }
-    let mut child_signals =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
-            Ok(signals) => signals,
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGCHLD: adopted processes are reaped only when ebb stops them");
-                return None;
-            }
-        };
+    let mut child_signals = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::child(),
+    ) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGCHLD: adopted processes are reaped only when ebb stops them");
+            return None;
+        }
+    };
     Some(tokio::spawn(async move {
         while child_signals.recv().await.is_some() {
             reap_adopted();

@@ -162,8 +162,10 @@ impl StatusSink for StatusBoard {
 
     fn record_event<'a>(&'a self, key: &'a ObjectKey, event: &'a ObjectEvent) -> BoxFuture<'a, ()> {
         match event.kind {
+            // The loop that raised it logged it already (the scale loop's "scaled"); the
+            // table or the change line shows it.
             EventKind::Normal => {
-                tracing::info!(object = %key, reason = event.reason, "{}", event.message);
+                tracing::debug!(object = %key, reason = event.reason, "{}", event.message);
             }
             EventKind::Warning => {
                 tracing::warn!(object = %key, reason = event.reason, "{}", event.message);

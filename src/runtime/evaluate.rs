@@ -146,8 +146,10 @@ fn reading(poller: &TriggerPoller, metric_type: MetricType) -> Reading {
     }
     match &poller.last_reading {
         Some(reading) => {
-            let mut measurement = measurement(reading, metric_type);
-            measurement.active |= poller.pushed_active;
+            let measurement = measurement(reading, metric_type);
+            if poller.pushed_active {
+                return Reading::ok(name, measurement.activated_by_push());
+            }
             Reading::ok(name, measurement)
         }
         None => Reading::error(name, ReadingErrorKind::Unavailable, "not polled yet"),
@@ -174,6 +176,7 @@ pub(crate) fn measurement(reading: &MetricsReading, metric_type: MetricType) -> 
         target,
         metric_type,
         active: reading.active,
+        active_by_push: false,
         in_flight: reading.in_flight,
         activation: driver.map(|driver| driver.activation_target),
     }

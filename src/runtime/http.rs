@@ -104,7 +104,11 @@ async fn readyz(State(state): State<ServerState>) -> axum::response::Response {
         return (StatusCode::OK, "ready").into_response();
     }
     match state.readiness.reason() {
-        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}")).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        )
+            .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response(),
     }
 }

@@ -131,8 +131,19 @@ fn evaluate_one(
 }
 
 impl TriggerReport {
-    /// What this trigger asks for, in words: "orders 68/10 per replica".
+    /// What this trigger asks for, in words: "orders 68/10 per replica", and "orders 0/10
+    /// per replica (last poll), active by push" when a push activated it since that poll.
     pub fn explain(&self, spec: &EngineSpec, current: u32) -> String {
+        let text = self.explain_outcome(spec, current);
+        match &self.outcome {
+            Ok(measurement) if measurement.active_by_push => {
+                format!("{text} (last poll), active by push")
+            }
+            _ => text,
+        }
+    }
+
+    fn explain_outcome(&self, spec: &EngineSpec, current: u32) -> String {
         match &self.outcome {
             Ok(measurement) => match measurement.metric_type {
                 MetricType::AverageValue => format!(

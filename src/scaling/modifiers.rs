@@ -165,6 +165,7 @@ fn evaluate(
             target: modifiers.target,
             metric_type: modifiers.metric_type,
             active: value > modifiers.activation_target,
+            active_by_push: false,
             in_flight: None,
             activation: Some(modifiers.activation_target),
         }),

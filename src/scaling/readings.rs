@@ -22,6 +22,9 @@ pub struct Measurement {
     pub metric_type: MetricType,
     /// Whether the trigger is active (value above its activation threshold, strictly).
     pub active: bool,
+    /// Whether `active` comes from a push (StreamIsActive) since the last poll, which read an
+    /// inactive value: `value` is that poll's, and the reason says a push activated it.
+    pub active_by_push: bool,
     /// Work taken but not finished (e.g. unacknowledged messages), when the scaler knows.
     pub in_flight: Option<u64>,
     /// The activation threshold the scaler declared, when it declared one (shown, not decided
@@ -87,6 +90,7 @@ impl Measurement {
             target,
             metric_type: MetricType::AverageValue,
             active: value > 0.0,
+            active_by_push: false,
             in_flight: None,
             activation: None,
         }
@@ -96,6 +100,16 @@ impl Measurement {
     pub fn with_activation(mut self, activation: f64) -> Self {
         self.active = self.value > activation;
         self.activation = Some(activation);
+        self
+    }
+
+    /// Active because a push said so since the last poll; when that poll read it active
+    /// already, nothing changes.
+    pub fn activated_by_push(mut self) -> Self {
+        if !self.active {
+            self.active = true;
+            self.active_by_push = true;
+        }
         self
     }
 

@@ -114,6 +114,24 @@ fn cases() -> Vec<Case> {
             reason: "activated 0→1: orders 6/10 per replica",
         },
         Case {
+            rule: "a push activates between polls: the reason says so beside the last poll's 0",
+            spec: spec(0, 10),
+            replicas: 0,
+            state: created(),
+            polls: vec![
+                (0, vec![ok("orders", 0.0, 5.0)]),
+                (
+                    1,
+                    vec![Reading::ok(
+                        "orders",
+                        Measurement::new(0.0, 5.0).activated_by_push(),
+                    )],
+                ),
+            ],
+            desired: 1,
+            reason: "activated 0→1: orders 0/5 per replica (last poll), active by push (minimum 1)",
+        },
+        Case {
             rule: "activation goes straight to what the metric needs, within the scale-up policy",
             spec: spec(0, 10),
             replicas: 0,
