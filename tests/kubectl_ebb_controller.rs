@@ -1,62 +1,89 @@
-//! End to end with every part a separate process: `ebb-fake-apiserver`, `ebb controller`
-//! reading the kubeconfig the fake wrote, a KEDA-protocol external scaler written in Python
-//! (`examples/python-scaler/scaler.py --keda-only`, whose value is the number of files in a
-//! spool directory), and kubectl. With target 5, 12 files scale the Deployment 0 -> 3, and
-//! emptying the directory scales it back to 0; `kubectl get deployment` shows each step.
+//! End to end with every part a separate process: the real control plane
+//! (`scripts/cluster.sh`), `ebb controller` with the admin kubeconfig, a KEDA-protocol
+//! external scaler written in Python (`examples/python-scaler/scaler.py --keda-only`, whose
+//! value is the number of files in a spool directory), and kubectl. With target 5, 12 files
+//! scale the Deployment 0 -> 3, and emptying the directory scales it back to 0;
+//! `kubectl get deployment` shows each step, and the real Deployment and ReplicaSet
+//! controllers, the scheduler and the kubelet stand-in bring the Pods up and down with it.
+//!
+//! The controller runs in a namespace of its own (its Lease there, watching only there), so
+//! tests that share the cluster never see each other's objects.
 
 mod real_clients;
 mod scaler_processes;
 mod support;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use real_clients::{FakeApiProcess, require_python_module};
+use real_clients::cluster::Cluster;
+use real_clients::require_python_module;
 
-/// Waits until the READY column of `kubectl get deployment worker` reads `want`.
-fn wait_ready_column(server: &FakeApiProcess, want: &str, log: &std::path::Path) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let table = server.kubectl_ok(&["get", "deployment", "worker"]);
-        let ready = real_clients::table_cells(&table, 1).get(1).copied();
-        if ready == Some(want) {
-            return;
+/// kubectl in one namespace.
+struct Kubectl<'a> {
+    cluster: &'a Cluster,
+    namespace: &'a str,
+}
+
+impl Kubectl<'_> {
+    fn ok(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.namespace];
+        all.extend_from_slice(args);
+        self.cluster.kubectl_ok(&all)
+    }
+
+    /// Waits until `check` holds for the output of `kubectl ARGS`, showing the last output
+    /// and the controller's log when it never does.
+    fn wait_until(&self, what: &str, args: &[&str], log: &Path, check: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let output = self.ok(args);
+            if check(&output) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never saw {what}; last `kubectl {}`:\n{output}\ncontroller log:\n{}",
+                args.join(" "),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kubectl get deployment worker never showed READY {want}; last:\n{table}\ncontroller log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
+    }
+
+    /// Waits until the READY column of `kubectl get deployment worker` reads `want`.
+    fn wait_ready_column(&self, want: &str, log: &Path) {
+        self.wait_until(
+            &format!("READY {want}"),
+            &["get", "deployment", "worker"],
+            log,
+            |table| real_clients::table_cells(table, 1).get(1).copied() == Some(want),
         );
-        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Waits until exactly `count` Pods of the Deployment exist, all Running and none being
+    /// deleted.
+    fn wait_running_pods(&self, count: usize, log: &Path) {
+        self.wait_until(
+            &format!("{count} Running worker Pods"),
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=worker",
+                "-o",
+                "jsonpath={range .items[*]}{.status.phase}{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+            ],
+            log,
+            |pods| pods.lines().count() == count && pods.lines().all(|pod| pod == "Running"),
+        );
     }
 }
 
-#[test]
-fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kubectl() {
-    require_python_module("grpc");
-    let server = FakeApiProcess::start();
-    server.kubectl_ok(&["apply", "-k", "deploy/crds"]);
-    server.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=20s",
-        "crd/scaledobjects.ebb.dev",
-    ]);
-    let scaler = scaler_processes::python_scaler(&["--keda-only"]);
-    let spool = server.dir().join("spool");
-    std::fs::create_dir(&spool).expect("spool directory");
-    server.kubectl_ok(&[
-        "create",
-        "deployment",
-        "worker",
-        "--image=busybox",
-        "--replicas=0",
-    ]);
-    let manifest = server.dir().join("scaledobject.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "apiVersion: ebb.dev/v1alpha1
+fn scaled_object(scaler: &str, spool: &Path) -> String {
+    format!(
+        "apiVersion: ebb.dev/v1alpha1
 kind: ScaledObject
 metadata:
   name: worker
@@ -76,26 +103,42 @@ spec:
   - type: external
     name: spool
     metadata:
-      scalerAddress: {}
+      scalerAddress: {scaler}
       directory: {}
       target: \"5\"
 ",
-            scaler.address,
-            spool.display()
-        ),
+        spool.display()
     )
-    .expect("write manifest");
-    server.kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()]);
+}
 
-    let log = server.dir().join("controller.log");
+#[test]
+fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kubectl() {
+    require_python_module("grpc");
+    let cluster = Cluster::running();
+    cluster.install_crds();
+    let namespace = cluster.namespace("kubectl-ebb");
+    let kubectl = Kubectl {
+        cluster: &cluster,
+        namespace: &namespace.name,
+    };
+    let scaler = scaler_processes::python_scaler(&["--keda-only"]);
+    let spool = cluster.dir().join("spool");
+    std::fs::create_dir(&spool).expect("spool directory");
+    kubectl.ok(&[
+        "create",
+        "deployment",
+        "worker",
+        "--image=busybox",
+        "--replicas=0",
+    ]);
+    let manifest = cluster.dir().join("scaledobject.yaml");
+    std::fs::write(&manifest, scaled_object(&scaler.address, &spool)).expect("write manifest");
+    kubectl.ok(&["apply", "-f", &manifest.to_string_lossy()]);
+
+    let log = cluster.dir().join("controller.log");
     let controller = Command::new(support::binary("ebb", "ebb"))
-        .args([
-            "controller",
-            "--leader-elect",
-            "false",
-            "--namespace",
-            "default",
-        ])
+        .args(["controller", "--namespace", &namespace.name])
+        .args(["--watch-namespace", &namespace.name])
         .args([
             "--identity",
             "e2e",
@@ -105,7 +148,7 @@ spec:
             "info",
         ])
         .arg("--kubeconfig")
-        .arg(server.kubeconfig())
+        .arg(cluster.kubeconfig())
         .env_remove("KUBECONFIG")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
@@ -113,7 +156,9 @@ spec:
         .expect("spawn ebb controller");
     let _controller = support::KillOnDrop(controller);
 
-    let waited = server.kubectl(&[
+    let waited = cluster.kubectl(&[
+        "-n",
+        &namespace.name,
         "wait",
         "--for=condition=Ready",
         "--timeout=60s",
@@ -125,13 +170,24 @@ spec:
         real_clients::text(&waited),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    wait_ready_column(&server, "0/0", &log);
+    // It leads through a real Lease in its own namespace.
+    let holder = kubectl.ok(&[
+        "get",
+        "lease",
+        "ebb-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "e2e");
+    kubectl.wait_ready_column("0/0", &log);
 
     for index in 0..12 {
         std::fs::write(spool.join(format!("job-{index}")), "work").expect("spool file");
     }
-    wait_ready_column(&server, "3/3", &log);
-    let replicas = server.kubectl_ok(&[
+    // READY counts Pods the stand-in made Running and Ready, through the real ReplicaSet.
+    kubectl.wait_ready_column("3/3", &log);
+    kubectl.wait_running_pods(3, &log);
+    let replicas = kubectl.ok(&[
         "get",
         "deployment",
         "worker",
@@ -139,8 +195,17 @@ spec:
         "jsonpath={.spec.replicas}",
     ]);
     assert_eq!(replicas, "3", "12 files at target 5 need 3 replicas");
+    let replica_set = kubectl.ok(&[
+        "get",
+        "replicasets",
+        "-l",
+        "app=worker",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.replicas}/{.status.readyReplicas}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(replica_set.trim(), "3/3", "one ReplicaSet, 3 ready");
     // ebb writes events.k8s.io/v1 Events; kubectl reads them through the core v1 view.
-    let events = server.kubectl_ok(&["get", "events"]);
+    let events = kubectl.ok(&["get", "events"]);
     assert!(
         events.lines().any(|line| {
             let cells: Vec<&str> = line.split_whitespace().collect();
@@ -148,7 +213,7 @@ spec:
         }),
         "{events}"
     );
-    let so = server.kubectl_ok(&["get", "scaledobject", "worker"]);
+    let so = kubectl.ok(&["get", "scaledobject", "worker"]);
     assert!(
         so.lines().nth(1).is_some_and(|row| row.contains("worker")),
         "{so}"
@@ -157,5 +222,7 @@ spec:
     for index in 0..12 {
         std::fs::remove_file(spool.join(format!("job-{index}"))).expect("remove spool file");
     }
-    wait_ready_column(&server, "0/0", &log);
+    kubectl.wait_ready_column("0/0", &log);
+    // The stand-in finishes the graceful deletes: no Pod is left at all.
+    kubectl.wait_running_pods(0, &log);
 }
