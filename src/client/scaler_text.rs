@@ -28,17 +28,24 @@ pub fn clean_scaler_text(redactor: &Redactor, text: &str) -> String {
 }
 
 /// `info` from a scaler's GetInfo with every text in it cleaned by [`clean_scaler_text`]:
-/// its name and description reach status messages (a missing key names the scaler) and the
-/// `ebb scaler check` output.
+/// its name reaches status messages (a missing key names the scaler), all of it the `ebb
+/// scaler check` output. Descriptions are prose wrapped over lines (doc comments, for SDK
+/// scalers): their line breaks become spaces first, so they read as one line, not as `\n`.
 pub(crate) fn clean_info(mut info: ScalerInfo, redactor: &Redactor) -> ScalerInfo {
     let clean = |text: &mut String| *text = clean_scaler_text(redactor, text);
+    let clean_prose = |text: &mut String| {
+        *text = clean_scaler_text(
+            redactor,
+            &text.split(['\r', '\n']).collect::<Vec<_>>().join(" "),
+        );
+    };
     clean(&mut info.name);
     clean(&mut info.version);
-    clean(&mut info.description);
+    clean_prose(&mut info.description);
     for field in &mut info.metadata {
         clean(&mut field.key);
         clean(&mut field.default_value);
-        clean(&mut field.description);
+        clean_prose(&mut field.description);
         field.allowed_values.iter_mut().for_each(clean);
     }
     info
@@ -129,7 +136,7 @@ mod tests {
             key: "mode".into(),
             required: true,
             default_value: "https://u:tok3n@h/".into(),
-            description: "x\ry".into(),
+            description: "wrapped\nover lines\r\nand \u{1b}[2J".into(),
             secret: false,
             kind: crate::client::ValueKind::Enum,
             allowed_values: vec!["a\u{7}".into()],
@@ -143,6 +150,7 @@ mod tests {
             assert!(!text.chars().any(char::is_control), "{text:?}");
         }
         assert!(info.description.len() <= MAX_SCALER_TEXT);
+        assert_eq!(field.description, "wrapped over lines  and \\u{1b}[2J");
         assert_eq!(field.default_value, "https://u:***@h/");
     }
 
