@@ -1,20 +1,26 @@
-"""Helm's own library (PyPI helm-python-sdk) installs ebb into ebb-fake-apiserver.
+"""Helm's own library (PyPI helm-python-sdk) installs, upgrades and uninstalls the ebb chart
+(deploy/helm/ebb) in the cluster KUBECONFIG names: the tests' real control plane.
 
-Usage: helm_install.py CHART_OR_MANIFEST
-  CHART_OR_MANIFEST is a chart directory (deploy/helm/ebb once it exists) or a rendered
-  manifest file (`kubectl kustomize deploy/`), which is wrapped into a minimal chart: CRDs
-  under crds/, everything else under templates/.
-KUBECONFIG names the fake. Prints one line per check; exits non-zero on the first failure.
+Usage:
+  helm_install.py install RELEASE NAMESPACE [VALUES_JSON]
+  helm_install.py upgrade RELEASE NAMESPACE [VALUES_JSON]
+  helm_install.py uninstall RELEASE NAMESPACE [--ignore-missing]
+
+Each action checks what Helm answers and prints `OK ...` lines; install and upgrade then print
+one `OBJECT {"apiVersion", "kind", "namespace", "name"}` line (JSON) per object of the
+release's manifest, for the caller to look up with another client. The first failed check
+prints `FAIL ...` and exits 1; an error of Helm's propagates (exit 1, with its message).
 """
 
+import json
 import os
 import sys
-import tempfile
 
 import yaml
 from helm_python import Config
 
-RELEASE, NAMESPACE = "ebb", "ebb-system"
+CHART = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "helm", "ebb")
+TIMEOUT = 120
 
 
 def fail(message):
@@ -22,49 +28,68 @@ def fail(message):
     sys.exit(1)
 
 
-def chart_from_manifest(path, into):
-    """A chart whose templates are the rendered manifest, CRDs kept apart as Helm wants."""
-    with open(path) as handle:
-        documents = [d for d in yaml.safe_load_all(handle) if d]
-    os.makedirs(os.path.join(into, "crds"))
-    os.makedirs(os.path.join(into, "templates"))
-    with open(os.path.join(into, "Chart.yaml"), "w") as handle:
-        handle.write("apiVersion: v2\nname: ebb\nversion: 0.1.0\nappVersion: 0.1.0\n")
-    crds = [d for d in documents if d.get("kind") == "CustomResourceDefinition"]
-    rest = [d for d in documents if d.get("kind") != "CustomResourceDefinition"]
-    # The rendered namespace is Helm's to create (create_namespace) in a chart install.
-    rest = [d for d in rest if d.get("kind") != "Namespace"]
-    with open(os.path.join(into, "crds", "crds.yaml"), "w") as handle:
-        yaml.safe_dump_all(crds, handle)
-    with open(os.path.join(into, "templates", "all.yaml"), "w") as handle:
-        text = yaml.safe_dump_all(rest)
-        if "{{" in text:
-            fail("the rendered manifest holds '{{', which Helm would read as a template")
-        handle.write(text)
-    return into
+def print_objects(manifest):
+    """One OBJECT line per document of the release's manifest."""
+    for document in yaml.safe_load_all(manifest or ""):
+        if not document:
+            continue
+        meta = document.get("metadata", {})
+        found = {
+            "apiVersion": document.get("apiVersion"),
+            "kind": document.get("kind"),
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+        }
+        print("OBJECT " + json.dumps(found))
+
+
+def expect_deployed(release, revision, what):
+    answered = {key: release.get(key) for key in ("status", "revision")}
+    if answered != {"status": "deployed", "revision": revision}:
+        fail("%s answered %r, not deployed revision %d" % (what, answered, revision))
+
+
+def install(config, name, namespace, values):
+    release = config.install(CHART, name, values, namespace=namespace, timeout=TIMEOUT)
+    expect_deployed(release, 1, "install")
+    print("OK installed %s revision 1: deployed" % name)
+    status = config.status(name)
+    if status.get("status") != "deployed":
+        fail("release status is %r, not deployed" % status.get("status"))
+    listed = [r.get("name") for r in config.list()]
+    if name not in listed:
+        fail("helm list does not show the release: %r" % listed)
+    print("OK list shows " + name)
+    print_objects(release.get("manifest"))
+
+
+def upgrade(config, name, namespace, values):
+    before = config.status(name).get("revision")
+    release = config.upgrade(CHART, name, values, namespace=namespace, timeout=TIMEOUT)
+    expect_deployed(release, before + 1, "upgrade")
+    print("OK upgraded %s to revision %d: deployed" % (name, before + 1))
+    print_objects(release.get("manifest"))
+
+
+def uninstall(config, name, ignore_missing):
+    answer = config.uninstall(name, timeout=TIMEOUT, wait="watcher", ignore_not_found=ignore_missing)
+    released = (answer or {}).get("release") or {}
+    if released and released.get("status") != "uninstalled":
+        fail("uninstall answered status %r" % released.get("status"))
+    print("OK uninstalled " + name)
 
 
 def main():
-    source = sys.argv[1]
-    with tempfile.TemporaryDirectory() as scratch:
-        chart = source if os.path.isdir(source) else chart_from_manifest(source, os.path.join(scratch, "ebb"))
-        with Config(kubeconfig_path=os.environ["KUBECONFIG"], namespace=NAMESPACE) as config:
-            release = config.install(chart, RELEASE, namespace=NAMESPACE, create_namespace=True, timeout=60)
-            if release.get("status") != "deployed" or release.get("revision") != 1:
-                fail("install answered %r" % {k: release.get(k) for k in ("status", "revision")})
-            print("OK installed %s revision 1: deployed" % release.get("name"))
-            status = config.status(RELEASE)
-            if status.get("status") != "deployed":
-                fail("release status is %r, not deployed" % status.get("status"))
-            print("OK status deployed")
-            listed = [r.get("name") for r in config.list()]
-            if RELEASE not in listed:
-                fail("helm list does not show the release: %r" % listed)
-            print("OK list shows " + ", ".join(listed))
-            upgraded = config.upgrade(chart, RELEASE, namespace=NAMESPACE, timeout=60)
-            if upgraded.get("revision") != 2 or upgraded.get("status") != "deployed":
-                fail("upgrade answered %r" % {k: upgraded.get(k) for k in ("status", "revision")})
-            print("OK upgraded to revision 2")
+    if len(sys.argv) < 4 or sys.argv[1] not in ("install", "upgrade", "uninstall"):
+        fail("usage: helm_install.py install|upgrade|uninstall RELEASE NAMESPACE [VALUES_JSON | --ignore-missing]")
+    action, name, namespace = sys.argv[1:4]
+    extra = sys.argv[4] if len(sys.argv) > 4 else None
+    with Config(kubeconfig_path=os.environ["KUBECONFIG"], namespace=namespace) as config:
+        if action == "uninstall":
+            uninstall(config, name, extra == "--ignore-missing")
+            return
+        values = json.loads(extra) if extra else {}
+        (install if action == "install" else upgrade)(config, name, namespace, values)
 
 
 if __name__ == "__main__":

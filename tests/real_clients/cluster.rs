@@ -237,6 +237,23 @@ impl Cluster {
             .collect()
     }
 
+    /// Fails the test if the authorizer refused (403) any request `user` made after `mark`,
+    /// naming each refused verb and URI: how a test shows that RBAC lets `user` do its work.
+    pub fn assert_nothing_forbidden(&self, mark: &AuditMark, user: &str) {
+        let forbidden: Vec<String> = self
+            .audited_requests_since(mark, user)
+            .iter()
+            .filter(|request| request.code == 403)
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "the apiserver refused {} request(s) of {user} (403 Forbidden):\n{}",
+            forbidden.len(),
+            forbidden.join("\n")
+        );
+    }
+
     /// Waits until `kubectl ARGS` prints `expected` (trimmed), failing after `within`.
     pub fn wait_for_output(&self, args: &[&str], expected: &str, within: Duration) {
         support::wait_for(

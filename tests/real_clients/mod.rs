@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::support;
 
 pub mod cluster;
+pub mod helm;
 
 /// A running `ebb-fake-apiserver`, killed on drop, with the kubeconfig it wrote.
 pub struct FakeApiProcess {
