@@ -149,6 +149,9 @@ impl Redactor {
     /// in either case of hex digit (and with `+` for a space, the form encoding). The text is
     /// searched in its decoded form, and each match masks the encoded characters it came from.
     fn mask_encoded(&self, text: &str) -> String {
+        if self.needles.is_empty() {
+            return text.to_owned();
+        }
         let mut ranges = Vec::new();
         let spaced_needle = self.needles.iter().any(|needle| needle.contains(' '));
         for plus_is_space in [false, true] {
