@@ -179,7 +179,9 @@ fn a_byte_order_mark_is_accepted() {
 fn a_file_over_the_size_limit_is_refused_as_ebb_run_refuses_it() {
     let padding = "# padding\n".repeat(crate::spec::load::MAX_FILE_BYTES / 10 + 1);
     let text = format!("{padding}{KEDA_FILE}");
-    let error = convert_text("big.yaml", &text, &known()).unwrap_err().to_string();
+    let error = convert_text("big.yaml", &text, &known())
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         error,
         "big.yaml (document 1, line 1): the file is larger than 1048576 bytes"
