@@ -13,9 +13,16 @@
 //! The cases run one at a time (one lock): one stops the shared broker, and two cores cannot
 //! run several `ebb run`s with workers at once. Other test binaries run after this one, so the
 //! outage reaches no other test.
+//!
+//! The hostile-scaler cases put a scaler that answers whatever the test sets (the raw gRPC
+//! services, so no SDK cleans for it) in place of the RabbitMQ scaler, with `sleep` workers:
+//! no broker is involved, so of the four checks they keep the processes and no scale to zero
+//! on errors, and add their own on the status, the dashboard and the log.
 
 mod chaos_support;
 mod ebb_run;
+mod hostile_text;
+mod runtime_support;
 mod support;
 
 use std::path::Path;
@@ -24,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use chaos_support::{
     Binaries, Manifest, Monitor, Outage, Vhost, accounting, condition, count, group, publish,
-    scaler, setup, write_manifest,
+    scaler, setup, write_hostile_manifest, write_manifest,
 };
-use ebb_run::{EbbRun, signal};
+use ebb_run::{EbbRun, http_get_json, signal};
+use runtime_support::hostile::HostileScaler;
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -405,4 +413,119 @@ fn killed_ebb_run_leaks_nothing_and_a_restart_finishes_the_work() {
     drained(&second, &mut monitor, &case.processed(), "e", 60);
     assert_exactly_once(&case.processed(), "e", 60);
     finish(second, &monitor, &case.vhost);
+}
+
+/// What a hostile-scaler case saw of `ebb run` while its scaler failed with one message.
+struct HostileRun {
+    status: Value,
+    dashboard: Value,
+    log: String,
+}
+
+/// Runs `ebb run` on `sleep` workers scaled by a trigger whose scaler fails every poll with
+/// `message`, the trigger's secrets coming from the environment, until the failure shows and
+/// fallback holds 2 workers; then stops it and checks that it leaves no process behind and
+/// never scaled to zero on the error.
+fn run_with_hostile_scaler(message: String) -> HostileRun {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the scaler");
+    let scaler = runtime.block_on(HostileScaler::start());
+    scaler.set_error("q", Some(message));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let variables: Vec<(String, &str)> = hostile_text::SECRETS
+        .iter()
+        .map(|(parameter, value)| (format!("EBB_CHAOS_{}", parameter.to_uppercase()), *value))
+        .collect();
+    let references: Vec<(&str, &str)> = hostile_text::SECRETS
+        .iter()
+        .zip(&variables)
+        .map(|((parameter, _), (variable, _))| (*parameter, variable.as_str()))
+        .collect();
+    let manifest = write_hostile_manifest(dir.path(), &scaler.address.to_string(), &references);
+    // No colours: the log is checked for escape characters, and these would be ebb's own.
+    let mut env: Vec<(&str, &str)> = vec![("NO_COLOR", "1")];
+    env.extend(
+        variables
+            .iter()
+            .map(|(variable, value)| (variable.as_str(), *value)),
+    );
+    let ebb = chaos_support::find("ebb", "ebb");
+    let mut run = EbbRun::start_with_env(&ebb, &manifest, &dir.path().join("ebb.log"), &env);
+    let mut monitor = Monitor::default();
+    let status = poll(
+        &run,
+        &mut monitor,
+        "the trigger failing and fallback holding 2 workers",
+        Duration::from_secs(60),
+        |s| {
+            erroring_trigger_message(s).is_some()
+                && condition(s, "Fallback").as_deref() == Some("True")
+                && count(&group(s)["running"]) == 2
+        },
+    );
+    let dashboard =
+        http_get_json(run.status_port, "/dashboard/objects").expect("the dashboard's objects");
+    run.interrupt();
+    let exit = run.wait_exit(Duration::from_secs(40));
+    assert!(exit.success(), "ebb run exited with {exit}");
+    monitor.assert_all_gone();
+    monitor.assert_never_zero_on_error();
+    HostileRun {
+        status,
+        dashboard,
+        log: std::fs::read_to_string(dir.path().join("ebb.log")).expect("the log"),
+    }
+}
+
+/// The failing trigger's message in the status, when it shows one.
+fn erroring_trigger_message(status: &Value) -> Option<String> {
+    let trigger = &status["objects"][0]["status"]["triggers"][0];
+    (trigger["health"] == "Failing")
+        .then(|| trigger["message"].as_str().map(str::to_owned))
+        .flatten()
+}
+
+/// Every string in a JSON document, for checks on each one.
+fn json_strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items.iter().flat_map(json_strings).collect(),
+        Value::Object(fields) => fields.values().flat_map(json_strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn hostile_scaler_echoing_a_secret_shows_it_nowhere() {
+    let _serial = serial();
+    let seen = run_with_hostile_scaler(hostile_text::echoed_secrets());
+    let message = erroring_trigger_message(&seen.status).unwrap_or_default();
+    // The checks read the scaler's own words, cleaned.
+    assert!(
+        message.contains("cannot connect to amqp://orders:***@rabbit.internal"),
+        "{message}"
+    );
+    assert!(seen.log.contains("trigger poll failed"), "{}", seen.log);
+    for text in json_strings(&seen.status) {
+        hostile_text::assert_no_secret("/status", &text);
+    }
+    for text in json_strings(&seen.dashboard) {
+        hostile_text::assert_no_secret("/dashboard/objects", &text);
+    }
+    hostile_text::assert_no_secret("the ebb run log", &seen.log);
+}
+
+#[test]
+fn hostile_scaler_error_with_control_characters_forges_no_log_line() {
+    let _serial = serial();
+    let seen = run_with_hostile_scaler(hostile_text::control_characters());
+    let message = erroring_trigger_message(&seen.status).unwrap_or_default();
+    assert!(message.contains("broken\\n2030-01-01"), "{message:?}");
+    assert!(seen.log.contains("broken\\n2030-01-01"), "{}", seen.log);
+    for text in json_strings(&seen.status)
+        .into_iter()
+        .chain(json_strings(&seen.dashboard))
+    {
+        hostile_text::assert_no_control("/status or /dashboard/objects", &text);
+    }
+    hostile_text::assert_log_lines_intact("the ebb run log", &seen.log);
 }

@@ -32,14 +32,19 @@ pub struct Binaries {
     pub publisher: PathBuf,
 }
 
+/// The binary `bin` of workspace package `package`: from `EBB_TEST_BIN_DIR` when set, else
+/// built.
+pub fn find(package: &str, bin: &str) -> PathBuf {
+    match std::env::var_os("EBB_TEST_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(bin),
+        None => support::binary(package, bin),
+    }
+}
+
 /// Fails unless RabbitMQ runs, then builds (or finds) the binaries.
 pub fn setup() -> Binaries {
     support::require_service("RabbitMQ", AMQP_ADDRESS);
     support::require_service("RabbitMQ management API", MANAGEMENT_ADDRESS);
-    let find = |package: &str, bin: &str| match std::env::var_os("EBB_TEST_BIN_DIR") {
-        Some(dir) => PathBuf::from(dir).join(bin),
-        None => support::binary(package, bin),
-    };
     Binaries {
         ebb: find("ebb", "ebb"),
         scaler: find("ebb-rabbitmq-scaler", "ebb-rabbitmq-scaler"),
@@ -290,6 +295,46 @@ spec:
         max = m.max_replicas,
         threshold = m.fallback.0,
         fallback_replicas = m.fallback.1,
+    );
+    let path = dir.join("ebb.yaml");
+    std::fs::write(&path, yaml).expect("write manifest");
+    path
+}
+
+/// Writes `dir/ebb.yaml` for the hostile-scaler cases: a group of `sleep` workers (min 1,
+/// max 3) scaled by one KEDA `external` trigger on the scaler at `scaler`, its secrets from
+/// the environment variables of `secrets` (parameter, variable), with a fallback of 2
+/// replicas after 3 failed polls.
+pub fn write_hostile_manifest(dir: &Path, scaler: &str, secrets: &[(&str, &str)]) -> PathBuf {
+    let secret_lines: String = secrets
+        .iter()
+        .map(|(parameter, variable)| format!("        {parameter}FromEnv: {variable}\n"))
+        .collect();
+    let yaml = format!(
+        r#"apiVersion: ebb.dev/v1alpha1
+kind: ProcessGroup
+metadata: {{name: workers}}
+spec:
+  command: sleep
+  args: ["600"]
+  gracePeriod: 1s
+---
+apiVersion: ebb.dev/v1alpha1
+kind: ScaledObject
+metadata: {{name: orders}}
+spec:
+  scaleTargetRef: {{apiVersion: ebb.dev/v1alpha1, kind: ProcessGroup, name: workers}}
+  pollingInterval: 1
+  minReplicaCount: 1
+  maxReplicaCount: 3
+  fallback: {{failureThreshold: 3, replicas: 2}}
+  triggers:
+    - type: external
+      name: queue
+      metadata:
+        scalerAddress: "{scaler}"
+        key: q
+{secret_lines}"#
     );
     let path = dir.join("ebb.yaml");
     std::fs::write(&path, yaml).expect("write manifest");
