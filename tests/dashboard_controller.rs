@@ -1,15 +1,18 @@
 //! The controller's `--dashboard` flag: off by default (no page, nothing recorded), and when
 //! on, the page and its routes on the telemetry address beside `/metrics`. The controller runs
-//! for real against the in-process fake API server (real HTTP/JSON over TCP).
+//! for real against the real control plane (`scripts/cluster.sh`), watching only a namespace
+//! of its own, as a ServiceAccount with the RBAC of `deploy/`.
 
-#[path = "fake_apiserver/mod.rs"]
-mod fake_apiserver;
+mod in_process_controller;
+mod real_clients;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ebb::kubernetes::{ControllerArgs, run_with_client};
-use fake_apiserver::FakeApiServer;
+use ebb::kubernetes::ControllerArgs;
+use in_process_controller::{InProcessController, test_args};
+use real_clients::cluster::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GETs `path`; the status code and the head of the answer (an SSE stream never ends, so
@@ -29,36 +32,32 @@ async fn get(address: SocketAddr, path: &str) -> (u16, String) {
     (code, response)
 }
 
-/// Runs the controller with `dashboard`, calls `check` with its telemetry address, stops it.
+/// Runs the controller with `dashboard` in a new namespace (no objects: the dashboard's list
+/// is empty), calls `check` with its telemetry address, stops it.
 async fn with_controller<F: std::future::Future<Output = ()>>(
     dashboard: bool,
     check: impl FnOnce(SocketAddr) -> F,
 ) {
-    let server = FakeApiServer::start().await;
+    let cluster = Cluster::running();
+    {
+        let _cluster_wide = cluster.exclusive();
+        cluster.install_crds();
+    }
+    let namespace = cluster.namespace("dashboard");
+    let account = cluster.controller_account(&namespace.name);
+    let mark = cluster.audit_mark();
     let args = ControllerArgs {
-        identity: Some("dashboard-test".to_owned()),
         leader_elect: false,
         dashboard,
-        ..ControllerArgs::default()
+        namespace: namespace.name.clone(),
+        watch_namespace: Some(namespace.name.clone()),
+        ..test_args("dashboard-test")
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run_with_client(
-        server.client(),
-        args,
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    check(address).await;
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("controller stops in time")
-        .unwrap()
-        .unwrap();
+    let client = cluster.client(Some(&account.kubeconfig)).await;
+    let controller = InProcessController::start(client, args).await;
+    check(controller.telemetry).await;
+    controller.stop().await;
+    cluster.assert_nothing_forbidden(&mark, &account.user);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

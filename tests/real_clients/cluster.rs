@@ -47,7 +47,10 @@ impl Cluster {
             .find_map(|line| line.strip_prefix("export KUBECONFIG="))
             .filter(|_| output.status.success())
             .unwrap_or_else(|| {
-                panic!("{NOT_UP} ({})", String::from_utf8_lossy(&output.stderr).trim())
+                panic!(
+                    "{NOT_UP} ({})",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )
             });
         let dir = Path::new(kubeconfig.trim())
             .parent()
@@ -152,16 +155,9 @@ impl Cluster {
 
     /// A token for ServiceAccount `namespace/name` from the TokenRequest API.
     pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
-        self.kubectl_ok(&[
-            "create",
-            "token",
-            name,
-            "-n",
-            namespace,
-            "--duration=2h",
-        ])
-        .trim()
-        .to_owned()
+        self.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=2h"])
+            .trim()
+            .to_owned()
     }
 
     /// A kubeconfig that authenticates with `token` instead of the admin certificate.
@@ -261,7 +257,8 @@ impl Cluster {
             within,
             || {
                 let output = self.kubectl(args);
-                output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == expected
+                output.status.success()
+                    && String::from_utf8_lossy(&output.stdout).trim() == expected
             },
         );
     }
@@ -309,4 +306,94 @@ fn rand_suffix() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.finish() as u32
+}
+
+/// A ServiceAccount the controller runs as in one namespace, with a kubeconfig for its token.
+pub struct ControllerAccount {
+    /// The user the apiserver (and its audit log) knows it as.
+    pub user: String,
+    /// A kubeconfig that authenticates with a TokenRequest token of the ServiceAccount.
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    /// ServiceAccount `ebb-controller` in `namespace`, granted there what `deploy/` grants
+    /// the controller: the rules of `deploy/controller/rbac.yaml` (its ClusterRole and its
+    /// leader-election Role) as one Role of `namespace`, bound to the ServiceAccount. A
+    /// controller that watches only `namespace`, with its Lease there, then passes the real
+    /// RBAC authorizer on every request, its requests are its own in the audit log, and
+    /// nothing cluster-wide changes.
+    pub fn controller_account(&self, namespace: &str) -> ControllerAccount {
+        let path = support::workspace_root().join("deploy/controller/rbac.yaml");
+        let text = std::fs::read_to_string(&path).expect("read deploy/controller/rbac.yaml");
+        let mut rules = Vec::new();
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let object: serde_json::Value =
+                serde::Deserialize::deserialize(document).expect("rbac.yaml is YAML");
+            if matches!(object["kind"].as_str(), Some("ClusterRole" | "Role")) {
+                rules.extend(object["rules"].as_array().cloned().unwrap_or_default());
+            }
+        }
+        assert!(
+            !rules.is_empty(),
+            "deploy/controller/rbac.yaml grants nothing"
+        );
+        let name = "ebb-controller";
+        let objects = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                {"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": name, "namespace": namespace}},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": name, "namespace": namespace}, "rules": rules},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
+            ],
+        });
+        let manifest = self
+            .dir()
+            .join(format!("controller-account-{namespace}.json"));
+        std::fs::write(&manifest, objects.to_string()).expect("write the RBAC manifest");
+        self.kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()]);
+        let token = self.service_account_token(namespace, name);
+        ControllerAccount {
+            user: format!("system:serviceaccount:{namespace}:{name}"),
+            kubeconfig: self.kubeconfig_with_token(&token),
+        }
+    }
+
+    /// A namespace name `PREFIX-<random>` that does not exist yet, deleted on drop if a test
+    /// created it by then: for tests of what happens before a namespace exists.
+    pub fn namespace_to_create(&self, prefix: &str) -> Namespace {
+        Namespace {
+            name: format!("{prefix}-{:08x}", rand_suffix()),
+            kubeconfig: self.kubeconfig(),
+        }
+    }
+}
+
+impl Cluster {
+    /// Runs kubectl with `args` as the admin, `input` on its stdin (`-f -`).
+    pub fn kubectl_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(super::kubectl())
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .current_dir(support::workspace_root())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("kubectl's stdin")
+            .write_all(input.as_bytes())
+            .expect("write kubectl's stdin");
+        child.wait_with_output().expect("wait for kubectl")
+    }
 }
