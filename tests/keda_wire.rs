@@ -132,7 +132,7 @@ fn decodes_bytes_a_keda_scaler_sends() {
     assert_eq!(value.metric_value_float, 0.0);
     assert_eq!(
         keda_metric_value(&value),
-        300.0,
+        Ok(300.0),
         "float absent: the integer is read"
     );
 
@@ -147,7 +147,7 @@ fn decodes_bytes_a_keda_scaler_sends() {
     let value = keda::MetricValue::decode(&new[..]).expect("decode");
     assert_eq!(
         keda_metric_value(&value),
-        2.5,
+        Ok(2.5),
         "float > 0 wins over the integer"
     );
 }
@@ -162,7 +162,7 @@ fn decodes_a_spec_with_only_the_deprecated_target() {
     ];
     let spec = keda::GetMetricSpecResponse::decode(&bytes[..]).expect("decode");
     assert_eq!(spec.metric_specs.len(), 1);
-    assert_eq!(keda_target_value(&spec.metric_specs[0]), 10.0);
+    assert_eq!(keda_target_value(&spec.metric_specs[0]), Ok(10.0));
 }
 
 #[test]
@@ -172,38 +172,35 @@ fn float_wins_rule() {
         metric_value: int,
         metric_value_float: float,
     };
-    assert_eq!(keda_metric_value(&value(7, 2.5)), 2.5, "float > 0 wins");
+    assert_eq!(keda_metric_value(&value(7, 2.5)), Ok(2.5), "float > 0 wins");
     assert_eq!(
         keda_metric_value(&value(7, 0.0)),
-        7.0,
+        Ok(7.0),
         "float 0: the integer"
     );
     assert_eq!(
         keda_metric_value(&value(7, -3.0)),
-        7.0,
+        Ok(7.0),
         "negative float: the integer"
     );
     assert_eq!(
-        keda_metric_value(&value(7, f64::NAN)),
-        7.0,
-        "NaN float: the integer"
-    );
-    assert_eq!(
         keda_metric_value(&value(-7, 0.0)),
-        0.0,
+        Ok(0.0),
         "negative integer reads as 0"
     );
-    assert_eq!(
-        keda_metric_value(&value(0, f64::INFINITY)),
-        0.0,
-        "infinity reads as 0"
-    );
+    // NaN and infinities are a broken answer (a failed poll), never 0 or the integer.
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        assert!(
+            keda_metric_value(&value(7, bad)).is_err(),
+            "{bad} float is refused"
+        );
+    }
     let spec = keda::MetricSpec {
         metric_name: "m".into(),
         target_size: 4,
         target_size_float: 0.5,
     };
-    assert_eq!(keda_target_value(&spec), 0.5);
+    assert_eq!(keda_target_value(&spec), Ok(0.5));
 }
 
 #[test]

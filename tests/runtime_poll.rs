@@ -8,6 +8,7 @@ use std::time::Duration;
 use ebb::client::Protocol;
 use ebb::runtime::{InMemoryTarget, ObjectKey, PushMode};
 use ebb::spec::{ConditionStatus, ConditionType, TriggerHealth};
+use runtime_support::hostile::HostileScaler;
 use runtime_support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -169,4 +170,75 @@ async fn nothing_changes_before_the_first_successful_poll() {
     .await;
     assert!(target.writes() >= 1);
     harness.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_neighbours_3_mb_error_does_not_fail_a_healthy_trigger_on_the_same_connection() {
+    let scaler = HostileScaler::start().await;
+    scaler.set_value("healthy", 4.0);
+    // Slow enough to be in flight on the shared connection when the neighbour's error comes.
+    scaler.set_delay("healthy", Duration::from_millis(200));
+    // Far beyond HTTP/2's usual header list limits, in the trailers of every answer.
+    scaler.set_error("huge", Some("x".repeat(3 << 20)));
+    let harness = Harness::new();
+    let key = ObjectKey::new("ns", "neighbours");
+    let target = InMemoryTarget::new(0);
+    let triggers = vec![
+        trigger(
+            &key,
+            "healthy",
+            0,
+            scaler.address,
+            "healthy",
+            PushMode::Never,
+        ),
+        trigger(&key, "huge", 1, scaler.address, "huge", PushMode::Never),
+    ];
+    harness.supervisor.apply(object(
+        &key,
+        spec(&["healthy", "huge"], 0, 10, 1),
+        triggers,
+        &target,
+    ));
+
+    wait_until("the huge error failed four polls", WAIT, || {
+        harness
+            .sink
+            .status(&key)
+            .is_some_and(|status| status.triggers[1].number_of_failures >= 4)
+    })
+    .await;
+    assert_eq!(harness.pool.len(), 1, "both triggers share one connection");
+    harness.supervisor.shutdown().await;
+
+    assert!(scaler.get_metrics("healthy") >= 4, "polled alongside");
+    let failed: Vec<_> = harness
+        .sink
+        .events(&key)
+        .into_iter()
+        .filter(|event| event.reason == ebb::runtime::REASON_TRIGGER_FAILING)
+        .map(|event| event.message.chars().take(120).collect::<String>())
+        .collect();
+    assert_eq!(failed.len(), 1, "only the huge trigger failed: {failed:?}");
+    assert!(failed[0].starts_with("trigger huge failed"), "{failed:?}");
+    let status = harness.sink.status(&key).expect("status published");
+    let healthy = &status.triggers[0];
+    assert_eq!(healthy.health, TriggerHealth::Happy, "{healthy:?}");
+    assert_eq!(healthy.last_value, Some(4.0));
+    assert_eq!(
+        target.replicas(),
+        4,
+        "the healthy trigger scaled the target"
+    );
+    // What is stored of the error is cut to about 1 KiB, not kept whole.
+    let stored = status.triggers[1].message.as_deref().unwrap_or_default();
+    assert!(
+        stored.contains("xxxx"),
+        "the scaler's own message: {stored:.80}"
+    );
+    assert!(
+        stored.len() <= 1024 + 64,
+        "the stored message is {} bytes",
+        stored.len()
+    );
 }

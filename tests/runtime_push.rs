@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ebb::runtime::{InMemoryTarget, ObjectKey, PushMode};
+use runtime_support::hostile::HostileScaler;
 use runtime_support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -136,4 +137,43 @@ async fn pushed_false_triggers_an_immediate_poll() {
     .await;
     assert!(harness.trigger_polls() >= 2, "an extra poll ran");
     harness.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_push_stream_starts_at_most_one_poll_per_push_window() {
+    let scaler = HostileScaler::start().await;
+    scaler.set_value("p", 1.0);
+    // Every stream toggles its activity each millisecond; each `false` is an edge that asks
+    // for a poll. (Without the push window: about 21 GetMetrics a second on a debug build,
+    // 1,200 in the release build.)
+    scaler.flood(Duration::from_millis(1));
+    let harness = Harness::new();
+    let key = ObjectKey::new("ns", "flooded");
+    let target = InMemoryTarget::new(0);
+    let pushed = trigger(&key, "p", 0, scaler.address, "p", PushMode::Auto);
+    harness.supervisor.apply(object(
+        &key,
+        spec(&["p"], 0, 10, HOUR),
+        vec![pushed],
+        &target,
+    ));
+    wait_until("push subscription open", WAIT, || {
+        subscriptions(&harness, &key) >= 1
+    })
+    .await;
+    wait_until("the flood is polled", WAIT, || scaler.get_metrics("p") >= 3).await;
+
+    let (before, started) = (scaler.get_metrics("p"), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (calls, elapsed) = (scaler.get_metrics("p") - before, started.elapsed());
+    harness.supervisor.shutdown().await;
+    let per_second = calls as f64 / elapsed.as_secs_f64();
+    eprintln!("{calls} GetMetrics in {elapsed:?} of a push flood: {per_second:.1}/s");
+    // The poll interval is an hour: every call was started by a push. One per 250 ms window
+    // (the default), and one for the window in progress at each end.
+    let windows = (elapsed.as_millis() / 250) as u64;
+    assert!(
+        calls <= windows + 2,
+        "{calls} GetMetrics in {elapsed:?}, {windows} push windows"
+    );
 }

@@ -12,6 +12,17 @@ use crate::insecure_tls::SkipIdentityVerifier;
 /// How long to wait for a TCP (and TLS) connection before giving up, unless set otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest header list ebb accepts from a scaler, a call's trailers (and so its status
+/// message) included: gRPC-Go's default, so KEDA and ebb take the same answers. With hyper's
+/// own limit, 16 KiB, h2 took a header list over 64 KiB (four times the limit) for an attack
+/// and closed the whole connection: one trigger's long error message failed every trigger
+/// sharing the scaler with `ResourceExhausted`. Now a message up to 16 MiB arrives whole and
+/// fails its own call only (what is kept of it is cut to 1 KiB), one up to 64 MiB fails its
+/// own stream with a protocol error, and only a larger one still closes the connection.
+/// Measured with a healthy trigger beside one answering 3, 17, 22 and 70 MB errors
+/// (`tests/runtime_poll.rs` keeps the 3 MB case).
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 << 20;
+
 /// Where a scaler listens and how to reach it.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct ChannelSettings {
@@ -111,7 +122,8 @@ pub fn endpoint(settings: &ChannelSettings) -> Result<Endpoint, ClientError> {
         .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES);
     let Some(tls) = &settings.tls else {
         return Ok(endpoint);
     };

@@ -12,6 +12,7 @@ use tonic_health::pb::health_client::HealthClient;
 use super::command::TargetArgs;
 use super::scaler_client::call;
 use super::{ClientError, Protocol, ScalerClient, ScalerInfo, TriggerInput, ValueKind, channel};
+use crate::scaling::format_number;
 
 pub(super) async fn run(args: &TargetArgs) -> Result<bool, ClientError> {
     let trigger = args.trigger_input();
@@ -56,7 +57,9 @@ pub(super) async fn run(args: &TargetArgs) -> Result<bool, ClientError> {
                     .map_or_else(|| "unstated".to_owned(), |kind| format!("{kind:?}"));
                 println!(
                     "  {:<28} target {}  activation {}  type {kind}",
-                    spec.metric_name, spec.target, spec.activation_target
+                    spec.metric_name,
+                    format_number(spec.target),
+                    format_number(spec.activation_target)
                 );
             }
         }
@@ -77,7 +80,10 @@ pub(super) async fn run(args: &TargetArgs) -> Result<bool, ClientError> {
             for value in &reading.values {
                 println!(
                     "  {:<28} value {}  target {}  activation {}",
-                    value.metric_name, value.value, value.target, value.activation_target
+                    value.metric_name,
+                    format_number(value.value),
+                    format_number(value.target),
+                    format_number(value.activation_target)
                 );
             }
             println!("active      {}", reading.active);

@@ -21,7 +21,9 @@ use super::types::{
 use crate::proto::keda::external_scaler_client::ExternalScalerClient;
 use crate::proto::v1::scaler_client::ScalerClient as V1Client;
 use crate::proto::{keda, v1};
-use crate::protocol::{Redactor, keda_metric_value, keda_target_value, sanitize_value};
+use crate::protocol::{
+    NotFinite, Redactor, finite, finite_value, keda_metric_value, keda_target_value,
+};
 
 /// Activity pushed by a scaler: one item per message, the first being the current state. The
 /// stream ends when the scaler closes it; an error item ends it too.
@@ -155,7 +157,8 @@ impl ScalerClient {
                     .metric_specs
                     .into_iter()
                     .map(spec_from_v1)
-                    .collect::<Vec<_>>()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|refused| not_finite("GetMetricSpec", &refused))?
             }
             Protocol::Keda => {
                 let mut client = ExternalScalerClient::new(self.channel.clone());
@@ -166,7 +169,12 @@ impl ScalerClient {
                     keda_ref(trigger),
                 )
                 .await?;
-                answer.metric_specs.iter().map(spec_from_keda).collect()
+                answer
+                    .metric_specs
+                    .iter()
+                    .map(spec_from_keda)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|refused| not_finite("GetMetricSpec", &refused))?
             }
         };
         if specs.is_empty() {
@@ -353,13 +361,9 @@ impl ScalerClient {
         let mut values: Vec<MetricReading> = answer
             .metric_values
             .into_iter()
-            .map(|value| MetricReading {
-                metric_name: value.metric_name,
-                value: sanitize_value(value.value),
-                target: value.target,
-                activation_target: sanitize_value(value.activation_target),
-            })
-            .collect();
+            .map(reading_from_v1)
+            .collect::<Result<_, _>>()
+            .map_err(|refused| not_finite("GetMetrics", &refused))?;
         // The collect reuses the decoder's buffer, which grew to four entries for the one
         // most scalers send; the loop keeps this reading until the next poll.
         values.shrink_to_fit();
@@ -421,7 +425,9 @@ impl ScalerClient {
 fn pick_keda_value(metric_name: &str, values: &[keda::MetricValue]) -> Result<f64, ClientError> {
     let named = values.iter().find(|value| value.metric_name == metric_name);
     match (named, values) {
-        (Some(value), _) | (None, [value]) => Ok(keda_metric_value(value)),
+        (Some(value), _) | (None, [value]) => {
+            keda_metric_value(value).map_err(|refused| not_finite("GetMetrics", &refused))
+        }
         (None, []) => Err(ClientError::BadAnswer {
             rpc: "GetMetrics",
             reason: format!("no value for metric `{metric_name}`"),
@@ -511,27 +517,45 @@ fn to_map(values: &super::StringMap) -> HashMap<String, String> {
         .collect()
 }
 
-fn spec_from_v1(spec: v1::MetricSpec) -> MetricSpec {
+/// A number that is not finite makes the whole answer a protocol violation: the poll fails
+/// rather than reading it as 0 (which would scale in).
+fn not_finite(rpc: &'static str, refused: &NotFinite) -> ClientError {
+    ClientError::BadAnswer {
+        rpc,
+        reason: refused.to_string(),
+    }
+}
+
+fn reading_from_v1(value: v1::MetricValue) -> Result<MetricReading, NotFinite> {
+    Ok(MetricReading {
+        value: finite_value("value", value.value)?,
+        target: finite("target", value.target)?,
+        activation_target: finite_value("activation_target", value.activation_target)?,
+        metric_name: value.metric_name,
+    })
+}
+
+fn spec_from_v1(spec: v1::MetricSpec) -> Result<MetricSpec, NotFinite> {
     let target_type = match v1::MetricTargetType::try_from(spec.target_type) {
         Ok(v1::MetricTargetType::AverageValue) => Some(TargetType::AverageValue),
         Ok(v1::MetricTargetType::Value) => Some(TargetType::Value),
         _ => None,
     };
-    MetricSpec {
+    Ok(MetricSpec {
+        target: finite("target", spec.target)?,
+        activation_target: finite_value("activation_target", spec.activation_target)?,
         metric_name: spec.metric_name,
-        target: spec.target,
-        activation_target: sanitize_value(spec.activation_target),
         target_type,
-    }
+    })
 }
 
-fn spec_from_keda(spec: &keda::MetricSpec) -> MetricSpec {
-    MetricSpec {
+fn spec_from_keda(spec: &keda::MetricSpec) -> Result<MetricSpec, NotFinite> {
+    Ok(MetricSpec {
         metric_name: spec.metric_name.clone(),
-        target: keda_target_value(spec),
+        target: keda_target_value(spec)?,
         activation_target: 0.0,
         target_type: None,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -593,6 +617,37 @@ mod tests {
         assert_eq!(pick_keda_value("a", &[value("other", 3.0)]).unwrap(), 3.0);
         assert!(pick_keda_value("a", &[]).is_err());
         assert!(pick_keda_value("a", &[value("b", 1.0), value("c", 1.0)]).is_err());
+    }
+
+    #[test]
+    fn a_non_finite_number_in_a_v1_answer_is_refused_naming_its_field() {
+        let value = |value: f64, target: f64, activation_target: f64| v1::MetricValue {
+            metric_name: "m".into(),
+            value,
+            target,
+            activation_target,
+        };
+        assert_eq!(reading_from_v1(value(-1.0, 5.0, 0.0)).unwrap().value, 0.0);
+        for (answer, field) in [
+            (value(f64::NAN, 5.0, 0.0), "value"),
+            (value(1.0, f64::INFINITY, 0.0), "target"),
+            (value(1.0, 5.0, f64::NEG_INFINITY), "activation_target"),
+        ] {
+            let refused = reading_from_v1(answer).unwrap_err();
+            assert_eq!(refused.field, field);
+            let error = not_finite("GetMetrics", &refused);
+            assert_eq!(
+                error.code(),
+                Code::Internal,
+                "a failed poll, not a 0: {error}"
+            );
+        }
+        let spec = v1::MetricSpec {
+            metric_name: "m".into(),
+            target: f64::NAN,
+            ..v1::MetricSpec::default()
+        };
+        assert_eq!(spec_from_v1(spec).unwrap_err().field, "target");
     }
 
     #[test]

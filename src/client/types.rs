@@ -186,7 +186,7 @@ pub struct MetricSpec {
 pub struct MetricReading {
     /// Metric name.
     pub metric_name: String,
-    /// Value as sent, sanitised: NaN, infinities and negatives read as 0.
+    /// Value as sent; a negative one reads as 0 (NaN or an infinity fails the poll instead).
     pub value: f64,
     /// Target per replica.
     pub target: f64,

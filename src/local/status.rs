@@ -187,13 +187,9 @@ struct ObjectLine {
     reason: String,
 }
 
-/// A metric value for people: whole numbers without decimals, others with two.
+/// A metric value for people, as reasons show it ([`crate::scaling::format_number`]).
 pub fn format_value(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.2}")
-    }
+    crate::scaling::format_number(value)
 }
 
 fn object_line(object: &ObjectView, groups: &[NamedGroup]) -> ObjectLine {

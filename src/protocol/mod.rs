@@ -6,4 +6,6 @@ mod redact;
 mod values;
 
 pub use redact::{MASK, Redactor, mask_credentials};
-pub use values::{keda_metric_value, keda_target_value, sanitize_value};
+pub use values::{
+    NotFinite, finite, finite_value, keda_metric_value, keda_target_value, sanitize_value,
+};

@@ -83,7 +83,7 @@ pub use jobs::{
 };
 pub use keda_metrics::{KedaMetrics, MetricNames};
 pub use metrics::{MetricLabels, ObjectLabels, RpcLabels, RuntimeMetrics, TriggerLabels};
-pub use object::{ManagedObject, RuntimeConfig};
+pub use object::{DEFAULT_PUSH_SAMPLE_INTERVAL, ManagedObject, RuntimeConfig};
 pub use pool::{DEFAULT_RESOLVE_INTERVAL, PoolConfig, ScalerConnection, ScalerPool};
 pub use push::PushBackoff;
 pub use sink::{

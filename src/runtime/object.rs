@@ -53,6 +53,11 @@ impl std::fmt::Debug for ManagedObject {
     }
 }
 
+/// The default push window ([`RuntimeConfig::push_sample_interval`]): as often as ebb's
+/// RabbitMQ scaler samples its queue for push, so a scaler that pushes every change it
+/// samples is never held back.
+pub const DEFAULT_PUSH_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Settings shared by every scale loop.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -63,6 +68,10 @@ pub struct RuntimeConfig {
     /// poll adds a random part of the rest of the interval, so their later polls spread over
     /// the whole interval. Zero turns both off (exact schedules, for tests).
     pub first_poll_spread: Duration,
+    /// The push window: pushed activity starts at most one poll (or evaluation) per object
+    /// per window, however fast a scaler's StreamIsActive toggles; an edge inside the window
+    /// is handled when it ends, never dropped. Zero handles every edge at once.
+    pub push_sample_interval: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -70,6 +79,7 @@ impl Default for RuntimeConfig {
         Self {
             push_backoff: PushBackoff::default(),
             first_poll_spread: Duration::from_secs(1),
+            push_sample_interval: DEFAULT_PUSH_SAMPLE_INTERVAL,
         }
     }
 }

@@ -148,7 +148,12 @@ impl ScaleLoop {
                 control = control.recv() => match control {
                     Control::Shutdown => break false,
                     Control::Stop => break true,
-                    Control::PushEdges => Box::pin(self.handle_push_edges()).await,
+                    Control::PushEdges => {
+                        // At most one push-started evaluation per window; later edges wait.
+                        let window = self.shared.config.push_sample_interval;
+                        self.control.hold_push_until(tokio::time::Instant::now() + window);
+                        Box::pin(self.handle_push_edges()).await;
+                    }
                     Control::Update(object) => {
                         if self.update(*object) {
                             let new_interval = self.object.spec.polling_interval();

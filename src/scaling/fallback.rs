@@ -48,7 +48,7 @@ fn checked(measurement: Measurement) -> Result<Measurement, ReadingError> {
             kind: ReadingErrorKind::InvalidMetadata,
             message: format!(
                 "target must be a number above 0, got {}",
-                measurement.target
+                format_number(measurement.target)
             ),
         })
     }
@@ -149,14 +149,14 @@ impl TriggerReport {
                 MetricType::AverageValue => format!(
                     "{} {}/{} per replica",
                     self.name,
-                    number(measurement.clean_value()),
-                    number(measurement.target)
+                    format_number(measurement.clean_value()),
+                    format_number(measurement.target)
                 ),
                 MetricType::Value => format!(
                     "{} {} vs target {} at {} replicas",
                     self.name,
-                    number(measurement.clean_value()),
-                    number(measurement.target),
+                    format_number(measurement.clean_value()),
+                    format_number(measurement.target),
                     current
                 ),
             },
@@ -187,9 +187,27 @@ impl TriggerReport {
     }
 }
 
-/// A number without needless decimals: 68, 2.5, 0.33.
-pub fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
+/// Where numbers switch to scientific form: past 2^53 whole numbers are not exact anyway.
+const SCIENTIFIC_FROM: f64 = 1e15;
+
+/// A number for people (reasons, status tables, the dashboard): whole numbers without
+/// decimals (68), others with at most two (2.5, 0.33), and from 10^15 on in scientific form
+/// with at most four significant digits (1e308, 1.235e20) instead of hundreds of digits.
+pub fn format_number(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    if value.abs() >= SCIENTIFIC_FROM {
+        let text = format!("{value:.3e}");
+        return match text.split_once('e') {
+            Some((mantissa, exponent)) => {
+                let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+                format!("{mantissa}e{exponent}")
+            }
+            None => text,
+        };
+    }
+    if value.fract() == 0.0 {
         // Integer formatting: `{:.0}` on a float takes the exact (slow) path, and this runs
         // on every poll of every object.
         #[allow(clippy::cast_possible_truncation)]
@@ -203,15 +221,27 @@ pub fn number(value: f64) -> String {
 
 #[cfg(test)]
 mod number_tests {
-    use super::number;
+    use super::format_number;
 
     #[test]
     fn numbers_drop_needless_decimals() {
-        assert_eq!(number(68.0), "68");
-        assert_eq!(number(-3.0), "-3");
-        assert_eq!(number(0.0), "0");
-        assert_eq!(number(2.5), "2.5");
-        assert_eq!(number(1.0 / 3.0), "0.33");
-        assert_eq!(number(1e16), "10000000000000000");
+        assert_eq!(format_number(68.0), "68");
+        assert_eq!(format_number(-3.0), "-3");
+        assert_eq!(format_number(0.0), "0");
+        assert_eq!(format_number(2.5), "2.5");
+        assert_eq!(format_number(1.0 / 3.0), "0.33");
+        assert_eq!(format_number(999_999_999_999_999.0), "999999999999999");
+    }
+
+    #[test]
+    fn large_numbers_are_scientific_not_hundreds_of_digits() {
+        assert_eq!(format_number(1e308), "1e308");
+        assert_eq!(format_number(f64::MAX), "1.798e308");
+        assert_eq!(format_number(-2.5e20), "-2.5e20");
+        assert_eq!(format_number(1e15), "1e15");
+        assert_eq!(format_number(1.23456e300 / 3.0), "4.115e299");
+        assert_eq!(format_number(1e-320), "0", "tiny numbers stay short too");
+        assert_eq!(format_number(f64::NAN), "NaN");
+        assert_eq!(format_number(f64::INFINITY), "inf");
     }
 }

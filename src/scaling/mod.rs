@@ -54,7 +54,7 @@ mod tests;
 pub use activation::{Cooldown, cooldown};
 pub use behavior::Limit;
 pub use decide::{Decision, decide};
-pub use fallback::{TriggerReport, fallback_replicas};
+pub use fallback::{TriggerReport, fallback_replicas, format_number};
 pub use formula::{Formula, FormulaError, MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH};
 pub use hpa::{MetricRecommendation, TOLERANCE, recommend};
 pub use job::{

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::model::{Outcome, Simulation};
+use crate::scaling::format_number;
 
 /// `m:ss`, or `h:mm:ss` from an hour on.
 pub fn clock(second: u64) -> String {
@@ -11,14 +12,6 @@ pub fn clock(second: u64) -> String {
         format!("{hours}:{minutes:02}:{seconds:02}")
     } else {
         format!("{minutes}:{seconds:02}")
-    }
-}
-
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
     }
 }
 
@@ -52,9 +45,9 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
             text,
             "trigger {}: target {} ({:?}), active above {}",
             trigger.name,
-            number(trigger.target),
+            format_number(trigger.target),
             trigger.metric_type,
-            number(trigger.activation)
+            format_number(trigger.activation)
         );
     }
     if let Some(modifiers) = &spec.modifiers {
@@ -66,16 +59,16 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
         let _ = writeln!(
             text,
             "formula {formula}: target {} ({:?}), active above {}",
-            number(modifiers.target),
+            format_number(modifiers.target),
             modifiers.metric_type,
-            number(modifiers.activation_target)
+            format_number(modifiers.activation_target)
         );
     }
     if let Some(consumption) = &simulation.consumption {
         let _ = writeln!(
             text,
             "consumption: {} messages/s per ready replica, startup delay {}s; series cells are arrivals/s",
-            number(consumption.per_replica_per_second),
+            format_number(consumption.per_replica_per_second),
             consumption.startup_delay.as_secs()
         );
     }
@@ -134,7 +127,7 @@ pub fn render(simulation: &Simulation, outcome: &Outcome, every_poll: bool) -> S
                 text,
                 ", {} deepest {}",
                 trigger.name,
-                number(deepest.round())
+                format_number(deepest.round())
             );
         }
     }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -242,6 +244,27 @@ pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMu
     }
 }
 
+/// Waits in real time, a paused clock standing still, until `condition` holds: loopback
+/// traffic (a pushed message, an RPC) arrives without the clock jumping ahead meanwhile (a
+/// blocking task holds tokio's auto-advance). Fails the test with `what` after 10 real seconds.
+pub async fn settle_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for: {what}"
+        );
+        settle_for(Duration::from_millis(2)).await;
+    }
+}
+
+/// Lets loopback traffic in flight arrive for `real` time while a paused clock stands still.
+pub async fn settle_for(real: Duration) {
+    tokio::task::spawn_blocking(move || std::thread::sleep(real))
+        .await
+        .expect("settling");
+}
+
 /// A runtime for tests: metrics, pool, an in-memory sink and a supervisor.
 pub struct Harness {
     pub registry: prometheus_client::registry::Registry,
@@ -263,6 +286,7 @@ impl Harness {
                 initial: Duration::from_millis(50),
                 max: Duration::from_millis(400),
             },
+            ..RuntimeConfig::default()
         };
         let supervisor = Supervisor::new(pool.clone(), Arc::new(sink.clone()), config);
         Self {

@@ -10,6 +10,7 @@ use crate::client::command::ConformanceArgs;
 use crate::client::{ClientError, TriggerInput};
 use crate::proto::{keda, v1};
 use crate::protocol::{keda_metric_value, keda_target_value};
+use crate::scaling::format_number;
 
 /// Checks a scaler that speaks only KEDA's protocol.
 pub(super) async fn run(probe: &mut Probe, args: &ConformanceArgs, report: &mut Report) {
@@ -57,7 +58,9 @@ pub(super) async fn run(probe: &mut Probe, args: &ConformanceArgs, report: &mut 
     for metric in &spec.metric_specs {
         match probe.keda_metrics(&trigger, &metric.metric_name).await {
             Ok(answer) => match value_problem(&metric.metric_name, &answer) {
-                Ok(value) => shown.push(format!("{} = {value}", metric.metric_name)),
+                Ok(value) => {
+                    shown.push(format!("{} = {}", metric.metric_name, format_number(value)))
+                }
                 Err(problem) => problems.push(problem),
             },
             Err(error) => problems.push(error.to_string()),
@@ -148,7 +151,13 @@ pub(super) async fn consistency(
         else {
             continue;
         };
-        let target = keda_target_value(metric);
+        let target = match keda_target_value(metric) {
+            Ok(target) => target,
+            Err(refused) => {
+                problems.push(format!("`{}`: {refused}", metric.metric_name));
+                continue;
+            }
+        };
         if !close_enough(target, v1_metric.target, 1e-9) {
             problems.push(format!(
                 "`{}` KEDA target {target}, v1 {}",
@@ -242,14 +251,18 @@ fn spec_outcome(spec: &Result<keda::GetMetricSpecResponse, ClientError>) -> Outc
         } else if !names.insert(metric.metric_name.as_str()) {
             problems.push(format!("metric `{}` is listed twice", metric.metric_name));
         }
-        let target = keda_target_value(metric);
-        if target <= 0.0 {
-            problems.push(format!(
+        match keda_target_value(metric) {
+            Ok(target) if target <= 0.0 => problems.push(format!(
                 "target of `{}` is not > 0 in either field",
                 metric.metric_name
-            ));
+            )),
+            Ok(target) => shown.push(format!(
+                "{} (target {})",
+                metric.metric_name,
+                format_number(target)
+            )),
+            Err(refused) => problems.push(format!("`{}`: {refused}", metric.metric_name)),
         }
-        shown.push(format!("{} (target {target})", metric.metric_name));
     }
     verdict(problems, shown.join(", "))
 }
@@ -272,7 +285,7 @@ fn value_problem(metric_name: &str, answer: &keda::GetMetricsResponse) -> Result
             value.metric_value
         ));
     }
-    Ok(keda_metric_value(value))
+    keda_metric_value(value).map_err(|refused| format!("`{metric_name}`: {refused}"))
 }
 
 fn verdict(problems: Vec<String>, pass: String) -> Outcome {
