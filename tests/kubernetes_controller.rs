@@ -1,12 +1,15 @@
 //! End-to-end tests of the Kubernetes controller: the real controller code (leader election,
-//! watch, resolution, scale loops, `/scale` writes, status, Events) against the in-process
-//! fake API server, which speaks the real HTTP/JSON API over TCP (no kube-apiserver can run on
-//! the test machines), with real scaler processes over loopback gRPC. The engine's decisions
-//! have their own tests; these check the Kubernetes side end to end.
+//! watch, resolution, scale loops, `/scale` writes, status, Events) run in the test process
+//! against the real control plane (`scripts/cluster.sh`), with real scaler processes over
+//! loopback gRPC. The engine's decisions have their own tests; these check the Kubernetes side
+//! end to end.
+//!
+//! Each test has a namespace of its own: the controller watches only there, holds its Lease
+//! there, and runs as a ServiceAccount with the RBAC of `deploy/`, so the apiserver's audit
+//! log tells its requests (the `/scale` writes) apart and a refused one fails the test.
 
-#[path = "fake_apiserver/mod.rs"]
-mod fake_apiserver;
-#[path = "support/mod.rs"]
+mod in_process_controller;
+mod real_clients;
 mod support;
 
 use std::net::SocketAddr;
@@ -15,19 +18,177 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ebb::kubernetes::{ControllerArgs, run_with_client};
-use fake_apiserver::FakeApiServer;
+use ebb::kubernetes::ControllerArgs;
+use in_process_controller::{InProcessController, test_args};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use real_clients::cluster::{AuditMark, Cluster, ControllerAccount, Namespace};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const NS: &str = "apps";
+/// Taken for reading by each test, for writing by the thousand-object test: its 2,000 objects
+/// keep the control plane's controllers (and the 2 cores) busy for minutes, which would hold
+/// up the other tests' ReplicaSets and Pods and their status writes well past their bounds.
+static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A test's hold on [`LOAD`].
+enum Load {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// One test's share of the real cluster: its namespace, an admin client, and the
+/// ServiceAccount the controller runs as there.
+struct Apps {
+    _load: Load,
+    cluster: Cluster,
+    namespace: Namespace,
+    admin: kube::Client,
+    account: ControllerAccount,
+    /// Where the audit log stood when the test began.
+    mark: AuditMark,
+}
+
+impl Apps {
+    /// ebb's CRDs, a namespace `PREFIX-<random>` and the controller's ServiceAccount in it.
+    async fn new(prefix: &str) -> Self {
+        Self::with(prefix, Load::Shared(LOAD.read().await)).await
+    }
+
+    /// As [`Apps::new`], for a test that loads the control plane: no other test of this
+    /// binary runs meanwhile.
+    async fn alone(prefix: &str) -> Self {
+        Self::with(prefix, Load::Alone(LOAD.write().await)).await
+    }
+
+    async fn with(prefix: &str, load: Load) -> Self {
+        let cluster = Cluster::running();
+        {
+            let _cluster_wide = cluster.exclusive();
+            cluster.install_crds();
+        }
+        let namespace = cluster.namespace(prefix);
+        let account = cluster.controller_account(&namespace.name);
+        let admin = cluster.client(None).await;
+        let mark = cluster.audit_mark();
+        Self {
+            _load: load,
+            cluster,
+            namespace,
+            admin,
+            account,
+            mark,
+        }
+    }
+
+    /// The API of `kind` in this namespace, as the admin.
+    fn api(&self, api_version: &str, kind: &str) -> Api<DynamicObject> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let plural = format!("{}s", kind.to_lowercase());
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural);
+        Api::namespaced_with(self.admin.clone(), &self.namespace.name, &resource)
+    }
+
+    /// Creates `object` (its `apiVersion` and `kind` say where) in this namespace.
+    async fn create(&self, object: Value) {
+        let api = self.api(
+            object["apiVersion"].as_str().expect("apiVersion"),
+            object["kind"].as_str().expect("kind"),
+        );
+        let object: DynamicObject = serde_json::from_value(object).expect("an object");
+        if let Err(error) = api.create(&PostParams::default(), &object).await {
+            panic!("create {:?}: {error}", object.metadata.name);
+        }
+    }
+
+    async fn get(&self, api_version: &str, kind: &str, name: &str) -> Option<Value> {
+        let object = self.api(api_version, kind).get_opt(name).await;
+        let object = object.unwrap_or_else(|error| panic!("get {kind} {name}: {error}"));
+        object.map(|object| serde_json::to_value(object).expect("serialize"))
+    }
+
+    async fn scaled(&self, name: &str) -> Value {
+        self.get("ebb.dev/v1alpha1", "ScaledObject", name)
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    /// The Deployment's `spec.replicas`: what ebb wrote through `/scale`.
+    async fn deployment_replicas(&self, name: &str) -> Option<i64> {
+        self.get("apps/v1", "Deployment", name)
+            .await?
+            .pointer("/spec/replicas")?
+            .as_i64()
+    }
+
+    /// The Deployment's `status.readyReplicas` (absent: 0): Pods the real ReplicaSet made and
+    /// the kubelet stand-in runs.
+    async fn ready_replicas(&self, name: &str) -> i64 {
+        self.get("apps/v1", "Deployment", name)
+            .await
+            .and_then(|deployment| deployment.pointer("/status/readyReplicas")?.as_i64())
+            .unwrap_or(0)
+    }
+
+    async fn lease_holder(&self) -> Value {
+        let lease = self
+            .get("coordination.k8s.io/v1", "Lease", "ebb-controller")
+            .await
+            .expect("the controller's Lease");
+        lease["spec"]["holderIdentity"].clone()
+    }
+
+    async fn events_for(&self, name: &str) -> Vec<Value> {
+        let api = self.api("events.k8s.io/v1", "Event");
+        let events = api.list(&Default::default()).await.expect("list Events");
+        events
+            .items
+            .into_iter()
+            .map(|event| serde_json::to_value(event).expect("serialize"))
+            .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(name))
+            .collect()
+    }
+
+    /// `/scale` writes of the controller's user to Deployment `name`, from the audit log.
+    fn scale_writes(&self, name: &str) -> usize {
+        let path = format!(
+            "/apis/apps/v1/namespaces/{}/deployments/{name}/scale",
+            self.namespace.name
+        );
+        self.cluster
+            .audited_requests_since(&self.mark, &self.account.user)
+            .iter()
+            .filter(|r| r.verb == "patch" && r.uri.split('?').next() == Some(path.as_str()))
+            .count()
+    }
+
+    /// The test's controller flags: `identity`, watching this namespace only, its Lease here.
+    fn args(&self, identity: &str) -> ControllerArgs {
+        ControllerArgs {
+            namespace: self.namespace.name.clone(),
+            watch_namespace: Some(self.namespace.name.clone()),
+            resync_interval: Duration::from_secs(600),
+            ..test_args(identity)
+        }
+    }
+
+    /// Starts the controller with `args`, as the ServiceAccount.
+    async fn start(&self, args: ControllerArgs) -> InProcessController {
+        let client = self.cluster.client(Some(&self.account.kubeconfig)).await;
+        InProcessController::start(client, args).await
+    }
+
+    async fn controller(&self, identity: &str) -> InProcessController {
+        self.start(self.args(identity)).await
+    }
+
+    /// Fails the test if RBAC refused any request of the controller.
+    fn assert_nothing_forbidden(&self) {
+        self.cluster
+            .assert_nothing_forbidden(&self.mark, &self.account.user);
+    }
 }
 
 async fn wait_for_port(port: u16) {
@@ -57,71 +218,25 @@ async fn example_scaler(port: u16) -> Child {
     start_scaler("ebb-example-scaler", "ebb-example-scaler", port).await
 }
 
-struct Controller {
-    task: tokio::task::JoinHandle<Result<(), ebb::kubernetes::ControllerError>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    telemetry: SocketAddr,
-}
-
-impl Controller {
-    async fn start(server: &FakeApiServer, identity: &str) -> Self {
-        Self::start_with(server, identity, Duration::from_secs(2)).await
-    }
-
-    /// `info_timeout`: how long the controller waits for a scaler's GetInfo.
-    async fn start_with(server: &FakeApiServer, identity: &str, info_timeout: Duration) -> Self {
-        let args = ControllerArgs {
-            info_timeout,
-            identity: Some(identity.to_owned()),
-            namespace: "ebb-system".into(),
-            lease_duration: Duration::from_secs(3),
-            lease_renew_interval: Duration::from_millis(500),
-            lease_retry_interval: Duration::from_millis(200),
-            resync_interval: Duration::from_secs(600),
-            ..ControllerArgs::default()
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let telemetry = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run_with_client(
-            server.client(),
-            args,
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            task,
-            stop: Some(stop),
-            telemetry,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
-        result.expect("controller stops in time").unwrap().unwrap();
-    }
-}
-
-async fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+async fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(value) = check() {
+        if let Some(value) = check().await {
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn deployment(name: &str, replicas: i64, env: Value) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
@@ -134,7 +249,7 @@ fn deployment(name: &str, replicas: i64, env: Value) -> Value {
 }
 
 fn scaled_object(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "ebb.dev/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name, "namespace": NS}, "spec": spec})
+    json!({"apiVersion": "ebb.dev/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name}, "spec": spec})
 }
 
 /// No scale-down stabilization (the HPA default holds replicas for 300 s).
@@ -162,29 +277,6 @@ fn condition(object: &Value, kind: &str) -> Option<(String, String)> {
         })
 }
 
-fn scaled(server: &FakeApiServer, name: &str) -> Value {
-    server
-        .get("ebb.dev/v1alpha1", "ScaledObject", NS, name)
-        .unwrap_or(Value::Null)
-}
-
-fn events_for(server: &FakeApiServer, name: &str) -> Vec<Value> {
-    server
-        .list("events.k8s.io/v1", "Event")
-        .into_iter()
-        .filter(|e| e.pointer("/regarding/name").and_then(Value::as_str) == Some(name))
-        .collect()
-}
-
-fn scale_writes(server: &FakeApiServer, name: &str) -> usize {
-    let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}/scale");
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.path == path)
-        .count()
-}
-
 async fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -202,52 +294,59 @@ async fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_scales_zero_to_n_and_draining_scales_back_after_cooldown() {
-    let server = FakeApiServer::start().await;
-    let port = free_port();
+    let apps = Apps::new("controller-e2e").await;
+    let port = support::free_port();
     let _scaler = example_scaler(port).await;
     let dir = tempfile::tempdir().unwrap();
     let value_file = dir.path().join("backlog");
     write_value(&value_file, 0.0);
     // KEDA's form, with the value file's path coming from the target's env (xFromEnv).
-    server
-        .create(deployment(
-            "worker",
-            0,
-            json!([{"name": "BACKLOG_FILE", "value": value_file.to_str().unwrap()}]),
-        ))
-        .unwrap();
-    server
-        .create(scaled_object("worker", json!({
-            "scaleTargetRef": {"name": "worker"},
-            "pollingInterval": 1, "cooldownPeriod": 2, "minReplicaCount": 0, "maxReplicaCount": 10,
-            "advanced": fast_scale_down(),
-            "triggers": [{"type": "external", "name": "backlog", "metadata": {
-                "scalerAddress": format!("127.0.0.1:{port}"), "valueFileFromEnv": "BACKLOG_FILE", "target": "2"
-            }}]
-        })))
-        .unwrap();
-    let controller = Controller::start(&server, "replica-a").await;
-    let ready = eventually(Duration::from_secs(30), "Ready=True", || {
-        condition(&scaled(&server, "worker"), "Ready").filter(|(s, _)| s == "True")
+    apps.create(deployment(
+        "worker",
+        0,
+        json!([{"name": "BACKLOG_FILE", "value": value_file.to_str().unwrap()}]),
+    ))
+    .await;
+    apps.create(scaled_object("worker", json!({
+        "scaleTargetRef": {"name": "worker"},
+        "pollingInterval": 1, "cooldownPeriod": 2, "minReplicaCount": 0, "maxReplicaCount": 10,
+        "advanced": fast_scale_down(),
+        "triggers": [{"type": "external", "name": "backlog", "metadata": {
+            "scalerAddress": format!("127.0.0.1:{port}"), "valueFileFromEnv": "BACKLOG_FILE", "target": "2"
+        }}]
+    })))
+    .await;
+    let controller = apps.controller("replica-a").await;
+    let ready = eventually(Duration::from_secs(30), "Ready=True", async || {
+        condition(&apps.scaled("worker").await, "Ready").filter(|(s, _)| s == "True")
     })
     .await;
     assert_eq!(ready.0, "True");
     assert_eq!(
-        server.deployment_replicas(NS, "worker"),
+        apps.deployment_replicas("worker").await,
         Some(0),
         "nothing waits, nothing runs"
     );
 
     write_value(&value_file, 9.0);
-    eventually(Duration::from_secs(30), "scale 0 -> 5", || {
-        (server.deployment_replicas(NS, "worker") == Some(5)).then_some(())
+    eventually(Duration::from_secs(30), "scale 0 -> 5", async || {
+        (apps.deployment_replicas("worker").await == Some(5)).then_some(())
+    })
+    .await;
+    // The real ReplicaSet brings up the Pods, and the kubelet stand-in runs them.
+    eventually(Duration::from_secs(60), "5 ready Pods", async || {
+        (apps.ready_replicas("worker").await == 5).then_some(())
     })
     .await;
     // Status follows (written asynchronously, coalesced).
-    let object = eventually(Duration::from_secs(10), "status desiredReplicas 5", || {
-        let object = scaled(&server, "worker");
-        (object.pointer("/status/desiredReplicas") == Some(&json!(5))).then_some(object)
-    })
+    let object = eventually(
+        Duration::from_secs(10),
+        "status desiredReplicas 5",
+        async || {
+            let object = apps.scaled("worker").await;
+            (object.pointer("/status/desiredReplicas") == Some(&json!(5))).then_some(object)
+        },
+    )
     .await;
     assert_eq!(condition(&object, "Active").unwrap().0, "True", "{object}");
     assert!(object.pointer("/status/lastActiveTime").is_some());
@@ -256,25 +355,32 @@ async fn publishing_scales_zero_to_n_and_draining_scales_back_after_cooldown() {
     eventually(
         Duration::from_secs(30),
         "scale back to 0 after cooldown",
-        || (server.deployment_replicas(NS, "worker") == Some(0)).then_some(()),
+        async || (apps.deployment_replicas("worker").await == Some(0)).then_some(()),
     )
     .await;
-    // Every scale change is an Event carrying the engine's reason.
-    let scaled_events: Vec<Value> = eventually(Duration::from_secs(10), "Scaled events", || {
-        let events: Vec<Value> = events_for(&server, "worker")
-            .into_iter()
-            .filter(|e| e["reason"] == "Scaled")
-            .collect();
-        (events.len() >= 2).then_some(events)
+    eventually(Duration::from_secs(60), "no ready Pod left", async || {
+        (apps.ready_replicas("worker").await == 0).then_some(())
     })
     .await;
+    // Every scale change is an Event carrying the engine's reason.
+    let scaled_events: Vec<Value> =
+        eventually(Duration::from_secs(10), "Scaled events", async || {
+            let events: Vec<Value> = apps
+                .events_for("worker")
+                .await
+                .into_iter()
+                .filter(|e| e["reason"] == "Scaled")
+                .collect();
+            (events.len() >= 2).then_some(events)
+        })
+        .await;
     for event in &scaled_events {
         assert_eq!(event["type"], "Normal");
         assert!(!event["note"].as_str().unwrap_or("").is_empty(), "{event}");
         assert_eq!(event["reportingController"], "ebb.dev/controller");
     }
     // The /scale subresource was written only on changes: 0->5 (maybe via steps) and ->0.
-    let writes = scale_writes(&server, "worker");
+    let writes = apps.scale_writes("worker");
     assert!((2..=6).contains(&writes), "{writes} scale writes");
     // Telemetry.
     let (code, _) = http_get(controller.telemetry, "/healthz").await;
@@ -285,60 +391,53 @@ async fn publishing_scales_zero_to_n_and_draining_scales_back_after_cooldown() {
     assert_eq!(code, 200);
     assert!(metrics.contains("# EOF"), "OpenMetrics text");
     // The lease names this replica.
-    let lease = server
-        .get(
-            "coordination.k8s.io/v1",
-            "Lease",
-            "ebb-system",
-            "ebb-controller",
-        )
-        .unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "replica-a");
+    assert_eq!(apps.lease_holder().await, "replica-a");
     controller.stop().await;
+    apps.assert_nothing_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
-    let server = FakeApiServer::start().await;
-    let port = free_port();
+    let apps = Apps::new("controller-bad").await;
+    let port = support::free_port();
     let _scaler = example_scaler(port).await;
     let address = format!("127.0.0.1:{port}");
-    server.create(deployment("web", 1, json!([]))).unwrap();
+    apps.create(deployment("web", 1, json!([]))).await;
     let trigger = |metadata: Value| json!([{"name": "t", "scaler": {"address": address}, "metadata": metadata}]);
-    let controller = Controller::start(&server, "replica-a").await;
-    server
-        .create(scaled_object(
-            "min-above-max",
-            json!({
-                "scaleTargetRef": {"name": "web"}, "minReplicaCount": 5, "maxReplicaCount": 2,
-                "triggers": trigger(json!({"value": "1"}))
-            }),
-        ))
-        .unwrap();
-    // Stored despite a schema violation (as with an older CRD); it cannot be decoded.
-    server
-        .create(scaled_object("undecodable", json!({
-            "scaleTargetRef": {"name": "web-undecodable"}, "maxReplicaCount": "lots", "triggers": trigger(json!({"value": "1"}))
-        })))
-        .unwrap();
+    let controller = apps.controller("replica-a").await;
+    apps.create(scaled_object(
+        "min-above-max",
+        json!({
+            "scaleTargetRef": {"name": "web"}, "minReplicaCount": 5, "maxReplicaCount": 2,
+            "triggers": trigger(json!({"value": "1"}))
+        }),
+    ))
+    .await;
+    // The CRD's schema lets it through (an integer, at least 0, as `format: uint32` is not
+    // enforced), but it does not fit ebb's u32: it cannot be decoded.
+    apps.create(scaled_object(
+        "undecodable",
+        json!({
+            "scaleTargetRef": {"name": "web-undecodable"}, "maxReplicaCount": 4_294_967_296_u64,
+            "triggers": trigger(json!({"value": "1"}))
+        }),
+    ))
+    .await;
     // Metadata the scaler's GetInfo schema rejects: target must be a number.
-    server
-        .create(scaled_object("bad-metadata", json!({
-            "scaleTargetRef": {"name": "web-bad-metadata"}, "triggers": trigger(json!({"value": "1", "target": "many"}))
-        })))
-        .unwrap();
-    server
-        .create(scaled_object("bad-address", json!({
-            "scaleTargetRef": {"name": "web-bad-address"},
-            "triggers": [{"name": "t", "scaler": {"address": "no port here"}, "metadata": {"value": "1"}}]
-        })))
-        .unwrap();
-    server
-        .create(scaled_object("missing-auth", json!({
-            "scaleTargetRef": {"name": "web-missing-auth"},
-            "triggers": [{"name": "t", "scaler": {"address": address}, "metadata": {"value": "1"}, "authenticationRef": {"name": "nope"}}]
-        })))
-        .unwrap();
+    apps.create(scaled_object("bad-metadata", json!({
+        "scaleTargetRef": {"name": "web-bad-metadata"}, "triggers": trigger(json!({"value": "1", "target": "many"}))
+    })))
+    .await;
+    apps.create(scaled_object("bad-address", json!({
+        "scaleTargetRef": {"name": "web-bad-address"},
+        "triggers": [{"name": "t", "scaler": {"address": "no port here"}, "metadata": {"value": "1"}}]
+    })))
+    .await;
+    apps.create(scaled_object("missing-auth", json!({
+        "scaleTargetRef": {"name": "web-missing-auth"},
+        "triggers": [{"name": "t", "scaler": {"address": address}, "metadata": {"value": "1"}, "authenticationRef": {"name": "nope"}}]
+    })))
+    .await;
     for (name, reason) in [
         ("min-above-max", "MinAboveMax"),
         ("undecodable", "InvalidObject"),
@@ -349,15 +448,16 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
         let ready = eventually(
             Duration::from_secs(30),
             &format!("Ready=False on {name}"),
-            || condition(&scaled(&server, name), "Ready").filter(|(s, _)| s == "False"),
+            async || condition(&apps.scaled(name).await, "Ready").filter(|(s, _)| s == "False"),
         )
         .await;
         assert_eq!(ready.1, reason, "{name}");
         let warned = eventually(
             Duration::from_secs(10),
             &format!("Warning event on {name}"),
-            || {
-                events_for(&server, name)
+            async || {
+                apps.events_for(name)
+                    .await
                     .into_iter()
                     .find(|e| e["type"] == "Warning")
             },
@@ -365,7 +465,9 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
         .await;
         assert!(!warned["note"].as_str().unwrap_or("").is_empty());
     }
-    let message = scaled(&server, "bad-metadata")
+    let message = apps
+        .scaled("bad-metadata")
+        .await
         .pointer("/status/conditions")
         .unwrap()
         .to_string();
@@ -375,117 +477,121 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
     );
     // The watch survived: a good object created afterwards runs, and nothing was scaled.
     // (Its own target: "web" is claimed by the elder min-above-max, valid or not.)
-    server.create(deployment("web-good", 1, json!([]))).unwrap();
-    server
-        .create(scaled_object(
-            "good",
-            json!({
-                "scaleTargetRef": {"name": "web-good"}, "minReplicaCount": 1, "maxReplicaCount": 3,
-                "triggers": trigger(json!({"value": "0"}))
-            }),
-        ))
-        .unwrap();
-    eventually(Duration::from_secs(30), "good object Ready=True", || {
-        condition(&scaled(&server, "good"), "Ready").filter(|(s, _)| s == "True")
-    })
+    apps.create(deployment("web-good", 1, json!([]))).await;
+    apps.create(scaled_object(
+        "good",
+        json!({
+            "scaleTargetRef": {"name": "web-good"}, "minReplicaCount": 1, "maxReplicaCount": 3,
+            "triggers": trigger(json!({"value": "0"}))
+        }),
+    ))
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "good object Ready=True",
+        async || condition(&apps.scaled("good").await, "Ready").filter(|(s, _)| s == "True"),
+    )
     .await;
     // Fixing the bad object makes it run.
-    server
-        .merge_patch(
-            "ebb.dev/v1alpha1",
-            "ScaledObject",
-            NS,
+    apps.api("ebb.dev/v1alpha1", "ScaledObject")
+        .patch(
             "min-above-max",
-            &json!({"spec": {"minReplicaCount": 1}}),
-            false,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"minReplicaCount": 1}})),
         )
-        .unwrap();
-    eventually(Duration::from_secs(30), "fixed object Ready=True", || {
-        condition(&scaled(&server, "min-above-max"), "Ready").filter(|(s, _)| s == "True")
-    })
+        .await
+        .expect("fix min-above-max");
+    eventually(
+        Duration::from_secs(30),
+        "fixed object Ready=True",
+        async || {
+            condition(&apps.scaled("min-above-max").await, "Ready").filter(|(s, _)| s == "True")
+        },
+    )
     .await;
     controller.stop().await;
+    apps.assert_nothing_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_scaler_reaches_fallback_in_threshold_times_interval_plus_one_second() {
-    let server = FakeApiServer::start().await;
-    let port = free_port();
+    let apps = Apps::new("controller-fallback").await;
+    let port = support::free_port();
     let mut scaler = example_scaler(port).await;
-    server.create(deployment("worker", 2, json!([]))).unwrap();
+    apps.create(deployment("worker", 2, json!([]))).await;
     let (threshold, interval) = (3u64, 1u64);
-    server
-        .create(scaled_object("worker", json!({
-            "scaleTargetRef": {"name": "worker"}, "pollingInterval": interval, "minReplicaCount": 1, "maxReplicaCount": 10,
-            "fallback": {"failureThreshold": threshold, "replicas": 6},
-            "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{port}")}, "metadata": {"value": "2", "target": "1"}}]
-        })))
-        .unwrap();
-    let controller = Controller::start(&server, "replica-a").await;
-    eventually(Duration::from_secs(30), "scaled to 2 and Ready", || {
-        let ready =
-            condition(&scaled(&server, "worker"), "Ready").is_some_and(|(s, _)| s == "True");
-        (ready && server.deployment_replicas(NS, "worker") == Some(2)).then_some(())
-    })
+    apps.create(scaled_object("worker", json!({
+        "scaleTargetRef": {"name": "worker"}, "pollingInterval": interval, "minReplicaCount": 1, "maxReplicaCount": 10,
+        "fallback": {"failureThreshold": threshold, "replicas": 6},
+        "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{port}")}, "metadata": {"value": "2", "target": "1"}}]
+    })))
+    .await;
+    let controller = apps.controller("replica-a").await;
+    eventually(
+        Duration::from_secs(30),
+        "scaled to 2 and Ready",
+        async || {
+            let ready =
+                condition(&apps.scaled("worker").await, "Ready").is_some_and(|(s, _)| s == "True");
+            (ready && apps.deployment_replicas("worker").await == Some(2)).then_some(())
+        },
+    )
     .await;
     scaler.kill().await.unwrap();
     let killed = Instant::now();
     // The bound the issue sets: failureThreshold x pollingInterval + 1 s.
     let bound = Duration::from_secs(threshold * interval + 1);
-    eventually(bound, "Fallback=True", || {
-        condition(&scaled(&server, "worker"), "Fallback").filter(|(s, _)| s == "True")
+    eventually(bound, "Fallback=True", async || {
+        condition(&apps.scaled("worker").await, "Fallback").filter(|(s, _)| s == "True")
     })
     .await;
     eprintln!(
         "fallback reached {:?} after the kill (bound {bound:?})",
         killed.elapsed()
     );
-    eventually(Duration::from_secs(10), "fallback replicas", || {
-        (server.deployment_replicas(NS, "worker") == Some(6)).then_some(())
+    eventually(Duration::from_secs(10), "fallback replicas", async || {
+        (apps.deployment_replicas("worker").await == Some(6)).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(60), "6 ready Pods", async || {
+        (apps.ready_replicas("worker").await == 6).then_some(())
     })
     .await;
     controller.stop().await;
+    apps.assert_nothing_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_restart_changes_no_replica_count() {
-    let server = FakeApiServer::start().await;
-    let port = free_port();
+    let apps = Apps::new("controller-restart").await;
+    let port = support::free_port();
     let _scaler = example_scaler(port).await;
     let dir = tempfile::tempdir().unwrap();
     let value_file = dir.path().join("backlog");
     write_value(&value_file, 30.0);
-    server.create(deployment("worker", 0, json!([]))).unwrap();
-    server
-        .create(scaled_object("worker", json!({
-            "scaleTargetRef": {"name": "worker"}, "pollingInterval": 1, "cooldownPeriod": 300, "maxReplicaCount": 10,
-            "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{port}")},
-                "metadata": {"valueFile": value_file.to_str().unwrap(), "target": "10"}}]
-        })))
-        .unwrap();
-    let first = Controller::start(&server, "replica-a").await;
-    eventually(Duration::from_secs(30), "scaled to 3", || {
-        (server.deployment_replicas(NS, "worker") == Some(3)).then_some(())
+    apps.create(deployment("worker", 0, json!([]))).await;
+    apps.create(scaled_object("worker", json!({
+        "scaleTargetRef": {"name": "worker"}, "pollingInterval": 1, "cooldownPeriod": 300, "maxReplicaCount": 10,
+        "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{port}")},
+            "metadata": {"valueFile": value_file.to_str().unwrap(), "target": "10"}}]
+    })))
+    .await;
+    let first = apps.controller("replica-a").await;
+    eventually(Duration::from_secs(30), "scaled to 3", async || {
+        (apps.deployment_replicas("worker").await == Some(3)).then_some(())
     })
     .await;
     first.stop().await;
-    let writes_before = scale_writes(&server, "worker");
-    let lease = server
-        .get(
-            "coordination.k8s.io/v1",
-            "Lease",
-            "ebb-system",
-            "ebb-controller",
-        )
-        .unwrap();
+    let writes_before = apps.scale_writes("worker");
+    let holder = apps.lease_holder().await;
     assert!(
-        lease["spec"]["holderIdentity"].is_null(),
-        "the lease is released on shutdown: {lease}"
+        holder.is_null(),
+        "the lease is released on shutdown: {holder}"
     );
 
     // A value within the 10 % tolerance: the right answer stays 3.
     write_value(&value_file, 31.0);
-    let second = Controller::start(&server, "replica-b").await;
+    let second = apps.controller("replica-b").await;
     // A reading within the tolerance is not written to the API server (issue 17): the new
     // controller's own /status shows that it polled.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -500,22 +606,15 @@ async fn a_controller_restart_changes_no_replica_count() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(server.deployment_replicas(NS, "worker"), Some(3));
+    assert_eq!(apps.deployment_replicas("worker").await, Some(3));
     assert_eq!(
-        scale_writes(&server, "worker"),
+        apps.scale_writes("worker"),
         writes_before,
         "no /scale write after the restart"
     );
-    let lease = server
-        .get(
-            "coordination.k8s.io/v1",
-            "Lease",
-            "ebb-system",
-            "ebb-controller",
-        )
-        .unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "replica-b");
+    assert_eq!(apps.lease_holder().await, "replica-b");
     second.stop().await;
+    apps.assert_nothing_forbidden();
 }
 
 /// Counts the TCP connections it forwards to `target`.
@@ -541,27 +640,39 @@ async fn counting_proxy(target: u16) -> (u16, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_objects_on_one_scaler_share_at_most_two_connections() {
+    use futures::StreamExt;
     const OBJECTS: usize = 1000;
-    let server = FakeApiServer::start().await;
-    let port = free_port();
+    let apps = Apps::alone("controller-thousand").await;
+    let port = support::free_port();
     let _scaler = example_scaler(port).await;
     let (proxy_port, connections) = counting_proxy(port).await;
-    for index in 0..OBJECTS {
-        let name = format!("w{index}");
-        server.create(deployment(&name, 0, json!([]))).unwrap();
-        server
-            .create(scaled_object(&name, json!({
-                "scaleTargetRef": {"name": name}, "pollingInterval": 5,
-                "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{proxy_port}")}, "metadata": {"value": "0"}}]
-            })))
-            .unwrap();
-    }
+    let address = format!("127.0.0.1:{proxy_port}");
+    futures::stream::iter(0..OBJECTS)
+        .for_each_concurrent(16, |index| {
+            let (apps, address) = (&apps, &address);
+            async move {
+                let name = format!("w{index}");
+                apps.create(deployment(&name, 0, json!([]))).await;
+                apps.create(scaled_object(&name, json!({
+                    "scaleTargetRef": {"name": name}, "pollingInterval": 5,
+                    "triggers": [{"name": "t", "scaler": {"address": address}, "metadata": {"value": "0"}}]
+                })))
+                .await;
+            }
+        })
+        .await;
     let started = Instant::now();
-    let controller = Controller::start(&server, "replica-a").await;
-    // Counting 1,000 objects copies them under the fake's lock: do it twice a second only.
+    let controller = apps.controller("replica-a").await;
+    let scaled_objects = apps.api("ebb.dev/v1alpha1", "ScaledObject");
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        let objects = server.list("ebb.dev/v1alpha1", "ScaledObject");
+        let objects = scaled_objects.list(&Default::default()).await;
+        let objects: Vec<Value> = objects
+            .expect("list ScaledObjects")
+            .items
+            .into_iter()
+            .map(|object| serde_json::to_value(object).expect("serialize"))
+            .collect();
         let with_status = objects.iter().filter(|o| o.get("status").is_some()).count();
         let ready = objects
             .iter()
@@ -584,6 +695,7 @@ async fn a_thousand_objects_on_one_scaler_share_at_most_two_connections() {
         "the scaler saw {seen} TCP connections from the controller"
     );
     controller.stop().await;
+    apps.assert_nothing_forbidden();
 }
 
 fn rabbitmq_api(method: &str, path: &str, body: Option<Value>) -> bool {
@@ -617,30 +729,29 @@ async fn rabbitmq_queue_scales_a_deployment_with_credentials_from_a_scaler_authe
         &format!("/queues/%2F/{queue}"),
         Some(json!({"durable": false, "auto_delete": false}))
     ));
-    let server = FakeApiServer::start().await;
-    let port = free_port();
+    let apps = Apps::new("controller-rabbitmq").await;
+    let port = support::free_port();
     let _scaler = start_scaler("ebb-rabbitmq-scaler", "ebb-rabbitmq-scaler", port).await;
-    server
-        .create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broker", "namespace": NS},
-            "stringData": {"url": "amqp://guest:guest@127.0.0.1:5672/%2F"}}))
-        .unwrap();
-    server
-        .create(json!({"apiVersion": "ebb.dev/v1alpha1", "kind": "ScalerAuthentication", "metadata": {"name": "broker", "namespace": NS},
-            "spec": {"secretTargetRef": [{"parameter": "host", "name": "broker", "key": "url"}]}}))
-        .unwrap();
-    server.create(deployment("consumer", 0, json!([]))).unwrap();
-    server
-        .create(scaled_object("consumer", json!({
-            "scaleTargetRef": {"name": "consumer"}, "pollingInterval": 1, "cooldownPeriod": 2, "maxReplicaCount": 30,
-            "advanced": fast_scale_down(),
-            "triggers": [{"name": "orders", "type": "rabbitmq", "scaler": {"address": format!("127.0.0.1:{port}")},
-                "metadata": {"queueName": queue, "mode": "QueueLength", "value": "5"},
-                "authenticationRef": {"name": "broker"}}]
-        })))
-        .unwrap();
-    let controller = Controller::start(&server, "replica-a").await;
-    eventually(Duration::from_secs(30), "Ready=True", || {
-        condition(&scaled(&server, "consumer"), "Ready").filter(|(s, _)| s == "True")
+    apps.create(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broker"},
+        "stringData": {"url": "amqp://guest:guest@127.0.0.1:5672/%2F"}}),
+    )
+    .await;
+    apps.create(json!({"apiVersion": "ebb.dev/v1alpha1", "kind": "ScalerAuthentication", "metadata": {"name": "broker"},
+        "spec": {"secretTargetRef": [{"parameter": "host", "name": "broker", "key": "url"}]}}))
+        .await;
+    apps.create(deployment("consumer", 0, json!([]))).await;
+    apps.create(scaled_object("consumer", json!({
+        "scaleTargetRef": {"name": "consumer"}, "pollingInterval": 1, "cooldownPeriod": 2, "maxReplicaCount": 30,
+        "advanced": fast_scale_down(),
+        "triggers": [{"name": "orders", "type": "rabbitmq", "scaler": {"address": format!("127.0.0.1:{port}")},
+            "metadata": {"queueName": queue, "mode": "QueueLength", "value": "5"},
+            "authenticationRef": {"name": "broker"}}]
+    })))
+    .await;
+    let controller = apps.controller("replica-a").await;
+    eventually(Duration::from_secs(30), "Ready=True", async || {
+        condition(&apps.scaled("consumer").await, "Ready").filter(|(s, _)| s == "True")
     })
     .await;
     for index in 0..23 {
@@ -654,7 +765,7 @@ async fn rabbitmq_queue_scales_a_deployment_with_credentials_from_a_scaler_authe
     eventually(
         Duration::from_secs(30),
         "0 -> 5 replicas for 23 messages",
-        || (server.deployment_replicas(NS, "consumer") == Some(5)).then_some(()),
+        async || (apps.deployment_replicas("consumer").await == Some(5)).then_some(()),
     )
     .await;
     assert!(rabbitmq_api(
@@ -665,75 +776,77 @@ async fn rabbitmq_queue_scales_a_deployment_with_credentials_from_a_scaler_authe
     eventually(
         Duration::from_secs(30),
         "drained: back to 0 after cooldown",
-        || (server.deployment_replicas(NS, "consumer") == Some(0)).then_some(()),
+        async || (apps.deployment_replicas("consumer").await == Some(0)).then_some(()),
     )
     .await;
     // The broker URL (with its password) never shows in status or events.
-    let status = scaled(&server, "consumer").to_string();
+    let status = apps.scaled("consumer").await.to_string();
     assert!(!status.contains("guest:guest"), "{status}");
-    for event in events_for(&server, "consumer") {
+    for event in apps.events_for("consumer").await {
         assert!(!event.to_string().contains("guest:guest"));
     }
     controller.stop().await;
+    apps.assert_nothing_forbidden();
     rabbitmq_api("DELETE", &format!("/queues/%2F/{queue}"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scaler_that_never_answers_getinfo_does_not_hold_up_other_objects() {
-    let server = FakeApiServer::start().await;
+    let apps = Apps::new("controller-getinfo").await;
     // Accepts TCP and HTTP/2 never comes: GetInfo to it waits for the whole info timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_address = silent.local_addr().unwrap().to_string();
-    let port = free_port();
+    let port = support::free_port();
     let _scaler = example_scaler(port).await;
-    server.create(deployment("web", 1, json!([]))).unwrap();
+    apps.create(deployment("web", 1, json!([]))).await;
     // Far longer than this test waits. A GetInfo that blocked the watch would end only when
     // HTTP/2 keep-alive gives up on the silent connection (about 50 s), after this test's 20 s.
-    let controller = Controller::start_with(&server, "replica-a", Duration::from_secs(600)).await;
+    let controller = apps
+        .start(ControllerArgs {
+            info_timeout: Duration::from_secs(600),
+            ..apps.args("replica-a")
+        })
+        .await;
     // An object that is Ready proves the controller leads and watches, so the next two
     // arrive as watch events, stuck first (an initial list hands them over in name order).
     let healthy_spec = json!({
         "scaleTargetRef": {"name": "web"}, "minReplicaCount": 1,
         "triggers": [{"name": "t", "scaler": {"address": format!("127.0.0.1:{port}")}, "metadata": {"value": "1"}}]
     });
-    server
-        .create(scaled_object("first", healthy_spec.clone()))
-        .unwrap();
+    apps.create(scaled_object("first", healthy_spec.clone()))
+        .await;
     eventually(
         Duration::from_secs(60),
         "the first object to be Ready",
-        || condition(&scaled(&server, "first"), "Ready").filter(|(status, _)| status == "True"),
+        async || {
+            condition(&apps.scaled("first").await, "Ready").filter(|(status, _)| status == "True")
+        },
     )
     .await;
     // Each on its own target: a target has one owner.
-    server
-        .create(deployment("web-healthy", 1, json!([])))
-        .unwrap();
-    server
-        .create(scaled_object("stuck", json!({
-            "scaleTargetRef": {"name": "web-stuck"},
-            "triggers": [{"name": "t", "scaler": {"address": silent_address}, "metadata": {"value": "1"}}]
-        })))
-        .unwrap();
+    apps.create(deployment("web-healthy", 1, json!([]))).await;
+    apps.create(scaled_object("stuck", json!({
+        "scaleTargetRef": {"name": "web-stuck"},
+        "triggers": [{"name": "t", "scaler": {"address": silent_address}, "metadata": {"value": "1"}}]
+    })))
+    .await;
     let mut healthy_spec = healthy_spec;
     healthy_spec["scaleTargetRef"]["name"] = json!("web-healthy");
-    server
-        .create(scaled_object("healthy", healthy_spec))
-        .unwrap();
+    apps.create(scaled_object("healthy", healthy_spec)).await;
     eventually(
         Duration::from_secs(20),
         "the healthy object to be Ready",
-        || condition(&scaled(&server, "healthy"), "Ready").filter(|(status, _)| status == "True"),
+        async || {
+            condition(&apps.scaled("healthy").await, "Ready").filter(|(status, _)| status == "True")
+        },
     )
     .await;
     // The stuck one is still being prepared: no loop runs for it, so it has no status yet.
-    assert!(
-        condition(&scaled(&server, "stuck"), "Ready").is_none(),
-        "{}",
-        scaled(&server, "stuck")
-    );
+    let stuck = apps.scaled("stuck").await;
+    assert!(condition(&stuck, "Ready").is_none(), "{stuck}");
     drop(silent);
     controller.stop().await;
+    apps.assert_nothing_forbidden();
 }
 
 /// Log lines written while the guard lives, by tasks on this thread (a current-thread
@@ -770,29 +883,31 @@ impl std::io::Write for CapturedLogs {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_missing_lease_namespace_is_named_with_its_fix_and_the_controller_leads_once_it_exists() {
+    let _load = LOAD.read().await;
     let logs = CapturedLogs::default();
     let _capture = logs.capture();
-    // A cluster where namespaces must exist, and `ebb-system` does not (yet).
-    let mut types = fake_apiserver::ResourceType::defaults();
-    types.extend(
-        fake_apiserver::ResourceType::builtins()
-            .into_iter()
-            .filter(|t| t.group.is_empty() && t.plural == "namespaces"),
-    );
-    let server = FakeApiServer::start_options(fake_apiserver::Options {
-        types,
-        bookmark_interval: Duration::from_secs(1),
-        namespaces_must_exist: true,
-        log_requests: false,
-    })
-    .await;
-    let controller = Controller::start(&server, "replica-a").await;
+    let cluster = Cluster::running();
+    {
+        let _cluster_wide = cluster.exclusive();
+        cluster.install_crds();
+    }
+    // The controller's namespace does not exist (yet); the real apiserver refuses a Lease
+    // there by itself. The admin runs the controller: no RoleBinding can exist in a missing
+    // namespace, and the point is the apiserver's 404, not RBAC's 403.
+    let missing = cluster.namespace_to_create("lease-missing");
+    let client = cluster.client(None).await;
+    let args = ControllerArgs {
+        namespace: missing.name.clone(),
+        watch_namespace: Some(missing.name.clone()),
+        ..test_args("replica-a")
+    };
+    let controller = InProcessController::start(client.clone(), args).await;
 
     // Not ready, and the readiness answer says which namespace is missing and how to fix it.
     let deadline = Instant::now() + Duration::from_secs(10);
     let answer = loop {
         let (code, body) = http_get(controller.telemetry, "/readyz").await;
-        if code == 503 && body.contains("ebb-system") {
+        if code == 503 && body.contains(&missing.name) {
             break body;
         }
         assert!(
@@ -802,40 +917,38 @@ async fn a_missing_lease_namespace_is_named_with_its_fix_and_the_controller_lead
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let fix = format!("kubectl create namespace {}", missing.name);
     assert!(
-        answer.contains("kubectl create namespace ebb-system") && answer.contains("--namespace"),
+        answer.contains(&fix) && answer.contains("--namespace"),
         "{answer}"
     );
     // At error level, with the same fix, and once: it keeps retrying quietly.
     let text = logs.text();
     let errors: Vec<&str> = text
         .lines()
-        .filter(|line| line.contains("ERROR") && line.contains("ebb-system"))
+        .filter(|line| line.contains("ERROR") && line.contains(&missing.name))
         .collect();
     assert_eq!(errors.len(), 1, "{text}");
-    assert!(
-        errors[0].contains("kubectl create namespace ebb-system"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].contains(&fix), "{}", errors[0]);
 
     // Once the namespace exists, the retries take the lease and the replica is ready.
-    server
-        .create(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "ebb-system"}}))
-        .unwrap();
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": missing.name}})).unwrap();
+    Api::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the namespace");
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client, &missing.name);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let holder = server
-            .get(
-                "coordination.k8s.io/v1",
-                "Lease",
-                "ebb-system",
-                "ebb-controller",
-            )
-            .map(|lease| lease["spec"]["holderIdentity"].clone());
+        let lease = leases
+            .get_opt("ebb-controller")
+            .await
+            .expect("read the Lease");
+        let holder = lease.and_then(|lease| lease.spec?.holder_identity);
         let (code, _) = http_get(controller.telemetry, "/readyz").await;
-        if holder == Some(json!("replica-a")) && code == 200 {
+        if holder.as_deref() == Some("replica-a") && code == 200 {
             break;
         }
         assert!(
