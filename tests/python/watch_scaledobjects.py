@@ -32,7 +32,9 @@ def watch_sees_status_change(api, namespace):
         "apiVersion": "ebb.dev/v1alpha1",
         "kind": "ScaledObject",
         "metadata": {"name": "watched"},
-        "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": []},
+        # No controller serves this namespace: the trigger is never called.
+        "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": [
+            {"type": "external", "metadata": {"scalerAddress": "127.0.0.1:9", "value": "1"}}]},
     }
     created = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     if created["spec"].get("maxReplicaCount") != 100:
