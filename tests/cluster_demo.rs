@@ -13,8 +13,9 @@
 //!   after a second (the stand-in's annotations); a backlog of 7 gives 7 Jobs, the history
 //!   limit prunes the oldest, and the garbage collector deletes their Pods.
 //!
-//! The controller runs in the test process (`tests/in_process_controller`), as the admin, in
-//! a namespace of its own: its Lease there, watching only there.
+//! The controller runs in the test process (`tests/in_process_controller`) as a
+//! ServiceAccount with `deploy/`'s RBAC, in a namespace of its own: its Lease there, watching
+//! only there. A request the authorizer refuses fails the test.
 
 mod in_process_controller;
 mod real_clients;
@@ -34,12 +35,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use in_process_controller::{InProcessController, test_args};
-use real_clients::cluster::Cluster;
+use real_clients::cluster::{AuditMark, Cluster};
 
 /// The broker's URL (guest works on loopback only, which is where everything here runs).
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// The admin's user name in the audit log (the admin certificate's CN, `scripts/cluster.sh`).
-const ADMIN_USER: &str = "ebb-admin";
 /// kube-controller-manager's garbage collector as the audit log names it.
 const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
 /// A Running consumer Pod takes one message per period: the quickstart worker's pace
@@ -167,25 +166,41 @@ fn rabbitmq_scaler() -> (support::KillOnDrop, String) {
     (child, address)
 }
 
-/// The controller, as the admin, for `namespace` alone (its Lease there, watching only
-/// there), with `type: rabbitmq` triggers calling `scaler` (the chart's `--scaler` registry);
-/// and a client for the test's own reads.
-async fn controller_in(
-    cluster: &Cluster,
-    namespace: &str,
-    scaler: &str,
-) -> (InProcessController, kube::Client) {
-    let client = cluster.client(None).await;
-    let args = ebb::kubernetes::ControllerArgs {
-        namespace: namespace.to_owned(),
-        watch_namespace: Some(namespace.to_owned()),
-        scalers: vec![format!("rabbitmq={scaler}")],
-        ..test_args("demo")
-    };
-    (
-        InProcessController::start(client.clone(), args).await,
-        client,
-    )
+/// The controller as ServiceAccount `ebb-controller` of `namespace` with `deploy/`'s RBAC
+/// (so the real authorizer checks its every request), for `namespace` alone (its Lease
+/// there, watching only there), with `type: rabbitmq` triggers calling `scaler` (the chart's
+/// `--scaler` registry).
+struct Controller {
+    running: InProcessController,
+    /// The controller's user in the audit log.
+    user: String,
+    /// Where the audit log stood before it started.
+    mark: AuditMark,
+}
+
+impl Controller {
+    async fn start(cluster: &Cluster, namespace: &str, scaler: &str) -> Self {
+        let account = cluster.controller_account(namespace);
+        let mark = cluster.audit_mark();
+        let args = ebb::kubernetes::ControllerArgs {
+            namespace: namespace.to_owned(),
+            watch_namespace: Some(namespace.to_owned()),
+            scalers: vec![format!("rabbitmq={scaler}")],
+            ..test_args("demo")
+        };
+        let client = cluster.client(Some(&account.kubeconfig)).await;
+        Self {
+            running: InProcessController::start(client, args).await,
+            user: account.user,
+            mark,
+        }
+    }
+
+    /// Stops it; fails the test if the authorizer refused any of its requests.
+    async fn stop(self, cluster: &Cluster) {
+        self.running.stop().await;
+        cluster.assert_nothing_forbidden(&self.mark, &self.user);
+    }
 }
 
 fn install_crds(cluster: &Cluster) {
@@ -405,8 +420,9 @@ async fn seed_demo_scales_a_rabbitmq_consumer_deployment_0_to_20_to_0_through_th
     let (_scaler, scaler_address) = rabbitmq_scaler();
     apply(&cluster, ns, &consumer_deployment(&queue.name));
     apply(&cluster, ns, &seed_scaled_object(&queue.name));
-    let (controller, client) = controller_in(&cluster, ns, &scaler_address).await;
+    let controller = Controller::start(&cluster, ns, &scaler_address).await;
     wait_ready(&cluster, ns, "scaledobject/orders");
+    let client = cluster.client(None).await;
 
     let mut drain = Drain {
         client: &client,
@@ -435,7 +451,7 @@ async fn seed_demo_scales_a_rabbitmq_consumer_deployment_0_to_20_to_0_through_th
             scale.settled_at(0)
         })
         .await;
-    controller.stop().await;
+    controller.stop(&cluster).await;
 
     let timeline = &drain.timeline;
     for scale in timeline {
@@ -716,6 +732,7 @@ fn audited(
 fn assert_pruned_through_the_garbage_collector(
     cluster: &Cluster,
     namespace: &str,
+    ebb_user: &str,
     watch: &JobWatch,
 ) {
     let pruned = watch.gone();
@@ -738,11 +755,11 @@ fn assert_pruned_through_the_garbage_collector(
             .all(|phase| phase == "Succeeded"),
         "{watch:#?}"
     );
-    let deleted_jobs: BTreeSet<String> = audited(cluster, ADMIN_USER, "delete", namespace, "jobs")
+    let deleted_jobs: BTreeSet<String> = audited(cluster, ebb_user, "delete", namespace, "jobs")
         .into_iter()
         .collect();
     assert_eq!(deleted_jobs, pruned);
-    assert!(audited(cluster, ADMIN_USER, "delete", namespace, "pods").is_empty());
+    assert!(audited(cluster, ebb_user, "delete", namespace, "pods").is_empty());
     let pruned_pods = watch.pods_of(&pruned);
     assert_eq!(pruned_pods.len(), 5, "one Pod per Job: {watch:#?}");
     support::wait_for(
@@ -766,8 +783,9 @@ async fn seed_scaled_job_runs_7_real_jobs_for_7_messages_and_history_pruning_fre
     let ns = namespace.name.as_str();
     let (_scaler, scaler_address) = rabbitmq_scaler();
     apply(&cluster, ns, &seed_scaled_job(&queue.name));
-    let (controller, client) = controller_in(&cluster, ns, &scaler_address).await;
+    let controller = Controller::start(&cluster, ns, &scaler_address).await;
     wait_ready(&cluster, ns, "scaledjob/orders-job");
+    let client = cluster.client(None).await;
 
     let mut changes = changes(&client, ns);
     let mut watch = JobWatch::default();
@@ -787,7 +805,7 @@ async fn seed_scaled_job_runs_7_real_jobs_for_7_messages_and_history_pruning_fre
     assert!(watch.empty_handed.is_empty(), "{watch:#?}");
     assert_eq!(watch.took.len(), 7, "each Job's Pod took one message");
     assert_eq!(queue.ready(), 0);
-    assert_pruned_through_the_garbage_collector(&cluster, ns, &watch);
+    assert_pruned_through_the_garbage_collector(&cluster, ns, &controller.user, &watch);
 
     // One more message: exactly one more Job. It is created at a poll after the 7 finished,
     // so no Job beyond those 7 came before it.
@@ -801,11 +819,11 @@ async fn seed_scaled_job_runs_7_real_jobs_for_7_messages_and_history_pruning_fre
         )
         .await;
     assert_eq!(
-        audited(&cluster, ADMIN_USER, "create", ns, "jobs").len(),
+        audited(&cluster, &controller.user, "create", ns, "jobs").len(),
         8,
         "7 Jobs for 7 messages, then 1 for 1"
     );
     assert_eq!(watch.jobs.len(), 8, "{watch:#?}");
     assert!(watch.empty_handed.is_empty(), "{watch:#?}");
-    controller.stop().await;
+    controller.stop(&cluster).await;
 }

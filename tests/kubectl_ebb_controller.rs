@@ -1,7 +1,8 @@
 //! End to end with every part a separate process: the real control plane
-//! (`scripts/cluster.sh`), `ebb controller` with the admin kubeconfig, a KEDA-protocol
-//! external scaler written in Python (`examples/python-scaler/scaler.py --keda-only`, whose
-//! value is the number of files in a spool directory), and kubectl. With target 5, 12 files
+//! (`scripts/cluster.sh`), `ebb controller` as a ServiceAccount with `deploy/`'s RBAC (a
+//! request the authorizer refuses fails the test), a KEDA-protocol external scaler written
+//! in Python (`examples/python-scaler/scaler.py --keda-only`, whose value is the number of
+//! files in a spool directory), and kubectl. With target 5, 12 files
 //! scale the Deployment 0 -> 3, and emptying the directory scales it back to 0;
 //! `kubectl get deployment` shows each step, and the real Deployment and ReplicaSet
 //! controllers, the scheduler and the kubelet stand-in bring the Pods up and down with it.
@@ -135,6 +136,8 @@ fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kub
     std::fs::write(&manifest, scaled_object(&scaler.address, &spool)).expect("write manifest");
     kubectl.ok(&["apply", "-f", &manifest.to_string_lossy()]);
 
+    let account = cluster.controller_account(&namespace.name);
+    let mark = cluster.audit_mark();
     let log = cluster.dir().join("controller.log");
     let controller = Command::new(support::binary("ebb", "ebb"))
         .args(["controller", "--namespace", &namespace.name])
@@ -148,13 +151,13 @@ fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kub
             "info",
         ])
         .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
+        .arg(&account.kubeconfig)
         .env_remove("KUBECONFIG")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("spawn ebb controller");
-    let _controller = support::KillOnDrop(controller);
+    let controller = support::KillOnDrop(controller);
 
     let waited = cluster.kubectl(&[
         "-n",
@@ -225,4 +228,6 @@ fn ebb_controller_process_scales_a_deployment_zero_to_three_and_back_through_kub
     kubectl.wait_ready_column("0/0", &log);
     // The stand-in finishes the graceful deletes: no Pod is left at all.
     kubectl.wait_running_pods(0, &log);
+    drop(controller);
+    cluster.assert_nothing_forbidden(&mark, &account.user);
 }
