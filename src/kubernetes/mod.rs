@@ -16,6 +16,7 @@
 //! - [`crd`]: `ebb crd`.
 
 pub mod adopt;
+mod cel_rules;
 pub mod conflict;
 pub mod controller;
 pub mod crd;

@@ -14,6 +14,7 @@
 mod auth;
 mod behavior;
 pub mod load;
+pub(crate) mod messages;
 mod modifiers;
 mod names;
 mod pause;

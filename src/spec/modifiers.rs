@@ -1,8 +1,9 @@
 //! Validation of `advanced.scalingModifiers` and `fallback.behavior: scalingModifiers`, shared
 //! by both hosts through [`super::validate_spec`].
 
+use super::messages;
 use super::scaled_object::{FallbackBehavior, ScaledObjectSpec};
-use super::validate::ValidationProblem;
+use super::validate::{ValidationProblem, quoted};
 use crate::scaling::{FORMULA_NAME, Formula, scaling_modifiers};
 
 const BASE: &str = "spec.advanced.scalingModifiers";
@@ -21,7 +22,7 @@ pub(crate) fn validate_modifiers(spec: &ScaledObjectSpec) -> Vec<ValidationProbl
         problems.push(ValidationProblem::new(
             "spec.fallback.behavior",
             "InvalidFallback",
-            "behavior scalingModifiers needs advanced.scalingModifiers.formula",
+            messages::FALLBACK_WITHOUT_FORMULA.text(),
         ));
     }
     let Some(modifiers) = modifiers else {
@@ -38,12 +39,12 @@ pub(crate) fn validate_modifiers(spec: &ScaledObjectSpec) -> Vec<ValidationProbl
         None => problem(
             "target",
             "InvalidScalingModifiers",
-            "required: the value of the formula one replica handles".to_owned(),
+            messages::MODIFIERS_TARGET_REQUIRED.text(),
         ),
         Some(target) if !target.value().is_some_and(|value| value > 0.0) => problem(
             "target",
             "InvalidScalingModifiers",
-            format!("must be a number above 0, got {:?}", target.0),
+            messages::MODIFIERS_TARGET_NOT_POSITIVE.fill(&[("value", &quoted(&target.0))]),
         ),
         Some(_) => {}
     }
@@ -53,14 +54,14 @@ pub(crate) fn validate_modifiers(spec: &ScaledObjectSpec) -> Vec<ValidationProbl
         problem(
             "activationTarget",
             "InvalidScalingModifiers",
-            format!("must be a number of at least 0, got {:?}", activation.0),
+            messages::MODIFIERS_ACTIVATION_NEGATIVE.fill(&[("value", &quoted(&activation.0))]),
         );
     }
     let Some(text) = formula_text else {
         problem(
             "formula",
             "InvalidFormula",
-            "required when scalingModifiers is set".to_owned(),
+            messages::FORMULA_REQUIRED.text(),
         );
         return problems;
     };
@@ -106,17 +107,13 @@ pub(crate) fn validate_modifiers(spec: &ScaledObjectSpec) -> Vec<ValidationProbl
             problems.push(ValidationProblem::new(
                 format!("spec.triggers[{index}].name"),
                 "MissingTriggerName",
-                "every trigger needs a name when advanced.scalingModifiers.formula is set: \
-                 the formula refers to triggers by name",
+                messages::TRIGGER_NEEDS_NAME.text(),
             ));
         } else if name == FORMULA_NAME {
             problems.push(ValidationProblem::new(
                 format!("spec.triggers[{index}].name"),
                 "InvalidTriggerName",
-                format!(
-                    "{FORMULA_NAME:?} is the composite metric's name while \
-                     advanced.scalingModifiers.formula is set; rename the trigger"
-                ),
+                messages::TRIGGER_NAMED_FORMULA.fill(&[("name", &quoted(FORMULA_NAME))]),
             ));
         }
     }

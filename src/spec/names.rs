@@ -2,7 +2,7 @@
 //! them, so an escape sequence or a newline in a name is refused before anything prints it.
 
 /// Longest trigger name (a Kubernetes label value's limit, so it fits anywhere).
-const TRIGGER_NAME_MAX: usize = 63;
+const TRIGGER_NAME_MAX: usize = super::messages::MAX_TRIGGER_NAME;
 
 /// Checks an object name as a DNS-1123 subdomain: lowercase letters, digits, `-` and `.`,
 /// starting and ending with a letter or digit, at most 253 characters.
@@ -39,10 +39,8 @@ pub fn check_trigger_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "{name:?} is not a valid trigger name: letters, digits, '-', '_' and '.', starting \
-             with a letter or digit, at most {TRIGGER_NAME_MAX} characters"
-        ))
+        Err(super::messages::INVALID_TRIGGER_NAME
+            .fill(&[("name", &format!("{name:?}")), ("max", &TRIGGER_NAME_MAX)]))
     }
 }
 

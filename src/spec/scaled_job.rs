@@ -287,9 +287,9 @@ impl ScaledJobSpec {
         };
         match text.trim().parse::<f64>() {
             Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
-            _ => Err(format!(
-                "expected a number >= 0 such as \"0.5\", got {text:?}"
-            )),
+            _ => {
+                Err(super::messages::JOB_RUNNING_PERCENTAGE.fill(&[("text", &format!("{text:?}"))]))
+            }
         }
     }
 
@@ -335,18 +335,15 @@ impl ScaledJobSpec {
             problems.push(ValidationProblem::new(
                 "spec.minReplicaCount",
                 "MinAboveMax",
-                format!(
-                    "minReplicaCount {} is above maxReplicaCount {}",
-                    self.min_replicas(),
-                    self.max_replicas()
-                ),
+                super::messages::MIN_ABOVE_MAX
+                    .fill(&[("min", &self.min_replicas()), ("max", &self.max_replicas())]),
             ));
         }
         if self.polling_interval == Some(0) {
             problems.push(ValidationProblem::new(
                 "spec.pollingInterval",
                 "InvalidPollingInterval",
-                "pollingInterval must be at least 1 (seconds)",
+                super::messages::JOB_POLLING_INTERVAL_TOO_SMALL.text(),
             ));
         }
         if let Err(message) = self.running_percentage() {
@@ -360,14 +357,14 @@ impl ScaledJobSpec {
             problems.push(ValidationProblem::new(
                 "spec.jobTargetRef.template.spec.containers",
                 "MissingContainer",
-                "the Job template needs at least one container",
+                super::messages::JOB_MISSING_CONTAINER.text(),
             ));
         }
         if self.triggers.is_empty() {
             problems.push(ValidationProblem::new(
                 "spec.triggers",
                 "NoTriggers",
-                "a ScaledJob needs at least one trigger",
+                super::messages::JOB_NO_TRIGGERS.text(),
             ));
         }
         problems.extend(super::validate::validate_triggers(&self.triggers));

@@ -374,7 +374,7 @@ fn native_endpoint(name: &str, scaler: &ScalerRef) -> Result<ScalerEndpoint, End
     if timeout.is_zero() {
         return Err(invalid(
             "scaler.timeout",
-            "must be greater than 0".to_owned(),
+            super::messages::GREATER_THAN_ZERO.text(),
         ));
     }
     let tls = match &scaler.tls {
@@ -383,13 +383,13 @@ fn native_endpoint(name: &str, scaler: &ScalerRef) -> Result<ScalerEndpoint, End
             if tls.ca_secret_ref.is_some() && tls.ca_file.is_some() {
                 return Err(invalid(
                     "scaler.tls.caFile",
-                    "give caSecretRef or caFile, not both".to_owned(),
+                    super::messages::CA_TWICE.text(),
                 ));
             }
             if tls.cert_file.is_some() != tls.key_file.is_some() {
                 return Err(invalid(
                     "scaler.tls.certFile",
-                    "certFile and keyFile must be given together".to_owned(),
+                    super::messages::CERT_WITHOUT_KEY.text(),
                 ));
             }
             let ca = tls
@@ -431,7 +431,7 @@ fn native_endpoint(name: &str, scaler: &ScalerRef) -> Result<ScalerEndpoint, End
     if address.starts_with("https://") && tls.is_none() {
         return Err(invalid(
             "scaler.address",
-            "https:// address needs a `scaler.tls` block (it may be empty: `tls: {}`)".to_owned(),
+            super::messages::HTTPS_WITHOUT_TLS.text(),
         ));
     }
     Ok(ScalerEndpoint {

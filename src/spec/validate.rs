@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::behavior::ScalingRules;
+use super::messages;
 use super::scaled_object::{ScaledObject, ScaledObjectSpec};
 use super::trigger::{EndpointError, Trigger};
 
@@ -67,14 +68,14 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
         problem(
             "scaleTargetRef.name",
             "MissingTargetName",
-            "the name of the workload to scale is required".to_owned(),
+            messages::MISSING_TARGET_NAME.text(),
         );
     }
     if spec.polling_interval == Some(0) {
         problem(
             "pollingInterval",
             "PollingIntervalTooSmall",
-            "must be at least 1 second".to_owned(),
+            messages::POLLING_INTERVAL_TOO_SMALL.text(),
         );
     }
     let (min, max) = (spec.min_replicas(), spec.max_replicas());
@@ -82,14 +83,14 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
         problem(
             "maxReplicaCount",
             "MaxIsZero",
-            "must be at least 1".to_owned(),
+            messages::AT_LEAST_ONE.text(),
         );
     }
     if min > max {
         problem(
             "minReplicaCount",
             "MinAboveMax",
-            format!("minReplicaCount {min} is above maxReplicaCount {max}"),
+            messages::MIN_ABOVE_MAX.fill(&[("min", &min), ("max", &max)]),
         );
     }
     if let Some(idle) = spec.idle_replica_count
@@ -98,7 +99,7 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
         problem(
             "idleReplicaCount",
             "IdleNotBelowMin",
-            format!("idleReplicaCount {idle} must be below minReplicaCount {min}"),
+            messages::IDLE_NOT_BELOW_MIN.fill(&[("idle", &idle), ("min", &min)]),
         );
     }
     if let Some(fallback) = &spec.fallback {
@@ -106,17 +107,15 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
             problem(
                 "fallback.failureThreshold",
                 "InvalidFallback",
-                "must be at least 1".to_owned(),
+                messages::AT_LEAST_ONE.text(),
             );
         }
         if fallback.replicas > max {
             problem(
                 "fallback.replicas",
                 "InvalidFallback",
-                format!(
-                    "fallback replicas {} exceed maxReplicaCount {max}",
-                    fallback.replicas
-                ),
+                messages::FALLBACK_ABOVE_MAX
+                    .fill(&[("replicas", &fallback.replicas), ("max", &max)]),
             );
         }
     }
@@ -131,11 +130,7 @@ pub fn validate_spec(spec: &ScaledObjectSpec) -> Vec<ValidationProblem> {
         }
     }
     if spec.triggers.is_empty() {
-        problem(
-            "triggers",
-            "NoTriggers",
-            "at least one trigger is required".to_owned(),
-        );
+        problem("triggers", "NoTriggers", messages::NO_TRIGGERS.text());
     }
     problems.extend(validate_triggers(&spec.triggers));
     problems.extend(super::modifiers::validate_modifiers(spec));
@@ -153,6 +148,14 @@ pub(crate) fn validate_triggers(triggers: &[Trigger]) -> Vec<ValidationProblem> 
             message,
         ));
     };
+    if triggers.len() > messages::MAX_TRIGGERS {
+        problem(
+            "triggers",
+            "TooManyTriggers",
+            messages::TOO_MANY_TRIGGERS
+                .fill(&[("count", &triggers.len()), ("max", &messages::MAX_TRIGGERS)]),
+        );
+    }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (index, trigger) in triggers.iter().enumerate() {
         let name = trigger.effective_name(index);
@@ -168,7 +171,8 @@ pub(crate) fn validate_triggers(triggers: &[Trigger]) -> Vec<ValidationProblem> 
             problem(
                 &format!("triggers[{index}].name"),
                 "DuplicateTriggerName",
-                format!("trigger name {name:?} is already used by triggers[{first}]"),
+                messages::DUPLICATE_TRIGGER_NAME
+                    .fill(&[("name", &quoted(&name)), ("first", &first)]),
             );
         }
         if let Some(auth) = &trigger.authentication_ref
@@ -177,7 +181,7 @@ pub(crate) fn validate_triggers(triggers: &[Trigger]) -> Vec<ValidationProblem> 
             problem(
                 &format!("triggers[{index}].authenticationRef.name"),
                 "MissingAuthenticationName",
-                "the name of the ScalerAuthentication is required".to_owned(),
+                messages::MISSING_AUTHENTICATION_NAME.text(),
             );
         }
         // A typed trigger without an address calls the scaler registered for its type; the
@@ -200,9 +204,7 @@ pub(crate) fn validate_triggers(triggers: &[Trigger]) -> Vec<ValidationProblem> 
                 problem(
                     &field,
                     "MissingScalerAddress",
-                    format!(
-                        "trigger {name:?} needs a scaler address: set scaler.address, or use type external with metadata.scalerAddress"
-                    ),
+                    messages::MISSING_SCALER_ADDRESS.fill(&[("name", &quoted(&name))]),
                 );
             }
             Err(EndpointError::InvalidField { field, message, .. }) => problem(
@@ -215,6 +217,11 @@ pub(crate) fn validate_triggers(triggers: &[Trigger]) -> Vec<ValidationProblem> 
     problems
 }
 
+/// A name as messages quote it (Rust's debug form: escapes instead of control characters).
+pub(crate) fn quoted(name: &str) -> String {
+    format!("{name:?}")
+}
+
 fn check_rules(
     direction: &str,
     rules: &ScalingRules,
@@ -222,12 +229,15 @@ fn check_rules(
 ) {
     let base = format!("advanced.horizontalPodAutoscalerConfig.behavior.{direction}");
     if let Some(window) = rules.stabilization_window_seconds
-        && window > 3600
+        && window > messages::MAX_STABILIZATION_WINDOW_SECONDS
     {
         problem(
             &format!("{base}.stabilizationWindowSeconds"),
             "InvalidBehavior",
-            format!("{window} is above the maximum of 3600 seconds"),
+            messages::WINDOW_TOO_LONG.fill(&[
+                ("window", &window),
+                ("max", &messages::MAX_STABILIZATION_WINDOW_SECONDS),
+            ]),
         );
     }
     for (index, policy) in rules.policies.iter().flatten().enumerate() {
@@ -235,14 +245,18 @@ fn check_rules(
             problem(
                 &format!("{base}.policies[{index}].value"),
                 "InvalidBehavior",
-                "must be greater than 0".to_owned(),
+                messages::GREATER_THAN_ZERO.text(),
             );
         }
-        if policy.period_seconds == 0 || policy.period_seconds > 1800 {
+        if policy.period_seconds == 0 || policy.period_seconds > messages::MAX_POLICY_PERIOD_SECONDS
+        {
             problem(
                 &format!("{base}.policies[{index}].periodSeconds"),
                 "InvalidBehavior",
-                format!("{} is outside 1..=1800", policy.period_seconds),
+                messages::POLICY_PERIOD_OUT_OF_RANGE.fill(&[
+                    ("period", &policy.period_seconds),
+                    ("max", &messages::MAX_POLICY_PERIOD_SECONDS),
+                ]),
             );
         }
     }
