@@ -397,26 +397,3 @@ impl Cluster {
         child.wait_with_output().expect("wait for kubectl")
     }
 }
-
-impl Cluster {
-    /// Runs kubectl with `args` as the admin, `input` on its stdin (`-f -`).
-    pub fn kubectl_with_input(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(super::kubectl())
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .current_dir(support::workspace_root())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        child
-            .stdin
-            .take()
-            .expect("kubectl's stdin")
-            .write_all(input.as_bytes())
-            .expect("write kubectl's stdin");
-        child.wait_with_output().expect("wait for kubectl")
-    }
-}
