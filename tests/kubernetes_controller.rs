@@ -93,14 +93,22 @@ impl Apps {
 
     /// Creates `object` (its `apiVersion` and `kind` say where) in this namespace.
     async fn create(&self, object: Value) {
+        if let Err(error) = self.try_create(object).await {
+            panic!("{error}");
+        }
+    }
+
+    /// Creates `object`; the apiserver's refusal as text.
+    async fn try_create(&self, object: Value) -> Result<(), String> {
         let api = self.api(
             object["apiVersion"].as_str().expect("apiVersion"),
             object["kind"].as_str().expect("kind"),
         );
         let object: DynamicObject = serde_json::from_value(object).expect("an object");
-        if let Err(error) = api.create(&PostParams::default(), &object).await {
-            panic!("create {:?}: {error}", object.metadata.name);
-        }
+        api.create(&PostParams::default(), &object)
+            .await
+            .map(drop)
+            .map_err(|error| format!("create {:?}: {error}", object.metadata.name))
     }
 
     async fn get(&self, api_version: &str, kind: &str, name: &str) -> Option<Value> {
@@ -405,10 +413,28 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
     apps.create(deployment("web", 1, json!([]))).await;
     let trigger = |metadata: Value| json!([{"name": "t", "scaler": {"address": address}, "metadata": metadata}]);
     let controller = apps.controller("replica-a").await;
+    // min > max never reaches the controller: the CRD's CEL rule refuses it at the door, in
+    // the words ebb's own validation uses (tests/kubernetes_cel.rs covers every rule).
+    let refused = apps
+        .try_create(scaled_object(
+            "min-above-max",
+            json!({
+                "scaleTargetRef": {"name": "web"}, "minReplicaCount": 5, "maxReplicaCount": 2,
+                "triggers": trigger(json!({"value": "1"}))
+            }),
+        ))
+        .await
+        .expect_err("the apiserver refuses min > max");
+    assert!(
+        refused.contains("minReplicaCount 5 is above maxReplicaCount 2"),
+        "{refused}"
+    );
+    // A formula that does not parse: no schema can say so, so the controller must.
     apps.create(scaled_object(
-        "min-above-max",
+        "bad-formula",
         json!({
-            "scaleTargetRef": {"name": "web"}, "minReplicaCount": 5, "maxReplicaCount": 2,
+            "scaleTargetRef": {"name": "web"},
+            "advanced": {"scalingModifiers": {"formula": "max(t, t", "target": "5"}},
             "triggers": trigger(json!({"value": "1"}))
         }),
     ))
@@ -439,7 +465,7 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
     })))
     .await;
     for (name, reason) in [
-        ("min-above-max", "MinAboveMax"),
+        ("bad-formula", "InvalidFormula"),
         ("undecodable", "InvalidObject"),
         ("bad-metadata", "InvalidMetadata"),
         ("bad-address", "InvalidScalerAddress"),
@@ -476,7 +502,7 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
         "the message names the field: {message}"
     );
     // The watch survived: a good object created afterwards runs, and nothing was scaled.
-    // (Its own target: "web" is claimed by the elder min-above-max, valid or not.)
+    // (Its own target: "web" is claimed by the elder bad-formula, valid or not.)
     apps.create(deployment("web-good", 1, json!([]))).await;
     apps.create(scaled_object(
         "good",
@@ -495,18 +521,18 @@ async fn bad_objects_get_ready_false_and_the_watch_goes_on() {
     // Fixing the bad object makes it run.
     apps.api("ebb.dev/v1alpha1", "ScaledObject")
         .patch(
-            "min-above-max",
+            "bad-formula",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"minReplicaCount": 1}})),
+            &Patch::Merge(
+                json!({"spec": {"advanced": {"scalingModifiers": {"formula": "max(t, t)"}}}}),
+            ),
         )
         .await
-        .expect("fix min-above-max");
+        .expect("fix bad-formula");
     eventually(
         Duration::from_secs(30),
         "fixed object Ready=True",
-        async || {
-            condition(&apps.scaled("min-above-max").await, "Ready").filter(|(s, _)| s == "True")
-        },
+        async || condition(&apps.scaled("bad-formula").await, "Ready").filter(|(s, _)| s == "True"),
     )
     .await;
     controller.stop().await;
