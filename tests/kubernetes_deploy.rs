@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use ebb::kubernetes::{ClusterScalerAuthentication, ScalerAuthentication, crd_files};
 use ebb::spec::ScaledObject;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
@@ -98,6 +101,12 @@ fn check_document(document: &Value) -> Vec<String> {
         }
         ("ebb.dev/v1alpha1", "ClusterScalerAuthentication") => {
             round_trip::<ClusterScalerAuthentication>(document)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            round_trip::<ValidatingAdmissionPolicy>(document)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            round_trip::<ValidatingAdmissionPolicyBinding>(document)
         }
         ("kustomize.config.k8s.io/v1beta1", "Kustomization") => return Vec::new(),
         _ => return vec![format!("unknown apiVersion/kind {api_version}/{kind}")],
