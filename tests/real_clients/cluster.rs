@@ -93,24 +93,12 @@ impl Cluster {
 
     /// Runs kubectl with `args` as the admin.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(super::kubectl())
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .current_dir(support::workspace_root())
-            .output()
-            .expect("run kubectl")
+        super::kubectl_with(&self.kubeconfig(), args)
     }
 
     /// Runs kubectl and returns its stdout, failing the test when it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(
-            output.status.success(),
-            "kubectl {} failed: {}",
-            args.join(" "),
-            super::text(&output)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        super::kubectl_ok_with(&self.kubeconfig(), args)
     }
 
     /// Runs a script from `tests/python` with the venv's Python and the admin kubeconfig.

@@ -84,25 +84,12 @@ impl FakeApiProcess {
 
     /// Runs kubectl with `args` against this server.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(kubectl())
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .current_dir(support::workspace_root())
-            .output()
-            .expect("run kubectl")
+        kubectl_with(&self.kubeconfig(), args)
     }
 
     /// Runs kubectl and returns its stdout, failing the test when it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(
-            output.status.success(),
-            "kubectl {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        kubectl_ok_with(&self.kubeconfig(), args)
     }
 
     /// Runs a Python script from `tests/python` with the venv's Python, the kubeconfig in
@@ -116,6 +103,28 @@ impl FakeApiProcess {
             .output()
             .expect("run the venv's Python")
     }
+}
+
+/// Runs kubectl with `args` against the API server `kubeconfig` names.
+pub fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(kubectl())
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .current_dir(support::workspace_root())
+        .output()
+        .expect("run kubectl")
+}
+
+/// Runs kubectl and returns its stdout, failing the test (with both outputs) when it fails.
+pub fn kubectl_ok_with(kubeconfig: &Path, args: &[&str]) -> String {
+    let output = kubectl_with(kubeconfig, args);
+    assert!(
+        output.status.success(),
+        "kubectl {} failed: {}",
+        args.join(" "),
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// kubectl from `PATH`; its absence fails the test.
